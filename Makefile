@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine:
+#   make demo   create .venv, install, run the demo on bundled defaults
+#   make test   create .venv, install, run ruff and the default test suite
+# Set-up is idempotent: the install re-runs only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+# CPU wheel by default; GPU users override, e.g. make test TORCH_SPEC="torch==2.13.0 --index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.torchworks-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow demo lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+demo: install
+	$(VENV)/bin/torchworks data path fashion_mnist --download
+	$(VENV)/bin/torchworks train configs/fashion_mlp.yaml --threads 2 \
+		--set trainer.max_steps=600 --set task.total_steps=600 --out runs/demo/fashion_mlp
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,32 @@
+"""``torchworks data {list,path,verify}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run(args: argparse.Namespace) -> int:
+    import torchworks.data as data
+
+    if args.data_verb == "list":
+        for spec in data.list_datasets():
+            try:
+                where = str(data.dataset_path(spec.name, data_dir=args.data_dir))
+            except FileNotFoundError:
+                where = f"(not found; `torchworks data path {spec.name} --download`)"
+            print(f"{spec.name:28s} {spec.license[:28]:28s} {where}")
+        return 0
+    if args.data_verb == "path":
+        print(data.dataset_path(args.name, data_dir=args.data_dir, download=args.download))
+        return 0
+    if args.data_verb == "verify":
+        bad = 0
+        for path, ok, detail in data.verify(args.name, data_dir=args.data_dir):
+            bad += not ok
+            print(f"{'ok ' if ok else 'BAD'} {path}  {detail}".rstrip())
+        if bad:
+            print(f"torchworks data verify: {bad} file(s) failed", file=sys.stderr)
+            return 1
+        return 0
+    raise ValueError(f"unknown data action {args.data_verb!r}")

@@ -1,0 +1,129 @@
+"""``torchworks`` entry point: argument parsing and error reporting, nothing heavy at import.
+
+``torchworks --help`` must stay fast, so this module imports only the standard library; each verb's
+implementation lives in its own module and is imported after the verb is chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+VERSION = "0.1.0"
+EXIT_USER_ERROR = 2
+
+DESCRIPTION = """\
+torchworks: inpainting, knowledge distillation, camera geometry, LSTMs and transformers
+on one PyTorch training engine. Everything runs offline on a CPU.
+
+examples:
+  torchworks train configs/fashion_mlp.yaml --set trainer.max_steps=500
+  torchworks train configs/fashion_mlp.yaml --resume runs/fashion_mlp/checkpoints/last.ckpt
+  torchworks eval configs/fashion_mlp.yaml --ckpt runs/fashion_mlp/checkpoints/best.ckpt
+  torchworks list models 'fashion_*'
+  torchworks data verify fashion_mnist
+"""
+
+LIST_KINDS = ("models", "losses", "distill_losses", "datasets", "tasks", "masks", "inpainters")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (verbs and their options)."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="torchworks", description=DESCRIPTION, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"torchworks {VERSION}")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", title="verbs")
+
+    t = sub.add_parser("train", help="train a task from a YAML config", formatter_class=fmt,
+                       description="Train the task a YAML config describes, on the shared engine. Writes "
+                       "metrics.csv, curves.png and checkpoints/ (last, best, every N steps) under the run's "
+                       "out_dir.")
+    t.add_argument("config", help="YAML recipe, e.g. configs/fashion_mlp.yaml")
+    _add_common(t)
+    t.add_argument("--resume", metavar="CKPT", help="continue exactly from a checkpoint (same next-step loss)")
+    t.add_argument("--out", metavar="DIR", help="output directory (default: the config's out_dir)")
+    t.add_argument("--devices", type=int, help="number of processes/devices (e.g. 2 with --strategy ddp)")
+    t.add_argument("--strategy", choices=("auto", "ddp"), help="distribution strategy (ddp runs on CPU with gloo)")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on the task's test (or validation) set",
+                       description="Rebuild the config's task, load the checkpoint's weights and report metrics "
+                       "on the held-out test set (or the validation set when the task has none).")
+    e.add_argument("config", help="the YAML recipe the checkpoint was trained with")
+    e.add_argument("--ckpt", required=True, help="checkpoint file (e.g. runs/x/checkpoints/best.ckpt)")
+    _add_common(e)
+
+    ls = sub.add_parser("list", help="list registered names (models, losses, datasets, tasks, ...)",
+                        description="List the names registered of one kind, optionally filtered by a "
+                        "shell pattern ('relama_*') or a substring.")
+    ls.add_argument("kind", choices=LIST_KINDS)
+    ls.add_argument("pattern", nargs="?", help="glob pattern or substring")
+
+    d = sub.add_parser("data", help="find, verify or download data sets",
+                       description="Data sets are searched in: --data-dir, $TORCHWORKS_DATA, a sibling "
+                       "../shared/data, then the download cache ($TORCHWORKS_CACHE or ~/.cache/torchworks). "
+                       "Nothing is downloaded unless you pass --download.")
+    dsub = d.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
+    dsub.add_parser("list", help="registered data sets, their licenses and where each was found")
+    dp = dsub.add_parser("path", help="print the local directory of a data set")
+    dp.add_argument("name")
+    dp.add_argument("--download", action="store_true", help="download (verified by sha256) if not found")
+    dv = dsub.add_parser("verify", help="check a data set's files and checksums")
+    dv.add_argument("name")
+    for sp in (d, dp, dv):
+        sp.add_argument("--data-dir", help="directory holding the data set (searched first)")
+    return p
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set trainer.max_steps=200 (repeatable)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--data-dir", help="directory holding the data set (searched first)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0 ok, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        if args.verb in ("train", "eval"):
+            from torchworks.cli import train_cmd
+
+            return train_cmd.run(args)
+        if args.verb == "list":
+            from torchworks.cli import list_cmd
+
+            return list_cmd.run(args)
+        if args.verb == "data":
+            from torchworks.cli import data_cmd
+
+            return data_cmd.run(args)
+    except KeyboardInterrupt:
+        print("torchworks: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # user errors become one line; anything else is a bug and keeps its traceback
+        if not _is_user_error(exc) or os.environ.get("TORCHWORKS_DEBUG"):
+            raise
+        print(f"torchworks {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    parser.error(f"unknown verb {args.verb!r}")
+    return EXIT_USER_ERROR
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from torchworks.core.errors import TorchworksError  # stdlib-only module
+
+    return isinstance(exc, TorchworksError | FileNotFoundError | IsADirectoryError | PermissionError)
+
+
+def entry() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

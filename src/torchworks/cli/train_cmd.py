@@ -1,0 +1,35 @@
+"""``torchworks train`` and ``torchworks eval``: thin wrappers over :mod:`torchworks.engine.run`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    from torchworks.catalog import load_all
+    from torchworks.engine import run as engine_run
+
+    load_all()
+    trainer_overrides = {k: v for k, v in {
+        "threads": args.threads,
+        "devices": getattr(args, "devices", None),
+        "strategy": getattr(args, "strategy", None),
+    }.items() if v is not None}
+    if args.verb == "eval":
+        metrics = engine_run.evaluate(args.config, args.ckpt, overrides=args.overrides, data_dir=args.data_dir,
+                                      **trainer_overrides)
+        for name, value in metrics.items():
+            print(f"{name:24s} {value:.6g}")
+        return 0
+    result = engine_run.train(args.config, overrides=args.overrides, resume=args.resume, out_dir=args.out,
+                              data_dir=args.data_dir, **trainer_overrides)
+    if result is None:  # a non-zero rank of a multi-process run
+        return 0
+    print(f"run directory   {result['out_dir']}")
+    for key, label in (("metrics_csv", "metrics"), ("curves_png", "curves"), ("last_checkpoint", "last ckpt"),
+                       ("best_checkpoint", "best ckpt")):
+        if result.get(key):
+            print(f"{label:15s} {result[key]}")
+    for name, value in (result.get("metrics") or {}).items():
+        print(f"{name:15s} {value:.6g}")
+    return 0

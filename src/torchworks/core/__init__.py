@@ -1,0 +1,1 @@
+"""Core: registries, configs, checkpoints, seeding and errors. Depends on stdlib, torch, numpy and pyyaml only."""
