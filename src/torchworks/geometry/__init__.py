@@ -1,0 +1,1 @@
+"""Camera geometry: pure, batched, differentiable functions on tensors. Imports core only."""

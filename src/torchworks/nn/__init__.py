@@ -1,0 +1,1 @@
+"""Reusable layers (attention, positional encodings, FFC, CBAM, recurrent). Imports core only."""

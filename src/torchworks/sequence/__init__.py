@@ -1,0 +1,1 @@
+"""Sequence models: LSTM models with Keras semantics, memory tasks, forecasting, diagnostics."""

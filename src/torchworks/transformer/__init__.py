@@ -1,0 +1,1 @@
+"""Transformers: GPT, encoder-decoder translation, BERT, ViT, generation."""
