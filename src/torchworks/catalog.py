@@ -12,6 +12,7 @@ import importlib
 PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.data",
     "torchworks.classify",
+    "torchworks.distill",
 )
 
 _loaded = False
