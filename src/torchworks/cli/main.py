@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t)
     t.add_argument("--resume", metavar="CKPT", help="continue exactly from a checkpoint (same next-step loss)")
     t.add_argument("--out", metavar="DIR", help="output directory (default: the config's out_dir)")
+    t.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir that holds checkpoints")
     t.add_argument("--devices", type=int, help="number of processes/devices (e.g. 2 with --strategy ddp)")
     t.add_argument("--strategy", choices=("auto", "ddp"), help="distribution strategy (ddp runs on CPU with gloo)")
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "on the held-out test set (or the validation set when the task has none).")
     e.add_argument("config", help="the YAML recipe the checkpoint was trained with")
     e.add_argument("--ckpt", required=True, help="checkpoint file (e.g. runs/x/checkpoints/best.ckpt)")
+    e.add_argument("--split", choices=("test", "val"), help="held-out set (default: test when the task has one)")
     _add_common(e)
 
     ls = sub.add_parser("list", help="list registered names (models, losses, datasets, tasks, ...)",

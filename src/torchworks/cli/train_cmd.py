@@ -17,12 +17,12 @@ def run(args: argparse.Namespace) -> int:
     }.items() if v is not None}
     if args.verb == "eval":
         metrics = engine_run.evaluate(args.config, args.ckpt, overrides=args.overrides, data_dir=args.data_dir,
-                                      **trainer_overrides)
+                                      split=args.split, **trainer_overrides)
         for name, value in metrics.items():
             print(f"{name:24s} {value:.6g}")
         return 0
     result = engine_run.train(args.config, overrides=args.overrides, resume=args.resume, out_dir=args.out,
-                              data_dir=args.data_dir, **trainer_overrides)
+                              data_dir=args.data_dir, overwrite=args.overwrite, **trainer_overrides)
     if result is None:  # a non-zero rank of a multi-process run
         return 0
     print(f"run directory   {result['out_dir']}")
