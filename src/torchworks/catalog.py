@@ -13,6 +13,7 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.data",
     "torchworks.classify",
     "torchworks.distill",
+    "torchworks.transformer",
 )
 
 _loaded = False
