@@ -14,6 +14,7 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.classify",
     "torchworks.distill",
     "torchworks.transformer",
+    "torchworks.inpainting.nets",
 )
 
 _loaded = False
