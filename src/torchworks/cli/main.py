@@ -25,6 +25,10 @@ examples:
   torchworks data verify fashion_mnist
 """
 
+# Domain verbs live in their own modules, each with `add_parser(subparsers)` and `run(args)`. Their top level
+# imports only the standard library, so building the parser stays fast.
+VERB_MODULES = ("geometry_cmd", "inpaint_cmd", "sequence_cmd", "distill_cmd", "transformer_cmd", "ui_cmd")
+
 LIST_KINDS = ("models", "losses", "distill_losses", "datasets", "tasks", "masks", "inpainters")
 
 
@@ -74,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("name")
     for sp in (d, dp, dv):
         sp.add_argument("--data-dir", help="directory holding the data set (searched first)")
+
+    import importlib
+
+    owners: dict[str, str] = {}
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(f"torchworks.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"torchworks.cli.{name}":
+                raise
+            continue
+        before = set(sub.choices)
+        module.add_parser(sub)
+        owners.update({verb: name for verb in set(sub.choices) - before})
+    p.set_defaults(_verb_owners=owners)
     return p
 
 
@@ -104,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             from torchworks.cli import data_cmd
 
             return data_cmd.run(args)
+        owner = args._verb_owners.get(args.verb)
+        if owner is not None:
+            import importlib
+
+            return importlib.import_module(f"torchworks.cli.{owner}").run(args)
     except KeyboardInterrupt:
         print("torchworks: interrupted", file=sys.stderr)
         return 130

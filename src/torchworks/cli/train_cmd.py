@@ -23,13 +23,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result = engine_run.train(args.config, overrides=args.overrides, resume=args.resume, out_dir=args.out,
                               data_dir=args.data_dir, overwrite=args.overwrite, **trainer_overrides)
-    if result is None:  # a non-zero rank of a multi-process run
+    if result is None or result.rank != 0:  # only rank 0 of a multi-process run reports
         return 0
-    print(f"run directory   {result['out_dir']}")
+    print(f"run directory   {result.out_dir}")
     for key, label in (("metrics_csv", "metrics"), ("curves_png", "curves"), ("last_checkpoint", "last ckpt"),
                        ("best_checkpoint", "best ckpt")):
-        if result.get(key):
-            print(f"{label:15s} {result[key]}")
-    for name, value in (result.get("metrics") or {}).items():
+        if getattr(result, key, None):
+            print(f"{label:15s} {getattr(result, key)}")
+    if result.world_size > 1:
+        print(f"processes       {result.world_size}")
+    for name, value in (result.metrics or {}).items():
         print(f"{name:15s} {value:.6g}")
     return 0

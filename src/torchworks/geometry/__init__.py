@@ -1,1 +1,126 @@
-"""Camera geometry: pure, batched, differentiable functions on tensors. Imports core only."""
+"""Camera geometry: pure, batched, differentiable functions on tensors. Imports core only.
+
+Modules (each function documents shapes, dtypes and units; column vectors, radians, OpenCV camera frame):
+
+- ``conventions``: named camera conventions (opencv/colmap, opengl/nerf/blender, llff, pytorch3d),
+  ``convert_pose`` between any two, the world -> camera -> image -> pixel chain.
+- ``so3``, ``rotations``, ``quaternions``, ``euler``, ``se3``: rotation representations (order-explicit
+  quaternions), all 12 Euler sequences, SO(3)/SE(3) exp and log, poses and camera centres.
+- ``camera``, ``distortion``: pinhole intrinsics, perspective/orthographic projection, Brown-Conrady model.
+- ``homography``, ``epipolar``, ``essential``, ``triangulation``, ``trifocal``: multi-view geometry.
+- ``ransac``: seeded batched RANSAC for H, F, E with a degeneracy flag.
+- ``stereo``, ``calibration``: rectification, disparity/depth, Zhang calibration.
+"""
+
+from torchworks.geometry.calibration import calibrate_camera
+from torchworks.geometry.camera import (
+    intrinsics_matrix,
+    project_orthographic,
+    project_points,
+    projection_matrix,
+    unproject_points,
+    world_to_pixels,
+)
+from torchworks.geometry.conventions import CONVENTIONS, convert_camera, convert_points, convert_pose
+from torchworks.geometry.distortion import distort_points, undistort_points
+from torchworks.geometry.epipolar import (
+    epipolar_lines,
+    epipoles,
+    find_fundamental,
+    find_fundamental_7point,
+    fundamental_from_essential,
+    sampson_distance,
+    symmetric_epipolar_distance,
+)
+from torchworks.geometry.essential import decompose_essential, essential_from_pose, find_essential, recover_pose
+from torchworks.geometry.euler import euler_to_matrix, matrix_to_euler
+from torchworks.geometry.homography import (
+    find_homography,
+    homography_from_plane,
+    homography_from_rotation,
+    transfer_error,
+)
+from torchworks.geometry.quaternions import (
+    axis_angle_to_quaternion,
+    matrix_to_quaternion,
+    quaternion_to_axis_angle,
+    quaternion_to_matrix,
+)
+from torchworks.geometry.ransac import RansacResult, ransac
+from torchworks.geometry.rotations import (
+    axis_angle_to_matrix,
+    geodesic_angle,
+    matrix_to_axis_angle,
+    matrix_to_sixd,
+    sixd_to_matrix,
+    so3_exp,
+    so3_log,
+)
+from torchworks.geometry.se3 import camera_center, invert_pose, make_pose, se3_exp, se3_log
+from torchworks.geometry.so3 import is_rotation_matrix, project_to_so3
+from torchworks.geometry.stereo import disparity_to_depth, disparity_to_points, rectify_stereo
+from torchworks.geometry.triangulation import reprojection_error, triangulate_dlt, triangulate_midpoint
+from torchworks.geometry.trifocal import find_trifocal, transfer_line, transfer_point, trifocal_from_projections
+
+__all__ = [
+    "CONVENTIONS",
+    "RansacResult",
+    "axis_angle_to_matrix",
+    "axis_angle_to_quaternion",
+    "calibrate_camera",
+    "camera_center",
+    "convert_camera",
+    "convert_points",
+    "convert_pose",
+    "decompose_essential",
+    "disparity_to_depth",
+    "disparity_to_points",
+    "distort_points",
+    "epipolar_lines",
+    "epipoles",
+    "essential_from_pose",
+    "euler_to_matrix",
+    "find_essential",
+    "find_fundamental",
+    "find_fundamental_7point",
+    "find_homography",
+    "find_trifocal",
+    "fundamental_from_essential",
+    "geodesic_angle",
+    "homography_from_plane",
+    "homography_from_rotation",
+    "intrinsics_matrix",
+    "invert_pose",
+    "is_rotation_matrix",
+    "make_pose",
+    "matrix_to_axis_angle",
+    "matrix_to_euler",
+    "matrix_to_quaternion",
+    "matrix_to_sixd",
+    "project_orthographic",
+    "project_points",
+    "project_to_so3",
+    "projection_matrix",
+    "quaternion_to_axis_angle",
+    "quaternion_to_matrix",
+    "ransac",
+    "recover_pose",
+    "rectify_stereo",
+    "reprojection_error",
+    "sampson_distance",
+    "se3_exp",
+    "se3_log",
+    "sixd_to_matrix",
+    "so3_exp",
+    "so3_log",
+    "symmetric_epipolar_distance",
+    "transfer_error",
+    "transfer_line",
+    "transfer_point",
+    "triangulate_dlt",
+    "triangulate_midpoint",
+    "trifocal_from_projections",
+    "undistort_points",
+    "unproject_points",
+    "world_to_pixels",
+]
