@@ -151,3 +151,12 @@ def test_real_test_split_and_dataset():
     image, label = ds[0]
     assert image.shape == (1, 28, 28) and label == int(labels[0])
     assert len(FASHION_MNIST_CLASSES) == 10
+
+
+def test_batched_fetch_equals_item_fetch(tiny):
+    ds = FashionMNIST("train", data_dir=tiny[0])
+    idx = [3, 0, 2, 2]
+    batch = ds.__getitems__(idx)
+    for i, (image, label) in zip(idx, batch, strict=True):
+        ref_image, ref_label = ds[i]
+        assert torch.equal(image, ref_image) and label == ref_label and isinstance(label, int)
