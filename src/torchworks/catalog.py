@@ -11,10 +11,13 @@ import importlib
 # Each domain adds its registering module here when it lands.
 PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.data",
+    "torchworks.data.masks",
     "torchworks.classify",
     "torchworks.distill",
     "torchworks.transformer",
+    "torchworks.inpainting",
     "torchworks.inpainting.nets",
+    "torchworks.sequence",
 )
 
 _loaded = False
