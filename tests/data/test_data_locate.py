@@ -124,6 +124,7 @@ def test_missing_data_set_lists_searched_places(isolated, monkeypatch, http_serv
     partial = isolated / "env" / "fake_folder"
     partial.mkdir(parents=True)
     (partial / "a.txt").write_bytes(A_TXT)
+    (isolated / "given").mkdir()  # exists but holds nothing
     with pytest.raises(DataNotFoundError) as info:
         resolve(spec, data_dir=isolated / "given")
     msg = str(info.value)
@@ -224,3 +225,12 @@ def test_shared_folder_found_from_the_package_location(isolated):
         pytest.skip("no ../shared/data next to the project root")
     assert shared in shared_data_dirs()
     assert resolve("tinyshakespeare") == shared / "tinyshakespeare"
+
+
+def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path):
+    from torchworks.core.errors import DataNotFoundError
+    from torchworks.data import dataset_path
+
+    missing = tmp_path / "typo"
+    with pytest.raises(DataNotFoundError, match=r"data directory '.*typo' does not exist; fix the path"):
+        dataset_path("fashion_mnist", data_dir=missing)

@@ -152,6 +152,11 @@ def resolve(
         DataError: the download failed.
     """
     spec = get_spec(name)
+    if data_dir is not None and not download and not Path(data_dir).expanduser().is_dir():
+        # An explicit directory that does not exist is a typo, not a reason to fall back silently.
+        raise DataNotFoundError(
+            f"data directory {str(data_dir)!r} does not exist; fix the path given as --data-dir (or drop it to "
+            f"search $TORCHWORKS_DATA, ../shared/data and the cache for {spec.name!r})")
     found = find_dataset(spec, data_dir)
     if found is not None:
         return found.path
