@@ -1,0 +1,371 @@
+// torchworks inpainting page: paint a mask over an image, send both to POST /api/inpaint, compare, download.
+// Plain JS, no dependencies. The mask canvas has the image's natural size; strokes are stored as operations
+// so undo/redo replays them (cheaper than keeping a bitmap per step for large photos).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  fileImage: $("file-image"), fileMask: $("file-mask"), brush: $("tool-brush"), eraser: $("tool-eraser"),
+  size: $("brush-size"), sizeValue: $("brush-size-value"), undo: $("undo"), redo: $("redo"), clear: $("clear"),
+  showMask: $("show-mask"), method: $("method"), dilate: $("dilate"), feather: $("feather"), run: $("run"),
+  useResult: $("use-result"), download: $("download"), stage: $("stage"), placeholder: $("placeholder"),
+  view: $("view"), before: $("img-before"), after: $("img-after"), divider: $("divider"), canvas: $("mask"),
+  compareBox: $("compare-box"), compare: $("compare"), busy: $("busy"), status: $("status"),
+};
+const ctx = ui.canvas.getContext("2d");
+const MASK_COLOR = "rgb(255, 0, 80)";
+
+const state = {
+  image: null,        // {blob, name, width, height}: what Run sends (the original file bytes, never re-encoded)
+  result: null,       // Blob (PNG) of the last run
+  ops: [],            // mask operations: {type: "stroke"|"clear"|"bitmap", ...}
+  cursor: 0,          // ops[0..cursor) are applied; the rest can be redone
+  stroke: null,       // the stroke being drawn
+  erase: false,
+  limits: null,       // from GET /health
+  busy: false,
+  urls: {},           // object URLs to revoke when replaced
+};
+
+function setStatus(text, isError = false) {
+  ui.status.textContent = text;
+  ui.status.classList.toggle("error", isError);
+}
+
+function setUrl(key, blob) {
+  if (state.urls[key]) URL.revokeObjectURL(state.urls[key]);
+  state.urls[key] = blob ? URL.createObjectURL(blob) : null;
+  return state.urls[key];
+}
+
+function loadImg(img, url) {
+  return new Promise((resolve, reject) => {
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error("the browser cannot display this file as an image"));
+    img.src = url;
+  });
+}
+
+// ---- methods and limits ----------------------------------------------------------------------------------
+
+async function loadMethods() {
+  try {
+    const [methods, health] = await Promise.all([
+      fetch("/api/methods").then((r) => r.json()), fetch("/health").then((r) => r.json())]);
+    state.limits = health.limits;
+    for (const [kind, label] of [["learned", "Learned"], ["classical", "Classical"]]) {
+      const items = methods.methods.filter((m) => m.kind === kind);
+      if (!items.length) continue;
+      const group = document.createElement("optgroup");
+      group.label = label;
+      for (const m of items) {
+        const option = new Option(m.name, m.name, false, m.name === methods.default);
+        option.title = m.description;
+        group.appendChild(option);
+      }
+      ui.method.appendChild(group);
+    }
+    setStatus("Open an image to start.");
+  } catch (err) {
+    setStatus(`Cannot reach the server: ${err.message}`, true);
+  }
+  updateButtons();
+}
+
+// ---- opening images and masks ----------------------------------------------------------------------------
+
+async function openImage(file) {
+  if (!file) return;
+  if (state.limits && file.size > state.limits.max_upload_bytes) {
+    setStatus(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the server accepts at most ` +
+      `${(state.limits.max_upload_bytes / 2 ** 20).toFixed(1)} MB (image and mask together).`, true);
+    return;
+  }
+  try {
+    await loadImg(ui.before, setUrl("before", file));
+  } catch (err) {
+    setStatus(`${file.name}: ${err.message}`, true);
+    return;
+  }
+  const name = (file.name || "image").replace(/\.[^.]*$/, "");
+  setImage({blob: file, name, width: ui.before.naturalWidth, height: ui.before.naturalHeight});
+  setStatus(`${file.name}: ${state.image.width}x${state.image.height}. Paint over what should disappear.`);
+}
+
+function setImage(image) {
+  state.image = image;
+  ui.canvas.width = image.width;
+  ui.canvas.height = image.height;
+  state.ops = [];
+  state.cursor = 0;
+  ui.placeholder.hidden = true;
+  ui.view.hidden = false;
+  showCompare(false);
+  ui.showMask.checked = true;
+  applyMaskVisibility();
+  redraw();
+}
+
+async function openMask(file) {
+  if (!file || !state.image) return;
+  const img = new Image();
+  try {
+    await loadImg(img, setUrl("mask", file));
+  } catch (err) {
+    setStatus(`${file.name}: ${err.message}`, true);
+    return;
+  }
+  const {width, height} = state.image;
+  if (img.naturalWidth !== width || img.naturalHeight !== height) {
+    setStatus(`The mask is ${img.naturalWidth}x${img.naturalHeight} but the image is ${width}x${height}.`, true);
+    return;
+  }
+  // Same rule as the server: white/non-zero colour = hole; an all-black mask with alpha uses its alpha.
+  const tmp = new OffscreenCanvas(width, height);
+  const tctx = tmp.getContext("2d");
+  tctx.drawImage(img, 0, 0);
+  const px = tctx.getImageData(0, 0, width, height);
+  const d = px.data;
+  let anyColour = false;
+  for (let i = 0; i < d.length && !anyColour; i += 4) anyColour = d[i] > 0 || d[i + 1] > 0 || d[i + 2] > 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const level = anyColour ? Math.max(d[i], d[i + 1], d[i + 2]) : d[i + 3];
+    const hole = level > 127;
+    d[i] = 255; d[i + 1] = 0; d[i + 2] = 80; d[i + 3] = hole ? 255 : 0;
+  }
+  tctx.putImageData(px, 0, 0);
+  pushOp({type: "bitmap", bitmap: tmp});
+  setStatus(`Mask ${file.name} loaded (it replaces the painted mask; Undo brings that back).`);
+}
+
+// ---- painting, undo, redo --------------------------------------------------------------------------------
+
+function scale() {  // image pixels per screen pixel
+  const rect = ui.canvas.getBoundingClientRect();
+  return rect.width ? ui.canvas.width / rect.width : 1;
+}
+
+function toImage(event) {
+  const rect = ui.canvas.getBoundingClientRect();
+  const s = scale();
+  return [(event.clientX - rect.left) * s, (event.clientY - rect.top) * s];
+}
+
+function drawOp(op) {
+  if (op.type === "clear") {
+    ctx.clearRect(0, 0, ui.canvas.width, ui.canvas.height);
+  } else if (op.type === "bitmap") {
+    ctx.clearRect(0, 0, ui.canvas.width, ui.canvas.height);
+    ctx.drawImage(op.bitmap, 0, 0);
+  } else if (op.type === "stroke") {
+    drawStroke(op, 0);
+  }
+}
+
+function drawStroke(op, from) {
+  ctx.save();
+  ctx.globalCompositeOperation = op.erase ? "destination-out" : "source-over";
+  ctx.strokeStyle = ctx.fillStyle = MASK_COLOR;
+  ctx.lineWidth = op.width;
+  ctx.lineCap = ctx.lineJoin = "round";
+  const p = op.points;
+  if (p.length === 1) {
+    ctx.beginPath();
+    ctx.arc(p[0][0], p[0][1], op.width / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  } else {
+    ctx.beginPath();
+    ctx.moveTo(...p[Math.max(from - 1, 0)]);
+    for (let i = Math.max(from, 1); i < p.length; i++) ctx.lineTo(...p[i]);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+function redraw() {
+  ctx.clearRect(0, 0, ui.canvas.width, ui.canvas.height);
+  state.ops.slice(0, state.cursor).forEach(drawOp);
+  updateButtons();
+}
+
+function pushOp(op) {
+  state.ops = state.ops.slice(0, state.cursor);
+  state.ops.push(op);
+  state.cursor = state.ops.length;
+  redraw();
+}
+
+function undo() { if (state.cursor > 0) { state.cursor--; redraw(); } }
+function redo() { if (state.cursor < state.ops.length) { state.cursor++; redraw(); } }
+
+ui.canvas.addEventListener("pointerdown", (event) => {
+  if (!state.image || event.button !== 0) return;
+  ui.canvas.setPointerCapture(event.pointerId);
+  if (!ui.showMask.checked) { ui.showMask.checked = true; applyMaskVisibility(); }
+  state.stroke = {type: "stroke", erase: state.erase, width: Number(ui.size.value) * scale(), points: [toImage(event)]};
+  drawStroke(state.stroke, 0);
+});
+ui.canvas.addEventListener("pointermove", (event) => {
+  if (!state.stroke) return;
+  state.stroke.points.push(toImage(event));
+  drawStroke(state.stroke, state.stroke.points.length - 1);
+});
+function endStroke() {
+  if (!state.stroke) return;
+  const op = state.stroke;
+  state.stroke = null;
+  pushOp(op);
+}
+ui.canvas.addEventListener("pointerup", endStroke);
+ui.canvas.addEventListener("pointercancel", endStroke);
+
+function setTool(erase) {
+  state.erase = erase;
+  ui.brush.classList.toggle("active", !erase);
+  ui.eraser.classList.toggle("active", erase);
+}
+
+function applyMaskVisibility() { ui.canvas.classList.toggle("hidden-mask", !ui.showMask.checked); }
+
+// ---- running ---------------------------------------------------------------------------------------------
+
+function maskBlob() {  // white = hole, black = keep; null when nothing is painted
+  const {width, height} = ui.canvas;
+  const src = ctx.getImageData(0, 0, width, height).data;
+  const out = new ImageData(width, height);
+  const d = out.data;
+  let holes = 0;
+  for (let i = 0; i < src.length; i += 4) {
+    const v = src[i + 3] > 0 ? 255 : 0;  // anti-aliased stroke edges count as hole: better too much than a fringe
+    holes += v ? 1 : 0;
+    d[i] = d[i + 1] = d[i + 2] = v;
+    d[i + 3] = 255;
+  }
+  if (!holes) return Promise.resolve(null);
+  const tmp = new OffscreenCanvas(width, height);
+  tmp.getContext("2d").putImageData(out, 0, 0);
+  return tmp.convertToBlob({type: "image/png"});
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+async function run() {
+  if (!state.image || state.busy) return;
+  const mask = await maskBlob();
+  if (!mask) { setStatus("Paint over the part to remove first (or upload a mask).", true); return; }
+  const form = new FormData();
+  form.append("image", state.image.blob, state.image.blob.name || `${state.image.name}.png`);
+  form.append("mask", mask, "mask.png");
+  form.append("method", ui.method.value);
+  if (ui.dilate.value !== "") form.append("dilate", ui.dilate.value);
+  if (ui.feather.checked) form.append("feather", "true");
+  setBusy(true);
+  setStatus(`Running ${ui.method.value}…`);
+  try {
+    const response = await fetch("/api/inpaint", {method: "POST", body: form});
+    if (!response.ok) {
+      const prefix = response.status === 503 ? "Server busy, retry in a moment: " : `Error ${response.status}: `;
+      setStatus(prefix + await errorText(response), true);
+      return;
+    }
+    state.result = await response.blob();
+    await loadImg(ui.after, setUrl("after", state.result));
+    ui.download.href = state.urls.after;
+    ui.download.download = `${state.image.name}_inpainted.png`;
+    ui.showMask.checked = false;
+    applyMaskVisibility();
+    showCompare(true);
+    const seconds = Number(response.headers.get("X-Inpaint-Seconds") || 0).toFixed(2);
+    setStatus(`Done with ${ui.method.value} in ${seconds} s. Drag the slider to compare.`);
+  } catch (err) {
+    setStatus(`Request failed: ${err.message}`, true);
+  } finally {
+    setBusy(false);
+  }
+}
+
+function useResult() {
+  if (!state.result) return;
+  const name = state.image.name;
+  ui.before.src = setUrl("before", state.result);
+  const blob = new File([state.result], `${name}.png`, {type: "image/png"});
+  state.result = null;
+  setImage({blob, name, width: ui.canvas.width, height: ui.canvas.height});
+  setStatus("The result is now the input: paint what to fix next.");
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  ui.busy.hidden = !busy;
+  updateButtons();
+}
+
+function showCompare(on) {
+  ui.after.hidden = ui.divider.hidden = ui.compareBox.hidden = !on;
+  if (on) updateCompare();
+  updateButtons();
+}
+
+function updateCompare() {  // "after" on the left of the divider, "before" on the right
+  const v = Number(ui.compare.value);
+  ui.after.style.clipPath = `inset(0 ${100 - v}% 0 0)`;
+  ui.divider.style.left = `calc(${v}% - 1px)`;
+}
+
+function updateButtons() {
+  const has = Boolean(state.image);
+  ui.undo.disabled = !has || state.cursor === 0;
+  ui.redo.disabled = !has || state.cursor >= state.ops.length;
+  ui.clear.disabled = !has || state.cursor === 0;
+  ui.run.disabled = !has || state.busy || !ui.method.value;
+  ui.useResult.disabled = !state.result || state.busy;
+  ui.download.classList.toggle("disabled", !state.result);
+}
+
+// ---- wiring ----------------------------------------------------------------------------------------------
+
+ui.fileImage.addEventListener("change", () => { openImage(ui.fileImage.files[0]); ui.fileImage.value = ""; });
+ui.fileMask.addEventListener("change", () => { openMask(ui.fileMask.files[0]); ui.fileMask.value = ""; });
+ui.brush.addEventListener("click", () => setTool(false));
+ui.eraser.addEventListener("click", () => setTool(true));
+ui.size.addEventListener("input", () => { ui.sizeValue.textContent = ui.size.value; });
+ui.undo.addEventListener("click", undo);
+ui.redo.addEventListener("click", redo);
+ui.clear.addEventListener("click", () => { if (state.cursor) pushOp({type: "clear"}); });
+ui.showMask.addEventListener("change", applyMaskVisibility);
+ui.run.addEventListener("click", run);
+ui.useResult.addEventListener("click", useResult);
+ui.compare.addEventListener("input", updateCompare);
+
+ui.stage.addEventListener("dragover", (event) => { event.preventDefault(); ui.stage.classList.add("dragging"); });
+ui.stage.addEventListener("dragleave", () => ui.stage.classList.remove("dragging"));
+ui.stage.addEventListener("drop", (event) => {
+  event.preventDefault();
+  ui.stage.classList.remove("dragging");
+  const file = [...event.dataTransfer.files].find((f) => f.type.startsWith("image/"));
+  if (file) openImage(file); else setStatus("Drop an image file (PNG, JPEG, WebP, ...).", true);
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.target.matches("input[type=number], select")) return;
+  const mod = event.ctrlKey || event.metaKey;
+  const key = event.key.toLowerCase();
+  if (mod && key === "z") { event.preventDefault(); if (event.shiftKey) redo(); else undo(); }
+  else if (mod && key === "y") { event.preventDefault(); redo(); }
+  else if (mod && key === "enter") { event.preventDefault(); run(); }
+  else if (!mod && key === "b") setTool(false);
+  else if (!mod && key === "e") setTool(true);
+  else if (!mod && (key === "[" || key === "]")) {
+    ui.size.value = Number(ui.size.value) + (key === "]" ? 5 : -5);
+    ui.sizeValue.textContent = ui.size.value;
+  }
+});
+
+loadMethods();

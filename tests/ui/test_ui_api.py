@@ -1,0 +1,207 @@
+"""The UI server's API as a script or the page meets it: methods, a bit-exact round trip, and every refusal."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+PIL = pytest.importorskip("PIL.Image")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from torchworks.core.registry import INPAINTERS  # noqa: E402
+from torchworks.inpainting import inpaint  # noqa: E402
+from torchworks.ui.server import STATIC, create_app  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "chelsea_96x64.png"
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    PIL.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def box_mask(h: int = 64, w: int = 96) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    mask[20:36, 30:55] = 255
+    return mask
+
+
+def post(client: TestClient, image: bytes, mask: bytes, image_type: str = "image/png", **fields: str):
+    files = {"image": ("photo.png", image, image_type), "mask": ("mask.png", mask, "image/png")}
+    return client.post("/api/inpaint", files=files, data={"method": "telea", **fields})
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    with TestClient(create_app(max_upload_bytes=200_000, max_pixels=100_000, queue_size=4)) as c:
+        yield c
+
+
+def test_methods_lists_every_registered_inpainter_learned_first(client):
+    r = client.get("/api/methods")
+    assert r.status_code == 200
+    body = r.json()
+    names = [m["name"] for m in body["methods"]]
+    assert sorted(names) == INPAINTERS.names()
+    assert {"telea", "ns", "mean", "blur"} <= set(names)
+    kinds = [m["kind"] for m in body["methods"]]
+    assert kinds == sorted(kinds, key=lambda k: k != "learned")  # learned (if any) before classical
+    assert all(m["description"] for m in body["methods"])
+    assert body["default"] in names
+
+
+def test_health_reports_limits(client):
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "limits": {"max_upload_bytes": 200_000, "max_pixels": 100_000,
+                                                   "queue_size": 4}}
+
+
+@pytest.mark.parametrize("method", ["telea", "mean"])
+def test_round_trip_is_bit_exact_with_the_python_api(client, method):
+    image_bytes = FIXTURE.read_bytes()
+    mask = box_mask()
+    r = client.post("/api/inpaint", files={"image": ("chelsea.png", image_bytes, "image/png"),
+                                           "mask": ("mask.png", png_bytes(mask), "image/png")},
+                    data={"method": method, "dilate": "2"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert float(r.headers["X-Inpaint-Seconds"]) >= 0
+    got = np.asarray(PIL.open(io.BytesIO(r.content)))
+    src = PIL.open(FIXTURE)
+    expected = np.asarray(inpaint(src, PIL.fromarray(mask), method=method, dilate=2))
+    assert got.dtype == expected.dtype and got.shape == expected.shape == (64, 96, 3)
+    np.testing.assert_array_equal(got, expected)
+    original = np.asarray(src)
+    grown = np.zeros_like(mask)
+    grown[18:38, 28:57] = 255  # the hole dilated by 2 (square bound)
+    np.testing.assert_array_equal(got[grown == 0], original[grown == 0])  # outside the hole: unchanged
+    assert (got[mask > 0] != original[mask > 0]).any()
+
+
+def test_options_and_grey_png_round_trip(client):
+    grey = np.asarray(PIL.open(FIXTURE).convert("L"))
+    r = post(client, png_bytes(grey), png_bytes(box_mask()), feather="true", dilate="3", strategy="full")
+    assert r.status_code == 200, r.text
+    got = PIL.open(io.BytesIO(r.content))
+    assert got.mode == "L"
+    expected = inpaint(grey, box_mask(), method="telea", dilate=3, feather=True, strategy="full")
+    np.testing.assert_array_equal(np.asarray(got), expected)
+
+
+def test_too_large_upload_is_413_with_a_clear_message(client):
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)  # ~270 kB PNG
+    r = post(client, png_bytes(noise), png_bytes(np.zeros((300, 300), np.uint8)))
+    assert r.status_code == 413
+    detail = r.json()["detail"]
+    assert "upload too large" in detail and "limit" in detail and "--max-upload-mb" in detail
+
+
+def test_chunked_upload_without_length_is_cut_at_the_limit(client):
+    def chunks():
+        for _ in range(50):
+            yield b"x" * 10_000  # 500 kB in all, no Content-Length
+
+    r = client.post("/api/inpaint", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413
+    assert "more than" in r.json()["detail"]
+
+
+def test_too_many_pixels_is_422(client):
+    big = np.zeros((400, 400), np.uint8)  # 160,000 px > 100,000, and tiny as a PNG
+    r = post(client, png_bytes(big), png_bytes(big))
+    assert r.status_code == 422
+    assert "400x400" in r.json()["detail"] and "100,000" in r.json()["detail"]
+
+
+def test_non_image_is_422_by_content_not_header(client):
+    mask = png_bytes(box_mask())
+    r = post(client, b"GIF89a? not really an image at all", mask)  # says image/png, is not
+    assert r.status_code == 422
+    assert "image: not a supported image" in r.json()["detail"]
+    r = post(client, FIXTURE.read_bytes(), mask, image_type="text/plain")
+    assert r.status_code == 422
+    assert "text/plain" in r.json()["detail"]
+    r = post(client, b"", mask)
+    assert r.status_code == 422 and "empty" in r.json()["detail"]
+
+
+def test_mismatched_sizes_name_both(client):
+    r = post(client, FIXTURE.read_bytes(), png_bytes(box_mask(40, 50)))
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert "50x40" in detail and "96x64" in detail
+
+
+def test_all_zero_mask_is_422(client):
+    r = post(client, FIXTURE.read_bytes(), png_bytes(np.zeros((64, 96), np.uint8)))
+    assert r.status_code == 422
+    assert "no hole" in r.json()["detail"]
+
+
+def test_unknown_method_is_422_with_close_names(client):
+    r = post(client, FIXTURE.read_bytes(), png_bytes(box_mask()), method="tellea")
+    assert r.status_code == 422
+    body = r.json()
+    assert "tellea" in body["detail"] and "telea" in body["close_matches"]
+
+
+def test_bad_form_values_are_422(client):
+    assert post(client, FIXTURE.read_bytes(), png_bytes(box_mask()), strategy="tile").status_code == 422
+    assert post(client, FIXTURE.read_bytes(), png_bytes(box_mask()), dilate="-1").status_code == 422
+
+
+def test_openapi_documents_the_api(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/inpaint", "/api/methods", "/health"} <= set(spec["paths"])
+    assert "multipart/form-data" in spec["paths"]["/api/inpaint"]["post"]["requestBody"]["content"]
+    assert "ErrorResponse" in spec["components"]["schemas"]
+
+
+URL = re.compile(r"(?:https?:)?//[\w.-]+\.\w", re.I)
+
+
+def test_page_is_served_and_references_only_local_assets(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    html = r.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert "/static/app.js" in assets and "/static/app.css" in assets
+    assert all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    for name in ("app.js", "app.css"):
+        served = client.get(f"/static/{name}")
+        assert served.status_code == 200
+        assert served.text == (STATIC / name).read_text(encoding="utf-8")
+    for text in (html, client.get("/static/app.js").text, client.get("/static/app.css").text):
+        assert "http://" not in text and "https://" not in text
+        assert not URL.search(text), URL.search(text)
+
+
+def test_static_files_cannot_escape_their_folder(client):
+    r = client.get("/static/../server.py")
+    assert r.status_code == 404
+    r = client.get("/static/%2e%2e/server.py")
+    assert r.status_code == 404
+
+
+def test_cli_ui_help():
+    out = subprocess.run([sys.executable, "-m", "torchworks.cli.main", "ui", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--host", "--port", "--max-upload-mb", "--max-pixels", "127.0.0.1"):
+        assert flag in out.stdout
+
+
+def test_limits_are_validated():
+    with pytest.raises(ValueError, match="max_pixels"):
+        create_app(max_pixels=0)

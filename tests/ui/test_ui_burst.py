@@ -1,0 +1,109 @@
+"""A burst of 50 concurrent requests against a real uvicorn server: each completes or gets a clean 503."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+from PIL import Image  # noqa: E402
+
+from torchworks.core.registry import INPAINTERS  # noqa: E402
+from torchworks.inpainting import Inpainter, inpaint  # noqa: E402
+from torchworks.ui.server import create_app  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "chelsea_96x64.png"
+SLOW = "_test_slow_fill"
+
+
+class SlowFill(Inpainter):
+    """Grey fill that takes a while, so a burst is sure to overflow the queue."""
+
+    def fill(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.15)
+        return torch.full_like(image, 0.5)
+
+
+def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, data in files.items():
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.png"\r\n'
+                "Content-Type: image/png\r\n\r\n")
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    INPAINTERS.add(SLOW, SlowFill, kind="classical")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # a free port, held until uvicorn takes the socket over
+    config = uvicorn.Config(create_app(queue_size=3), log_level="warning", lifespan="off")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        sock.close()
+        INPAINTERS._entries.pop(SLOW, None)  # test-only entry; the registry has no public removal
+        INPAINTERS._meta.pop(SLOW, None)
+
+
+def request(url: str, body: bytes | None = None, ctype: str | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype} if ctype else {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def test_burst_of_50_completes_or_gets_clean_503(server):
+    mask = np.zeros((64, 96), np.uint8)
+    mask[20:36, 30:55] = 255
+    buf = io.BytesIO()
+    Image.fromarray(mask).save(buf, format="PNG")
+    files = {"image": FIXTURE.read_bytes(), "mask": buf.getvalue()}
+    expected = np.asarray(inpaint(Image.open(FIXTURE), Image.fromarray(mask), method="telea"))
+    jobs = [multipart({"method": SLOW if i % 2 else "telea"}, files) for i in range(50)]
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(lambda job: request(f"{server}/api/inpaint", *job), jobs))
+    statuses = [s for s, _, _ in results]
+    assert set(statuses) <= {200, 503}, statuses
+    for job_index, (status, headers, body) in enumerate(results):
+        if status == 503:
+            assert json.loads(body)["detail"].startswith("busy, retry")
+            assert headers.get("retry-after") == "1"
+        elif job_index % 2 == 0:  # telea answers are the Python API's, bit for bit
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), expected)
+    slow = [statuses[i] for i in range(1, 50, 2)]
+    assert 200 in slow and 503 in slow  # the slow method's queue (1 running + 3 waiting) overflowed
+    assert statuses.count(200) >= 4
+    status, _, body = request(f"{server}/health")  # and the server is still up
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, _, _ = request(f"{server}/api/inpaint", *jobs[0])  # and still serves
+    assert status == 200
