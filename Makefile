@@ -36,7 +36,8 @@ test-slow: install
 demo: install
 	$(VENV)/bin/torchworks data path fashion_mnist --download
 	$(VENV)/bin/torchworks train configs/fashion_mlp.yaml --threads 2 \
-		--set trainer.max_steps=600 --set task.total_steps=600 --out runs/demo/fashion_mlp
+		--set trainer.max_steps=600 --set task.total_steps=600 --set trainer.eval_every=100 \
+		--set trainer.log_every=20 --set trainer.checkpoint_every=300 --out runs/demo/fashion_mlp --overwrite
 
 clean:
 	rm -rf runs .pytest_cache
