@@ -20,6 +20,8 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.transformer.seq2seq",
     "torchworks.inpainting",
     "torchworks.inpainting.nets",
+    "torchworks.inpainting.task",
+    "torchworks.inpainting.learned",
     "torchworks.sequence",
 )
 

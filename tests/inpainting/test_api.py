@@ -46,7 +46,13 @@ def test_float_precision_path_close_to_uint8(photo, hole):
 def test_outside_hole_bit_exact_for_every_container(photo, hole, method):
     from PIL import Image
 
-    outside = hole == 0
+    from torchworks.inpainting import dilate_mask, get_inpainter
+
+    # Learned methods grow the hole by default (colour fringes at the border); exactness holds outside that.
+    radius = get_inpainter(method).default_dilate
+    grown = dilate_mask(torch.from_numpy((hole > 0).astype(np.float32))[None, None], radius)[0, 0].numpy()
+    outside = grown == 0
+    assert outside.sum() > 0.5 * outside.size
     rng = np.random.default_rng(0)
     f64 = rng.random(photo.shape)  # arbitrary doubles: any float round trip would show
     t = torch.from_numpy(f64).permute(2, 0, 1).float()

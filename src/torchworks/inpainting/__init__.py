@@ -27,3 +27,5 @@ __all__ = [
     "inpaint",
     "inpaint_native",
 ]
+
+from torchworks.inpainting import learned as _learned  # noqa: E402,F401  (registers shipped learned inpainters)

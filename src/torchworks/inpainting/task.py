@@ -1,0 +1,305 @@
+"""GAN training of inpainting generators through the shared engine: ``inpaint_gan`` (LaMa) and ``context_encoder``.
+
+Both tasks use manual optimisation: per batch one generator step (optimiser 0) then one discriminator step
+(optimiser 1) on the same batch, as LaMa's two-optimiser Lightning module does. The discriminator judges the
+generator's prediction detached from the generator step (LaMa re-runs the generator for its discriminator step;
+reusing the prediction saves a forward pass and is the usual Lightning GAN pattern).
+
+Data: photos from a folder (e.g. ``dataset_path("celebahq_samples")``), decoded once and resized to
+``load_size``; training samples are random square crops (scale and position) resized to ``crop`` with random
+horizontal flips, and a hole mask drawn from a ``MASKS`` generator at ``mask_size`` (LaMa's masks are specified in
+256 px units) and resized to ``crop``; every random choice of sample ``i`` comes from the stream ``(seed, i)``, so
+batches are reproducible and resume is exact. The last ``holdout`` images (sorted by path) are never trained on:
+they are validated with fixed masks (stream ``(val_seed, i)``) and reported as hole PSNR/L1 and SSIM of the
+composite.
+
+References:
+    LaMa, ``saicinpainting/training/trainers/default.py`` (``DefaultInpaintingTrainingModule``) and
+    ``configs/training/lama-fourier.yaml``; Pathak et al., Context Encoders, CVPR 2016.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from torchworks.core.checkpoint import build_model
+from torchworks.core.registry import MASKS, TASKS
+from torchworks.engine.task import Task
+from torchworks.inpainting import losses as L
+from torchworks.inpainting import metrics
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def list_photos(root: str | Path, subdirs: list[str] | None = None) -> list[Path]:
+    """Image files under ``root`` (or under its ``subdirs``), recursively, sorted by path."""
+    from torchworks.data import dataset_path
+
+    base = Path(root) if Path(root).exists() else Path(dataset_path(str(root)))
+    dirs = [base / s for s in subdirs] if subdirs else [base]
+    files = sorted(p for d in dirs for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images under {[str(d) for d in dirs]}")
+    return files
+
+
+def load_photo(path: Path, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 RGB: the centre square of the photo, area-resized (JPEG decoded at reduced scale)."""
+    import cv2
+
+    head = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if head is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    short = min(head.shape[:2])
+    flag = {8: cv2.IMREAD_REDUCED_COLOR_8, 4: cv2.IMREAD_REDUCED_COLOR_4, 2: cv2.IMREAD_REDUCED_COLOR_2}
+    for f in (8, 4, 2):
+        if short // f >= size:
+            head = cv2.imread(str(path), flag[f])
+            break
+    img = cv2.cvtColor(head if head.ndim == 3 else cv2.cvtColor(head, cv2.COLOR_GRAY2BGR), cv2.COLOR_BGR2RGB)
+    h, w = img.shape[:2]
+    s = min(h, w)
+    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def scaled_mask(gen: Any, size: int, mask_size: int, seed: tuple[int, ...]) -> torch.Tensor:
+    """A (1, size, size) {0, 1} mask drawn at ``mask_size`` px and area-resized (>= 0.5 is hole); never empty."""
+    m = gen(mask_size, mask_size, seed=seed)[None]
+    if mask_size != size:
+        m = (F.interpolate(m, size=(size, size), mode="area") >= 0.5).float()
+    if not m.any():  # a thin mask can vanish when shrunk: fall back to a centre square
+        q = size // 4
+        m[..., q:size - q, q:size - q] = 1.0
+    return m[0]
+
+
+class PhotoCrops(Dataset):
+    """(image (3, S, S) float in [0, 1], mask (1, S, S) {0, 1}, 1 = hole) pairs from in-memory photos.
+
+    Args:
+        photos: (H, W, 3) uint8 arrays of side ``load_size``.
+        crop: output side S.
+        masks: a ``MASKS`` generator; ``mask_size`` the side it draws at.
+        seed: base of the per-sample random streams ``(seed, i)``.
+        train: random crops and flips over ``repeat`` passes; otherwise the full photo resized, no flip.
+    """
+
+    def __init__(self, photos: list[np.ndarray], crop: int, masks: Any, mask_size: int, seed: int, train: bool,
+                 repeat: int = 1) -> None:
+        self.photos, self.crop, self.masks, self.mask_size = photos, crop, masks, mask_size
+        self.seed, self.train, self.repeat = seed, train, repeat if train else 1
+
+    def __len__(self) -> int:
+        return len(self.photos) * self.repeat
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import cv2
+
+        img = self.photos[i % len(self.photos)]
+        rng = np.random.default_rng((self.seed, i))
+        if self.train:
+            side = int(rng.integers(self.crop, img.shape[0] + 1))
+            y, x = rng.integers(0, img.shape[0] - side + 1, size=2)
+            img = img[y:y + side, x:x + side]
+            if rng.random() < 0.5:
+                img = img[:, ::-1]
+        if img.shape[0] != self.crop:
+            img = cv2.resize(np.ascontiguousarray(img), (self.crop, self.crop), interpolation=cv2.INTER_AREA)
+        image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+        return image, scaled_mask(self.masks, self.crop, self.mask_size, (self.seed, i, 1))
+
+
+@dataclass
+class InpaintTaskConfig:
+    """Settings of the inpainting GAN tasks (defaults: LaMa's recipe on 64 px face crops).
+
+    Attributes:
+        objective: ``"lama"`` (L1-known + NS-adversarial with R1 and mask-as-fake-target + feature matching +
+            perceptual) or ``"context_encoder"`` (hole L2 * ``rec`` + NS-adversarial * ``adversarial``).
+        generator, generator_args: registered generator and overrides; ``discriminator``, ``discriminator_args``
+            likewise (a ``(logits, features)`` discriminator).
+        data: a folder of photos, or a dataset name for ``dataset_path``; ``subdirs`` restricts it.
+        limit: use only the first N photos (before the hold-out split is taken from the end).
+        holdout: the last N photos are validation/test only.
+        crop: training and validation side; ``load_size``: side photos are stored at (crops take 1x..load/crop).
+        repeat: training samples per photo per epoch (each with its own crop and mask).
+        train_masks, val_masks: ``MASKS`` names, drawn at ``mask_size`` px and resized to ``crop``.
+        seed, val_seed: bases of the per-sample random streams.
+        l1_known, l1_missing, adversarial, r1, feature_matching, perceptual: LaMa loss weights (10, 0, 10,
+            0.001, 100, 30); the perceptual term is skipped with a logged note when its weights are missing.
+        rec: Context Encoder's reconstruction weight (0.999; its adversarial weight is 0.001).
+        lr_g, lr_d, betas: Adam settings (LaMa: 1e-3, 1e-4, (0.9, 0.999)).
+    """
+
+    objective: Literal["lama", "context_encoder"] = "lama"
+    generator: str = "lama_tiny"
+    generator_args: dict[str, Any] = field(default_factory=dict)
+    discriminator: str = "lama_discriminator_tiny"
+    discriminator_args: dict[str, Any] = field(default_factory=dict)
+    data: str = "celebahq_samples"
+    subdirs: list[str] | None = None
+    limit: int | None = None
+    holdout: int = 8
+    crop: int = 64
+    load_size: int = 80
+    repeat: int = 1000
+    train_masks: str = "lama_train_large"
+    val_masks: str = "medium_256"
+    mask_size: int = 256
+    seed: int = 0
+    val_seed: int = 1234
+    l1_known: float = 10.0
+    l1_missing: float = 0.0
+    adversarial: float = 10.0
+    r1: float = 0.001
+    feature_matching: float = 100.0
+    perceptual: float = 30.0
+    rec: float = 0.999
+    lr_g: float = 1e-3
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.crop < 8 or self.load_size < self.crop:
+            raise ValueError(f"need 8 <= crop <= load_size, got crop={self.crop}, load_size={self.load_size}")
+        if self.holdout < 0 or self.repeat < 1:
+            raise ValueError(f"holdout must be >= 0 and repeat >= 1, got {self.holdout}, {self.repeat}")
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError(f"learning rates must be positive, got {self.lr_g}, {self.lr_d}")
+        self.betas = tuple(self.betas)
+
+
+class InpaintGANTask(Task):
+    """Generator + discriminator trained with LaMa's or Context Encoder's objective (see module docstring)."""
+
+    manual_optimization = True
+    monitor = "val/l1_hole"
+    monitor_mode = "min"
+
+    def __init__(self, cfg: InpaintTaskConfig, data_dir: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.generator = build_model(cfg.generator, **cfg.generator_args)
+        self.discriminator = build_model(cfg.discriminator, **cfg.discriminator_args)
+        self.perceptual = L.build_perceptual(cfg.perceptual) if cfg.objective == "lama" else None
+        self._photos: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+
+    def _split(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        if self._photos is None:
+            files = list_photos(self.cfg.data, self.cfg.subdirs)[: self.cfg.limit]
+            if len(files) <= self.cfg.holdout:
+                raise ValueError(f"{len(files)} photos in {self.cfg.data!r}, need more than holdout={self.cfg.holdout}")
+            photos = [load_photo(p, self.cfg.load_size) for p in files]
+            cut = len(photos) - self.cfg.holdout
+            self._photos = photos[:cut], photos[cut:]
+        return self._photos
+
+    def train_dataset(self) -> Dataset:
+        c = self.cfg
+        return PhotoCrops(self._split()[0], c.crop, MASKS.build(c.train_masks), c.mask_size, c.seed, True, c.repeat)
+
+    def val_dataset(self) -> Dataset | None:
+        c = self.cfg
+        held = self._split()[1]
+        return PhotoCrops(held, c.crop, MASKS.build(c.val_masks), c.mask_size, c.val_seed, False) if held else None
+
+    def test_dataset(self) -> Dataset | None:
+        return self.val_dataset()
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Raw generator prediction (B, 3, H, W) for images (B, 3, H, W) in [0, 1] and masks (B, 1, H, W)."""
+        return self.generator(torch.cat([image * (1.0 - mask), mask], dim=1))
+
+    def training_step(self, batch, opt=None):
+        image, mask = batch
+        c = self.cfg
+        pred = self(image, mask)
+        comp = mask * pred + (1.0 - mask) * image
+        # LaMa's D sees the raw prediction (its known area labelled real); Context Encoder's D the composite.
+        fake = pred if c.objective == "lama" else comp
+        self.discriminator.requires_grad_(False)
+        fake_logits, fake_feats = self.discriminator(fake)
+        out: dict[str, torch.Tensor] = {}
+        if c.objective == "lama":
+            out["l1"] = L.masked_l1(pred, image, mask, c.l1_known, c.l1_missing)
+            out["adv_g"] = L.ns_generator_loss(fake_logits, c.adversarial)
+            if c.feature_matching > 0:
+                with torch.no_grad():
+                    real_feats = self.discriminator(image)[1]
+                out["fm"] = L.feature_matching(fake_feats, real_feats) * c.feature_matching
+            if self.perceptual is not None:
+                out["perceptual"] = self.perceptual(pred, image) * c.perceptual
+        else:
+            out["rec"] = L.masked_l2(pred, image, mask) * c.rec
+            out["adv_g"] = L.ns_generator_loss(fake_logits, 1.0 - c.rec)
+        g_loss = sum(out.values())
+        opt.step(0, g_loss)
+        self.discriminator.requires_grad_(True)
+
+        real = image.detach().requires_grad_(c.objective == "lama" and c.r1 > 0)
+        real_logits = self.discriminator(real)[0]
+        fake_logits = self.discriminator(fake.detach())[0]
+        d_mask = mask if c.objective == "lama" else None
+        d_loss, d_parts = L.ns_discriminator_loss(real_logits, fake_logits, d_mask,
+                                                  real if real.requires_grad else None,
+                                                  c.r1 if c.objective == "lama" else 0.0)
+        opt.step(1, d_loss)
+        with torch.no_grad():
+            l1_hole = metrics.l1(comp, image, mask).mean()
+        return {"loss": g_loss.detach(), "d_loss": d_loss.detach(), "l1_hole": l1_hole,
+                **{k: v.detach() for k, v in out.items()}, **d_parts}
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        image, mask = batch
+        comp = mask * self(image, mask).clamp(0, 1) + (1.0 - mask) * image
+        out = {"l1_hole": metrics.l1(comp, image, mask).mean(), "psnr_hole": metrics.psnr(comp, image, mask).mean()}
+        if min(image.shape[-2:]) >= 11:
+            out["ssim"] = metrics.ssim(comp, image).mean()
+        return out
+
+    def configure_optimizers(self):
+        c = self.cfg
+        return [torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=c.betas),
+                torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas)]
+
+    def trainable_modules(self):
+        return [self.generator, self.discriminator]
+
+    def export_model(self):
+        return self.generator, {"name": self.cfg.generator, "kwargs": self.cfg.generator_args}
+
+
+@TASKS.register("inpaint_gan", config=InpaintTaskConfig)
+def inpaint_gan(cfg: InpaintTaskConfig, data_dir: str | None = None) -> InpaintGANTask:
+    """LaMa-style GAN inpainting task (any registered generator/discriminator pair)."""
+    return InpaintGANTask(cfg, data_dir=data_dir)
+
+
+@dataclass
+class ContextEncoderTaskConfig(InpaintTaskConfig):
+    """:class:`InpaintTaskConfig` with Context Encoder defaults: centre holes, L2 0.999 + adversarial 0.001,
+    DCGAN Adam (lr 2e-4, beta1 0.5). Set ``train_masks``/``val_masks`` to e.g. ``medium_256`` for random masks."""
+
+    objective: Literal["lama", "context_encoder"] = "context_encoder"
+    generator: str = "context_encoder_64"
+    discriminator: str = "ce_discriminator_64"
+    train_masks: str = "center"
+    val_masks: str = "center"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@TASKS.register("context_encoder", config=ContextEncoderTaskConfig)
+def context_encoder(cfg: ContextEncoderTaskConfig, data_dir: str | None = None) -> InpaintGANTask:
+    """Context Encoder task (centre-hole by default, random masks via ``train_masks``)."""
+    return InpaintGANTask(cfg, data_dir=data_dir)

@@ -1,0 +1,52 @@
+"""Learned inpainters from shipped (or given) weights: loading, the inpaint() contract, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import torchworks.inpainting.nets  # noqa: F401  (registers the generators)
+from torchworks.core.checkpoint import build_model, save_model
+from torchworks.core.registry import INPAINTERS
+from torchworks.inpainting import inpaint, learned
+
+
+@pytest.fixture
+def random_weights(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    gen = build_model("lama_tiny")
+    save_model(tmp_path / learned.SHIPPED["lama_tiny"]["file"], gen, spec={"name": "lama_tiny", "kwargs": {}})
+    monkeypatch.setenv("TORCHWORKS_PRETRAINED_DIR", str(tmp_path))
+    return gen
+
+
+def test_learned_inpainter_matches_its_generator(random_weights):
+    method = learned.load_learned("lama")  # the alias resolves to lama_tiny
+    assert method.pad_mod == 8 and method.working_size == 256 and method.default_feather
+    image, mask = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    mask[..., 8:16, 8:24] = 1
+    expected = random_weights.eval()(torch.cat([image * (1 - mask), mask], 1)).clamp(0, 1)
+    torch.testing.assert_close(method.run(image, mask), expected)
+
+
+def test_inpaint_keeps_known_pixels_exact(random_weights, photo, hole):
+    out = inpaint(photo, hole, method=learned.load_learned("lama_tiny"))
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    far = np.ones_like(hole, bool)
+    far[max(0, np.nonzero(hole)[0].min() - 8):, :] = False  # rows above the hole's dilation/feather ring
+    np.testing.assert_array_equal(out[far], photo[far])
+
+
+def test_missing_weights_name_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHWORKS_PRETRAINED_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="lama_tiny_faces64"):
+        learned.load_learned("lama_tiny")
+
+
+@pytest.mark.skipif(not (learned.PRETRAINED_DIR / learned.SHIPPED["lama_tiny"]["file"]).is_file(),
+                    reason="no shipped lama_tiny weights")
+def test_shipped_weights_are_registered(photo, hole):
+    assert INPAINTERS.meta("lama_tiny")["kind"] == "learned" and "lama" in INPAINTERS.names()
+    out = inpaint(photo, hole, method="lama_tiny")
+    assert out.shape == photo.shape and (out != photo).any()
