@@ -130,3 +130,15 @@ def test_rng_state_through_a_checkpoint_replays_every_generator(tmp_path):
     set_rng_state(load_checkpoint(tmp_path / "r.ckpt")["rng"])
     second = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
+
+
+def test_checkpoint_gets_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "p.ckpt", {"step": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600: shipped files must be readable
