@@ -1,0 +1,126 @@
+"""``torchworks distill``: train a student from a teacher with a named method, without writing a YAML file.
+
+``--method`` picks RepDistiller's recipe for one method (``kd``, ``crd``, ``at``, ...; ``none`` is CE only) or a
+``+``-joined combination (``crd+kd``); ``--config`` starts from a ``configs/distill_*.yaml`` instead and the
+flags given override it. Everything else (``--set``) goes through the same strict config validation as
+``torchworks train``. Heavy modules are imported only inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+EXAMPLES = """\
+examples:
+  torchworks distill --teacher resnet56 --student resnet20 --method crd --data cifar10 --steps 3000
+  torchworks distill --method crd+kd --ckpt-teacher runs/cifar_resnet56/checkpoints/last.ckpt
+  torchworks distill --config configs/distill_kd.yaml --steps 200 --set task.data.train_limit=2048
+  torchworks distill --teacher resnet8 --student resnet8 --method at --data synthetic --steps 5
+"""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds the ``distill`` verb to the CLI's sub-parsers and returns its parser."""
+    p = subparsers.add_parser(
+        "distill", help="knowledge distillation: train a student from a frozen teacher",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="Train a CIFAR zoo student from a frozen teacher with one distillation method or a "
+        "combination, on the shared engine (checkpoints, resume, logs as for `torchworks train`).")
+    p.add_argument("--config", help="start from this YAML run config (flags below override it)")
+    p.add_argument("--teacher", help="teacher zoo model (default resnet56)")
+    p.add_argument("--student", help="student zoo model (default resnet20)")
+    p.add_argument("--method", help="kd, dkd, dist, fitnet, at, sp, cc, vid, rkd, pkt, ab, ft, fsp, nst, crd, ofd, "
+                   "none, or a '+'-joined combination such as crd+kd (default kd)")
+    p.add_argument("--ckpt-teacher", help="teacher checkpoint (save_model file, trainer checkpoint, or "
+                   "pretrained:<name>); default: the shipped resnet56 CIFAR-10 teacher when it applies")
+    p.add_argument("--data", choices=("cifar10", "cifar100", "synthetic"), help="data set (default cifar10)")
+    p.add_argument("--steps", type=int, help="training steps (the LR schedule is fitted to them)")
+    p.add_argument("--init-steps", type=int, help="init-phase steps for ab/fsp/ft (default: steps/8 for them)")
+    p.add_argument("--batch-size", type=int, help="training batch size (default 64)")
+    p.add_argument("--lr", type=float, help="peak SGD learning rate (default 0.05)")
+    p.add_argument("--seed", type=int, help="run seed")
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/distill_<student>_<method>)")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir holding checkpoints")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set task.data.train_limit=4096 (repeatable)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument("--data-dir", help="directory holding the data set (searched first)")
+    return p
+
+
+def build_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The plain-data run config the flags describe (validated later by the engine)."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from torchworks.core.config import load_yaml
+    from torchworks.distill.recipes import INIT_METHODS, method_terms
+    from torchworks.distill.task import PRETRAINED_DIR
+
+    data: dict[str, Any] = load_yaml(Path(args.config)) if args.config else {
+        "task": {"name": "distill"},
+        "trainer": {"max_steps": 3000, "batch_size": 64, "eval_every": 1000, "checkpoint_every": 500,
+                    "log_every": 50, "drop_last": True, "tensorboard": False},
+    }
+    task = data.setdefault("task", {"name": "distill"})
+    trainer = data.setdefault("trainer", {})
+    for key, value in (("teacher", args.teacher), ("student", args.student), ("teacher_ckpt", args.ckpt_teacher)):
+        if value is not None:
+            task[key] = value
+    if args.config is None:
+        task.setdefault("teacher", "resnet56")
+        task.setdefault("student", "resnet20")
+    method = args.method or (None if args.config else "kd")
+    if method is not None:
+        task["losses"] = [asdict(t) for t in method_terms(method)]
+        if any(m in INIT_METHODS for m in method.split("+")) and args.init_steps is None:
+            args.init_steps = max(1, (args.steps or trainer.get("max_steps", 3000)) // 8)
+        elif args.init_steps is None:
+            task["init_steps"] = 0
+    if args.init_steps is not None:
+        task["init_steps"] = args.init_steps
+    if args.data is not None:
+        task.setdefault("data", {})["dataset"] = args.data
+    if args.steps is not None:
+        trainer["max_steps"] = args.steps
+        task.setdefault("optim", {})["total_steps"] = args.steps
+        trainer["eval_every"] = min(int(trainer.get("eval_every", args.steps)) or args.steps, args.steps)
+    if args.lr is not None:
+        task.setdefault("optim", {})["lr"] = args.lr
+    if args.batch_size is not None:
+        trainer["batch_size"] = args.batch_size
+    if args.seed is not None:
+        data["seed"] = args.seed
+    shipped = PRETRAINED_DIR / "resnet56_cifar10.safetensors"
+    dataset = task.get("data", {}).get("dataset", "cifar10")
+    if "teacher_ckpt" not in task and task.get("teacher") == "resnet56" and dataset == "cifar10" and shipped.is_file():
+        task["teacher_ckpt"] = "pretrained:resnet56_cifar10"
+    if args.out is not None:
+        data["out_dir"] = args.out
+    elif "out_dir" not in data:
+        data["out_dir"] = f"runs/distill_{task.get('student')}_{(method or 'custom').replace('+', '_')}"
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    """Builds the config, trains, prints where everything went and the final metrics."""
+    from torchworks.catalog import load_all
+
+    load_all()
+    import torchworks.distill.task  # noqa: F401  (registers the distill task)
+    from torchworks.engine import run as engine_run
+
+    config = build_config(args)
+    result = engine_run.train(config, overrides=args.overrides, resume=args.resume, data_dir=args.data_dir,
+                              overwrite=args.overwrite, threads=args.threads)
+    if result is None:  # a non-zero rank of a multi-process run
+        return 0
+    print(f"run directory   {result.out_dir}")
+    for key, label in (("metrics_csv", "metrics"), ("last_checkpoint", "last ckpt"), ("best_checkpoint", "best ckpt")):
+        if getattr(result, key, None):
+            print(f"{label:15s} {getattr(result, key)}")
+    for name, value in (getattr(result, "metrics", None) or {}).items():
+        print(f"{name:15s} {value:.6g}")
+    return 0

@@ -1,0 +1,265 @@
+"""``distill``: a student learns from a frozen teacher through any weighted combination of distillation losses.
+
+Per step: the teacher runs under ``no_grad`` (eval mode; OFD's reference uses BN batch statistics, see
+``teacher_bn``), the student runs once with features, and ``loss = sum_i w_i * term_i`` over the configured
+terms (``ce``, ``kd``, ``crd``, ``at``, ...). Learnable loss parts (regressors, connectors, embeddings, VID
+variances, FT translator) train with the student in one SGD optimiser; the teacher is left out of it and of
+``trainable_modules()`` (so it is never wrapped in DDP) and never receives gradients.
+
+Init phase (``init_steps``): RepDistiller first trains AB / FSP (and FitNet in ``mode="paper"``) alone on the
+student's feature layers, and FT's paraphraser on the teacher maps; then the main phase drops those terms (their
+weight is inert, as in RepDistiller) and trains everything else. The LR schedule starts after the init phase.
+
+References:
+    Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network", 2015, arXiv:1503.02531.
+    Reference implementation of the recipe: HobbitLong/RepDistiller ``train_student.py``, ``helper/loops.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchworks.core.checkpoint import build_model, load_model
+from torchworks.core.errors import CheckpointError, ShapeError
+from torchworks.core.registry import TASKS
+from torchworks.distill.cifar_data import CifarData, CifarSplits
+from torchworks.distill.classifier import OptimConfig, accuracy, to_memory_format
+from torchworks.distill.recipes import LossTerm
+from torchworks.distill.terms import TermSet
+from torchworks.engine.task import Task
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+@dataclass
+class DistillConfig:
+    """Settings of the ``distill`` task.
+
+    Attributes:
+        teacher, student: registered zoo model names; ``teacher_args``/``student_args`` their keyword overrides
+            (``num_classes`` comes from the data).
+        teacher_ckpt: a file from ``save_model`` or the trainer holding the teacher (it must be the ``teacher``
+            architecture), ``pretrained:<name>`` for a file shipped in ``torchworks/distill/pretrained``, or
+            None for an untrained teacher (tests and timing only; a warning is issued).
+        losses: the weighted terms (see :class:`~torchworks.distill.recipes.LossTerm`).
+        init_steps: steps of the init phase (needed by ``ab``, ``fsp``, ``ft`` and ``fitnet`` in paper mode).
+        teacher_bn: ``eval`` (running statistics), ``batch`` (BN batch statistics, running statistics untouched:
+            what OFD's reference does), or ``auto`` (``batch`` when an ``ofd`` term is present).
+        cache_teacher_logits: remember the teacher logits per training index (logit-only losses and
+            ``data.augment: false`` only, since the teacher's output depends on the augmented view).
+        channels_last: channels-last convolutions for both networks.
+    """
+
+    teacher: str = "resnet56"
+    student: str = "resnet20"
+    teacher_args: dict[str, Any] = field(default_factory=dict)
+    student_args: dict[str, Any] = field(default_factory=dict)
+    teacher_ckpt: str | None = None
+    losses: list[LossTerm] = field(default_factory=lambda: [LossTerm("ce", 0.1), LossTerm("kd", 0.9)])
+    init_steps: int = 0
+    teacher_bn: Literal["auto", "eval", "batch"] = "auto"
+    cache_teacher_logits: bool = False
+    data: CifarData = field(default_factory=CifarData)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.losses:
+            raise ValueError("losses is empty: give at least one term, e.g. [{name: ce}, {name: kd, weight: 0.9}]")
+        if self.init_steps < 0:
+            raise ValueError(f"init_steps must be >= 0, got {self.init_steps}")
+
+
+def resolve_teacher_ckpt(path: str) -> Path:
+    """``pretrained:<name>`` -> the shipped file (``.safetensors`` added if missing); other paths unchanged."""
+    if path.startswith("pretrained:"):
+        name = path.split(":", 1)[1]
+        file = PRETRAINED_DIR / (name if name.endswith(".safetensors") else f"{name}.safetensors")
+        if not file.is_file():
+            shipped = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+            raise FileNotFoundError(f"no shipped teacher {name!r}; shipped: {shipped or 'none'}")
+        return file
+    return Path(path).expanduser()
+
+
+def load_teacher(cfg: DistillConfig, num_classes: int) -> nn.Module:
+    """Builds the teacher, from its checkpoint when one is given.
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        CheckpointError: the checkpoint holds another architecture (both names are given) or another class count.
+    """
+    if cfg.teacher_ckpt is None:
+        warnings.warn(f"distill: no teacher_ckpt, the {cfg.teacher} teacher is untrained", stacklevel=3)
+        return build_model(cfg.teacher, **{"num_classes": num_classes, **cfg.teacher_args})
+    path = resolve_teacher_ckpt(cfg.teacher_ckpt)
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+    try:
+        teacher = load_model(path, expect=cfg.teacher)
+    except CheckpointError as exc:
+        raise CheckpointError(f"teacher checkpoint does not fit teacher {cfg.teacher!r}: {exc}") from exc
+    out = getattr(teacher, "num_classes", None) or _out_features(teacher)
+    if out is not None and out != num_classes:
+        raise CheckpointError(f"teacher checkpoint {path} predicts {out} classes but the data has {num_classes}")
+    return teacher
+
+
+def _out_features(model: nn.Module) -> int | None:
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else None
+
+
+class DistillationTask(Task):
+    """Trains ``student`` from a frozen ``teacher`` with the configured loss terms (see the module docstring)."""
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(self, cfg: DistillConfig, data_dir: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.data.num_classes
+        self.student_kwargs = {"num_classes": k, **cfg.student_args}
+        self.student = build_model(cfg.student, **self.student_kwargs)
+        teacher = load_teacher(cfg, k)
+        teacher.requires_grad_(False)
+        if cfg.channels_last:
+            self.student.to(memory_format=torch.channels_last)
+            teacher.to(memory_format=torch.channels_last)
+        self.teacher = teacher.eval()
+        names = {t.name for t in cfg.losses}
+        needs_index = any(t.name in ("crd",) for t in cfg.losses) or cfg.cache_teacher_logits
+        self.splits = CifarSplits(cfg.data, data_dir, return_index=needs_index)
+        self.terms = TermSet(cfg, self.student, self.teacher, self.splits if "crd" in names else None)
+        self.losses = self.terms.modules
+        self.teacher_batch_bn = cfg.teacher_bn == "batch" or (cfg.teacher_bn == "auto" and "ofd" in names)
+        self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
+        if cfg.cache_teacher_logits:
+            self._check_cache_allowed()
+            n = self.splits.num_train_total
+            self.register_buffer("_logit_cache", torch.zeros(n, k), persistent=False)
+            self.register_buffer("_logit_cached", torch.zeros(n, dtype=torch.bool), persistent=False)
+
+    def _check_cache_allowed(self) -> None:
+        feature_terms = [t.name for t in self.cfg.losses if t.name not in ("ce", "kd", "dkd", "dist")]
+        if feature_terms:
+            raise ValueError(f"cache_teacher_logits needs logit-only losses; {feature_terms} read teacher features")
+        if self.cfg.data.augment:
+            raise ValueError("cache_teacher_logits with data.augment: true would reuse the logits of the first "
+                             "augmented view for every later view (Beyer et al. 2022: it hurts); set augment: false")
+
+    # --- modes and data -------------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> DistillationTask:
+        """Sets the student and loss parts to ``mode``; the teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def train_dataset(self):
+        return self.splits.train()
+
+    def val_dataset(self):
+        return self.splits.val()
+
+    def test_dataset(self):
+        return self.splits.test()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(to_memory_format(x, self.cfg.channels_last))
+
+    @property
+    def in_init_phase(self) -> bool:
+        """True during the first ``init_steps`` optimisation steps."""
+        return int(self.step_count) < self.cfg.init_steps
+
+    # --- the step -------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _teacher_mode(self):
+        """BN batch statistics for the teacher without touching its running statistics (OFD's train mode)."""
+        if not self.teacher_batch_bn:
+            yield
+            return
+        bns = [m for m in self.teacher.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [(m.training, m.track_running_stats) for m in bns]
+        for m in bns:
+            m.training, m.track_running_stats = True, False  # batch stats, running buffers neither used nor updated
+        try:
+            yield
+        finally:
+            for m, (tr, track) in zip(bns, saved, strict=True):
+                m.training, m.track_running_stats = tr, track
+
+    @torch.no_grad()
+    def _teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+        need = self.terms.teacher_needs
+        if self.cfg.cache_teacher_logits and idx is not None and not need:
+            hit = self._logit_cached[idx]
+            if bool(hit.all()):
+                return self._logit_cache[idx], {}
+        with self._teacher_mode():
+            logits, feats = self.terms.run_model(self.teacher, x, need)
+        logits = logits.float()
+        if self.cfg.cache_teacher_logits and idx is not None:
+            self._logit_cache[idx] = logits
+            self._logit_cached[idx] = True
+        return logits, feats
+
+    def training_step(self, batch, opt=None):
+        x, y = batch[0], batch[1]
+        idx = batch[2] if len(batch) > 2 else None
+        if idx is None and self.terms.needs_index:
+            raise ValueError("distill: the crd term needs dataset indices but the training batches are "
+                             "(image, label) only; use a data set that returns (image, label, index)")
+        x = to_memory_format(x, self.cfg.channels_last)
+        if self.terms.uses_teacher:
+            t_logits, t_feats = self._teacher_outputs(x, idx)
+        else:  # CE only (the no-distillation baseline): the teacher is not run at all
+            t_logits, t_feats = None, {}
+        s_logits, s_feats = self.terms.run_model(self.student, x, self.terms.student_needs)
+        init = self.in_init_phase
+        parts = self.terms.losses(s_logits, s_feats, t_logits, t_feats, y, idx, init_phase=init)
+        loss = sum(w * v for w, v in parts.values())
+        self.step_count += 1
+        out = {"loss": loss, "acc": accuracy(s_logits, y).detach(), "phase_init": float(init)}
+        out.update({f"loss_{n}": v.detach() for n, (_, v) in parts.items()})
+        return out
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        return {"loss": F.cross_entropy(logits, y), "acc": accuracy(logits, y)}
+
+    # --- optimisation ---------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        params = [p for m in self.trainable_modules() for p in m.parameters() if p.requires_grad]
+        return self.cfg.optim.build(params)
+
+    def configure_schedulers(self, optimizers):
+        offset, sched = self.cfg.init_steps, self.cfg.optim
+        return [torch.optim.lr_scheduler.LambdaLR(optimizers[0], lambda s: sched.factor(max(0, s - offset)))]
+
+    def trainable_modules(self):
+        # Each loss with parameters separately: called through its own (DDP) wrapper; the teacher never.
+        return [self.student, *[m for m in self.losses if any(p.requires_grad for p in m.parameters())]]
+
+    def export_model(self):
+        return self.student, {"name": self.cfg.student, "kwargs": self.student_kwargs}
+
+
+@TASKS.register("distill", config=DistillConfig)
+def distill(cfg: DistillConfig, data_dir: str | None = None) -> DistillationTask:
+    """Builds the distillation task from its config."""
+    return DistillationTask(cfg, data_dir=data_dir)
+
+
+__all__ = ["DistillConfig", "DistillationTask", "ShapeError", "load_teacher", "resolve_teacher_ckpt"]
