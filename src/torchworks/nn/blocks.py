@@ -31,14 +31,14 @@ class _Block(nn.Module):
     """Shared parts: self-attention, feed-forward, their norms and residual dropout."""
 
     def __init__(self, dim, num_heads, ff_dim, dropout, attn_dropout, activation, norm_first, bias, norm_eps, rope,
-                 impl):
+                 impl, norm_bias=True):
         super().__init__()
         attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(dim, num_heads, bias=bias, dropout=attn_dropout, rope=rope, impl=impl)
-        self.self_attn_norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.self_attn_norm = nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias)
         self.ff = FeedForward(dim, ff_dim, activation=activation, dropout=dropout, bias=bias)
-        self.ff_norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.ff_norm = nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias)
         self.dropout = nn.Dropout(dropout)
 
     def _sublayer(self, x: Tensor, norm: nn.LayerNorm, fn) -> tuple[Tensor, Tensor | None]:
@@ -85,13 +85,15 @@ class EncoderBlock(_Block):
         norm_eps: LayerNorm epsilon.
         rope: Optional :class:`RotaryEmbedding` for the self-attention.
         impl: Attention implementation, ``"sdpa"`` or ``"reference"``.
+        norm_bias: Biases (shifts) in the LayerNorms; False with ``bias=False`` is nanoGPT's bias-free block.
     """
 
     def __init__(self, dim: int, num_heads: int, ff_dim: int | None = None, *, dropout: float = 0.1,
                  attn_dropout: float | None = None, activation: str = "relu", norm_first: bool = False,
-                 bias: bool = True, norm_eps: float = 1e-5, rope: RotaryEmbedding | None = None, impl: str = "sdpa"):
+                 bias: bool = True, norm_eps: float = 1e-5, rope: RotaryEmbedding | None = None, impl: str = "sdpa",
+                 norm_bias: bool = True):
         super().__init__(dim, num_heads, ff_dim, dropout, attn_dropout, activation, norm_first, bias, norm_eps, rope,
-                         impl)
+                         impl, norm_bias)
 
     def forward(self, x: Tensor, *, attn_mask: Tensor | None = None, key_padding_mask: Tensor | None = None,
                 is_causal: bool = False, need_weights: bool = False, kv_cache: KVCache | None = None,
@@ -129,7 +131,7 @@ class DecoderBlock(_Block):
     """Causal self-attention + (optional) cross-attention to an encoder memory + feed-forward.
 
     Args:
-        dim, num_heads, ff_dim, dropout, attn_dropout, activation, norm_first, bias, norm_eps, rope, impl:
+        dim, num_heads, ff_dim, dropout, attn_dropout, activation, norm_first, bias, norm_eps, rope, impl, norm_bias:
             As in :class:`EncoderBlock` (RoPE applies to the self-attention only).
         cross_attention: Include the cross-attention sub-layer (False gives a GPT-style block).
         memory_dim: Width of the encoder memory; default C.
@@ -138,14 +140,14 @@ class DecoderBlock(_Block):
     def __init__(self, dim: int, num_heads: int, ff_dim: int | None = None, *, cross_attention: bool = True,
                  memory_dim: int | None = None, dropout: float = 0.1, attn_dropout: float | None = None,
                  activation: str = "relu", norm_first: bool = False, bias: bool = True, norm_eps: float = 1e-5,
-                 rope: RotaryEmbedding | None = None, impl: str = "sdpa"):
+                 rope: RotaryEmbedding | None = None, impl: str = "sdpa", norm_bias: bool = True):
         super().__init__(dim, num_heads, ff_dim, dropout, attn_dropout, activation, norm_first, bias, norm_eps, rope,
-                         impl)
+                         impl, norm_bias)
         self.cross_attn = self.cross_attn_norm = None
         if cross_attention:
             self.cross_attn = MultiHeadAttention(dim, num_heads, kdim=memory_dim, vdim=memory_dim, bias=bias,
                                                  dropout=self.self_attn.dropout, impl=impl)
-            self.cross_attn_norm = nn.LayerNorm(dim, eps=norm_eps)
+            self.cross_attn_norm = nn.LayerNorm(dim, eps=norm_eps, bias=norm_bias)
 
     def forward(self, x: Tensor, memory: Tensor | None = None, *, attn_mask: Tensor | None = None,
                 key_padding_mask: Tensor | None = None, is_causal: bool = True,

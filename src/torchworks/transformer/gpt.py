@@ -115,13 +115,9 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(
             DecoderBlock(c, cfg.n_head, cfg.ff_dim, cross_attention=False, dropout=cfg.dropout,
                          activation=cfg.activation, norm_first=cfg.norm_first, bias=cfg.bias, norm_eps=cfg.norm_eps,
-                         rope=rope)
+                         rope=rope, norm_bias=cfg.bias)  # nanoGPT's bias=False drops LayerNorm biases too
             for _ in range(cfg.n_layer)
         )
-        if not cfg.bias:  # DecoderBlock's norms always carry a bias; nanoGPT's bias=False removes it there too
-            for block in self.blocks:
-                block.self_attn_norm = nn.LayerNorm(c, eps=cfg.norm_eps, bias=False)
-                block.ff_norm = nn.LayerNorm(c, eps=cfg.norm_eps, bias=False)
         self.ln_f = nn.LayerNorm(c, eps=cfg.norm_eps, bias=cfg.bias) if cfg.norm_first else nn.Identity()
         self.lm_head = nn.Linear(c, cfg.vocab_size, bias=False)
         self.reset_parameters()

@@ -21,7 +21,13 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["BPETokenizer", "CharTokenizer", "load_tokenizer"]
+from torchworks.core.errors import TorchworksError
+
+__all__ = ["BPETokenizer", "CharTokenizer", "UnknownCharacterError", "load_tokenizer", "tokenizer_from_json"]
+
+
+class UnknownCharacterError(TorchworksError, ValueError):
+    """Text holds characters outside a character vocabulary (the message names them and where they are)."""
 
 
 class CharTokenizer:
@@ -67,7 +73,8 @@ class CharTokenizer:
                 if c not in self.stoi:
                     bad.setdefault(c, []).append(i)
             detail = "; ".join(f"{c!r} at {pos[:5]}{' ...' if len(pos) > 5 else ''}" for c, pos in bad.items())
-            raise ValueError(f"{len(bad)} character(s) not in the vocabulary of {self.vocab_size}: {detail}") from None
+            raise UnknownCharacterError(f"{len(bad)} character(s) not in the vocabulary of {self.vocab_size}: "
+                                        f"{detail}") from None
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of the ids (each in [0, vocab_size); negative ids are rejected, not read from the end)."""
@@ -77,10 +84,14 @@ class CharTokenizer:
             raise ValueError(f"token ids {bad[:10]} outside [0, {self.vocab_size})")
         return "".join(self.chars[i] for i in ids)
 
+    def to_json(self) -> str:
+        """``{"type": "char", "chars": [...]}`` as a JSON string (what :meth:`save` writes)."""
+        return json.dumps({"type": self.kind, "chars": self.chars}, ensure_ascii=False)
+
     def save(self, path: str | Path) -> Path:
-        """Write ``{"type": "char", "chars": [...]}`` as UTF-8 JSON."""
+        """Write :meth:`to_json` as UTF-8."""
         path = Path(path)
-        path.write_text(json.dumps({"type": self.kind, "chars": self.chars}, ensure_ascii=False), encoding="utf-8")
+        path.write_text(self.to_json(), encoding="utf-8")
         return path
 
     @classmethod
@@ -147,6 +158,10 @@ class BPETokenizer:
             raise ValueError(f"token ids {bad[:10]} outside [0, {self.vocab_size})")
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
+    def to_json(self) -> str:
+        """The ``tokenizers`` JSON as a string (what :meth:`save` writes)."""
+        return self.tokenizer.to_str()
+
     def save(self, path: str | Path) -> Path:
         """Write the ``tokenizers`` JSON (loadable by ``tokenizers.Tokenizer.from_file`` too)."""
         path = Path(path)
@@ -185,3 +200,22 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
     if isinstance(data.get("model"), dict) and data["model"].get("type") == "BPE":
         return BPETokenizer.load(path)
     raise ValueError(f"{path}: unknown tokenizer format (neither a char vocabulary nor a tokenizers BPE file)")
+
+
+def tokenizer_from_json(text: str) -> CharTokenizer | BPETokenizer:
+    """Rebuild a tokenizer from its :meth:`~CharTokenizer.to_json` string (e.g. one stored in a checkpoint).
+
+    Raises:
+        ValueError: Not JSON, or neither a char vocabulary nor a ``tokenizers`` BPE file.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"tokenizer JSON is unreadable ({exc})") from None
+    if isinstance(data, dict) and data.get("type") == CharTokenizer.kind and isinstance(data.get("chars"), list):
+        return CharTokenizer(data["chars"])
+    if isinstance(data, dict) and isinstance(data.get("model"), dict) and data["model"].get("type") == "BPE":
+        from tokenizers import Tokenizer
+
+        return BPETokenizer(Tokenizer.from_str(text))
+    raise ValueError("unknown tokenizer JSON (neither a char vocabulary nor a tokenizers BPE file)")

@@ -1,0 +1,159 @@
+"""Turn ``benchmarks/transformer/results/*.json`` into ``docs/results/transformer.md`` and the curves PNG.
+
+Called by ``bench_gpt.py report``; the numbers are whatever the runs recorded (nothing is typed in by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+
+REF = "nanogpt"  # the reference run every ratio is taken against
+
+
+def _runs(runs: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))}
+
+
+def _cpu(rec: dict) -> float:
+    """Whole-process CPU seconds of training, without the separate full-val scoring (nanoGPT's is another process)."""
+    return rec["cpu_process_s"] - rec.get("full_val_cpu_s", 0.0)
+
+
+def _tok_s(rec: dict) -> float:
+    return rec["tokens"] / _cpu(rec)
+
+
+def _describe(rec: dict) -> str:
+    if rec["kind"] == "nanogpt":
+        return "nanoGPT (temporary checkout), README CPU recipe"
+    sets = dict(s.split("=", 1) for s in rec.get("overrides", []))
+    model = sets.get("task.model", "gpt_char_small")
+    parts = ["RoPE" if "rope" in model else "learned pos", f"lr {float(sets.get('task.lr', 1e-3)):g}"]
+    if sets.get("task.decay_embeddings") == "false":
+        parts.append("no wd on embeddings")
+    parts.append(f"seed {sets.get('seed', 1337)}")
+    if Path(rec.get("config", "")).name != "gpt_char_nanogpt.yaml":
+        parts.insert(0, Path(rec["config"]).stem)
+    return "ours: " + ", ".join(parts)
+
+
+def _val_curve(rec: dict) -> tuple[list[int], list[float]]:
+    if rec["kind"] == "nanogpt":
+        return [e[0] for e in rec["evals"]], [e[2] for e in rec["evals"]]
+    curve = rec.get("val_curve") or []
+    return [int(s) for s, _ in curve], [float(v) for _, v in curve]
+
+
+def _plot(recs: dict[str, dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rec in recs.items():
+        steps, vals = _val_curve(rec)
+        if not steps:
+            continue
+        cpu_per_step = _cpu(rec) / rec["steps"]
+        style = dict(lw=2.2, color="black") if name == REF else dict(lw=1.2)
+        label = f"{name} (full val {rec['full_val_loss']:.3f})"
+        axes[0].plot(steps, vals, marker="o", ms=3, label=label, **style)
+        axes[1].plot([s * cpu_per_step for s in steps], vals, marker="o", ms=3, label=label, **style)
+    for ax, xlabel in zip(axes, ("optimisation step", "process CPU seconds (1 thread, pro rata)"), strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("val loss (480-window estimate)")
+        ax.set_ylim(1.7, 2.7)
+        ax.axhline(1.85, color="grey", ls=":", lw=1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("char-level GPT on tinyshakespeare, 1 thread: validation loss during training")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def write_report(runs: Path, root: Path) -> Path:
+    """Write the markdown table and the curves; returns the markdown path."""
+    recs = _runs(runs)
+    gens = [recs.pop(k) for k in sorted(recs) if k.startswith("generate")]
+    train = {k: v for k, v in recs.items() if v["kind"] in ("ours", "nanogpt")}
+    out_dir = root / "docs" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / "transformer_curves.png"
+    _plot(train, png)
+    ref = train.get(REF)
+    rows = ["| run | recipe | steps | tokens | full-val loss | val (480-window est.) | process CPU s | CPU vs nanoGPT "
+            "| wall s | median step CPU ms | median step wall ms | tokens / CPU-s | tok/CPU-s vs nanoGPT |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in sorted(train.items(), key=lambda kv: (kv[0] != REF, kv[1]["full_val_loss"])):
+        cpu_ratio = f"{_cpu(r) / _cpu(ref):.2f}" if ref else "n/a"
+        tok_ratio = f"{_tok_s(r) / _tok_s(ref):.2f}" if ref else "n/a"
+        step_cpu = f"{r['step_ms_cpu_median']:.1f}" if "step_ms_cpu_median" in r else "n/a"
+        val = r.get("val_capped_final")
+        rows.append(f"| {name} | {_describe(r)} | {r['steps']} | {r['tokens']:,} | **{r['full_val_loss']:.4f}** | "
+                    f"{val:.4f} | {_cpu(r):.1f} | {cpu_ratio} | {r['wall_train_s']:.0f} | {step_cpu} | "
+                    f"{r['step_ms_wall_median']:.0f} | {_tok_s(r):,.0f} | {tok_ratio} |")
+    loads = [x for r in train.values() for x in (r.get("load_at_start"), r["load_avg"][0]) if x is not None]
+    lines = [
+        "# Transformer results: char-level GPT vs nanoGPT on tinyshakespeare",
+        "",
+        "Produced by `benchmarks/transformer/bench_gpt.py` (`ours` / `nanogpt` / `generate`, then `report`); every "
+        "number below is read from `benchmarks/transformer/results/*.json`.",
+        "",
+        f"Machine: {platform.machine()}, 2 cores shared with other engineers' jobs, torch {torch.__version__}, "
+        f"**1 thread per run** (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`). The load average was "
+        f"{min(loads):.1f}-{max(loads):.1f} during the runs (median {statistics.median(loads):.1f}), so wall times "
+        "are 5-15x what a quiet machine gives; compare CPU seconds, and only ratios between runs that ran at the "
+        "same time. All training runs below overlapped in time (nanogpt_ref1 started about 10 minutes before the "
+        "others, when the load was lower, hence its shorter wall time).",
+        "",
+        "Full-val loss: mean next-token cross-entropy (nats) over the whole 111,540-token validation split (last 10 %"
+        " of the characters), non-overlapping 64-token windows, 111,488 targets scored "
+        "(`torchworks.transformer.data.full_val_loss`); nanoGPT's own checkpoint is scored with its own model code "
+        "on the same windows. The 480-window estimate is what both trainers saw during training (nanoGPT: "
+        "`eval_iters=20` x batch 12; ours: `limit_val_batches=2` x 240).",
+        "",
+        "CPU seconds are the whole training process (imports, data, tokenising, training, periodic evaluations, "
+        "checkpoints), without the full-val scoring that follows; tokens / CPU-s divides the training tokens by "
+        "them. Wall seconds are the same span. nanoGPT's CPU comes from `/usr/bin/time -v` (nanogpt_ref1) or from "
+        "polling `/proc/<pid>/stat` once a second until exit (nanogpt).",
+        "",
+        *rows,
+        "",
+        f"![validation curves]({png.name})",
+        "",
+    ]
+    if gens:
+        lines += ["## KV-cache generation (500 new tokens from \"ROMEO:\", shipped model, 1 thread)", "",
+                  "Both paths slide the same context window, so they produce the same tokens; with "
+                  "`window_shift=1` (nanoGPT's slide) the window is full after 58 tokens and every later step "
+                  "rebuilds the cache, so the cache can only pay off with a larger shift.", ""]
+    for gen in gens:
+        lines += [
+            f"- window_shift={gen['window_shift']}: median of {gen['repeats']} interleaved runs: "
+            f"uncached {gen['uncached_s']:.2f} s "
+            f"({gen['uncached_tok_s']:.0f} tok/s), cached {gen['cached_s']:.2f} s ({gen['cached_tok_s']:.0f} tok/s):"
+            f" **{gen['speedup']:.2f}x** wall speed-up; CPU {gen['uncached_cpu_s']:.2f} s vs "
+            f"{gen['cached_cpu_s']:.2f} s "
+            f"({500 / gen['uncached_cpu_s']:.0f} vs {500 / gen['cached_cpu_s']:.0f} tok/CPU-s): "
+            f"**{gen['speedup_cpu']:.2f}x**; identical tokens: {gen['identical_tokens']} "
+            f"(load average {gen['load_avg'][0]:.1f}).",
+        ]
+        if gen.get("nanogpt_uncached_cpu_s"):
+            nano = gen["nanogpt_uncached_cpu_s"]
+            lines.append(f"  nanoGPT's own sampling (its checkpoint, uncached, slides by 1) in the same process: "
+                         f"{nano:.2f} CPU s ({500 / nano:.0f} tok/CPU-s); its CPU time over our cached path's: "
+                         f"**{nano / gen['cached_cpu_s']:.2f}x** (above 1 = ours faster).")
+    lines.append("")
+    md = root / "docs" / "results" / "transformer.md"
+    notes = runs / "NOTES.md"
+    if notes.is_file():
+        lines += [notes.read_text().strip(), ""]
+    md.write_text("\n".join(lines))
+    return md

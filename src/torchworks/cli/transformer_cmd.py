@@ -1,0 +1,155 @@
+"""``torchworks generate`` and ``torchworks transformer attention``: the GPT verbs.
+
+Only the standard library is imported at module level so that ``torchworks --help`` stays fast; torch and the
+transformer package load inside :func:`run`. Both verbs default to the small character-level Shakespeare GPT
+shipped in ``torchworks/transformer/pretrained`` and work offline. User errors (characters outside the
+vocabulary, a missing or foreign checkpoint) print one line and exit with 2; a prompt longer than the model's
+block size keeps its last ``block_size`` tokens and prints a one-line warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+EXIT_USER_ERROR = 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Registers the ``generate`` and ``transformer`` verbs."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    g = subparsers.add_parser(
+        "generate", help="stream text from a GPT checkpoint (default: the shipped Shakespeare char model)",
+        formatter_class=fmt,
+        description="Continue a prompt with a trained GPT and stream the text to the terminal as it is sampled "
+        "(KV-cached decoding; temperature, top-k, top-p, stop string).\n\nexample:\n"
+        '  torchworks generate --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 --top-k 40 --seed 0')
+    g.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    _add_ckpt(g)
+    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate at most (default 200)")
+    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; default 0.8")
+    g.add_argument("--top-k", type=int, default=40, help="sample among the k most likely tokens (default 40; 0 = off)")
+    g.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (default 0.95; 1 = off)")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    g.add_argument("--stop", action="append", default=[], metavar="STR", help="stop before this string (repeatable)")
+    g.add_argument("--no-cache", action="store_true", help="re-run the whole context each step (slower)")
+    g.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+
+    t = subparsers.add_parser("transformer", help="transformer tools (attention maps)")
+    tsub = t.add_subparsers(dest="transformer_verb", metavar="ACTION", required=True)
+    a = tsub.add_parser("attention", help="write a PNG of per-layer, per-head attention for a prompt",
+                        description="Run a GPT on a short text and draw every layer's and head's causal attention "
+                        "weights (rows: query position, columns: key position).")
+    _add_ckpt(a)
+    a.add_argument("--text", required=True, help="the text to attend over (at most block_size tokens are used)")
+    a.add_argument("--out", default="attention.png", help="output PNG (default attention.png)")
+    a.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+
+
+def _add_ckpt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", help="gpt_lm training checkpoint or save_model export with its tokenizer "
+                   "(default: the shipped Shakespeare char model)")
+
+
+def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"torchworks: warning: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the chosen verb; returns the exit code (user errors propagate as exceptions)."""
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    warnings.showwarning = _warn_one_line
+    from torchworks.transformer.pretrained import load_pretrained
+
+    model, tokenizer = load_pretrained(args.ckpt)
+    if args.verb != "generate":
+        return _attention(args, model, tokenizer)
+    try:
+        return _generate(args, model, tokenizer)
+    except BrokenPipeError:  # `torchworks generate ... | head`: the reader left, which is not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _generate(args: argparse.Namespace, model, tokenizer) -> int:
+    import torch
+
+    from torchworks.core.errors import ConfigError
+    from torchworks.transformer.generate import TextStreamer, generate_text
+
+    if args.max_new_tokens < 1:
+        raise ConfigError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
+        raise ConfigError(f"need --temperature >= 0, 0 < --top-p <= 1, --top-k >= 0; got {args.temperature}, "
+                          f"{args.top_p}, {args.top_k}")
+    if any(not s for s in args.stop):
+        raise ConfigError("--stop strings must be non-empty")
+    tokenizer.encode(args.prompt)  # unknown characters fail here, before anything is printed
+    generator = torch.Generator().manual_seed(args.seed)
+    streamer = _StopAwareStreamer(TextStreamer(tokenizer.decode, write=lambda s: None), args.stop)
+    sys.stdout.write(args.prompt)
+    generate_text(model, tokenizer, args.prompt, args.max_new_tokens, stop=args.stop or None,
+                  temperature=args.temperature, top_k=args.top_k or None,
+                  top_p=args.top_p if args.top_p < 1 else None, generator=generator,
+                  use_cache=not args.no_cache, on_token=streamer)
+    streamer.finish()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+class _StopAwareStreamer:
+    """Streams decoded text but holds back a tail that could still become a stop string (so it is never shown)."""
+
+    def __init__(self, streamer, stops: list[str]) -> None:
+        self.streamer, self.stops = streamer, stops
+        self.hold = max((len(s) for s in stops), default=1) - 1
+        self.shown = 0
+        self.done = False
+
+    def __call__(self, token) -> None:
+        self.streamer(token)
+        text = self.streamer.text
+        cut = min((i for i in (text.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self._show(text[:cut])
+            self.done = True
+        elif not self.done:
+            self._show(text[: max(self.shown, len(text) - self.hold)])
+
+    def _show(self, upto: str) -> None:
+        if not self.done and len(upto) > self.shown:
+            sys.stdout.write(upto[self.shown:])
+            sys.stdout.flush()
+            self.shown = len(upto)
+
+    def finish(self) -> None:
+        """Write the held-back tail (no stop string appeared)."""
+        if not self.done:
+            self._show(self.streamer.text)
+
+
+def _attention(args: argparse.Namespace, model, tokenizer) -> int:
+    import torch
+
+    from torchworks.transformer.plots import plot_attention
+
+    ids = tokenizer.encode(args.text)
+    if not ids:
+        from torchworks.core.errors import ConfigError
+
+        raise ConfigError("--text encodes to no tokens; give at least one character")
+    block = model.config.block_size
+    if len(ids) > block:
+        warnings.warn(f"text of {len(ids)} tokens exceeds block_size {block}; using the last {block}", stacklevel=1)
+        ids = ids[-block:]
+    maps = model.attention_maps(torch.tensor([ids]))
+    labels = [tokenizer.decode([i]) for i in ids]
+    path = plot_attention([m[0] for m in maps], labels, args.out)
+    print(f"wrote {path} ({len(maps)} layers x {maps[0].shape[1]} heads, {len(ids)} tokens)")
+    return 0
