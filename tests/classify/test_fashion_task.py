@@ -45,6 +45,17 @@ def test_tiny_config_overfits_through_the_engine(tiny_run):
     assert Path(tiny_run["curves_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_run_directory_holds_the_resolved_config(tiny_run):
+    from torchworks.core.config import load_yaml
+    from torchworks.engine.config import load_run_config
+
+    saved = load_yaml(Path(tiny_run["out_dir"]) / "config.yaml")
+    assert saved["task"]["model"] == "fashion_mlp" and saved["task"]["train_limit"] == 256
+    assert saved["task"]["holdout"] == 512 and saved["trainer"]["max_steps"] == 150
+    run_cfg, task_cfg = load_run_config(saved)  # strict: the file is a valid recipe as written
+    assert task_cfg.lr == 0.003 and run_cfg.out_dir == str(tiny_run["out_dir"])
+
+
 def test_best_checkpoint_rebuilds_the_classifier(tiny_run, have_data):
     from torchworks.data.fashion_mnist import FashionMNIST
 

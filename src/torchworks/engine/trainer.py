@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from torchworks.core.config import dump_yaml
 from torchworks.core.errors import ConfigError
 from torchworks.core.seeding import seed_everything, set_rng_state, set_threads
 from torchworks.engine import ranks
@@ -134,6 +135,9 @@ class Trainer:
                 raise ConfigError(f"{out_dir} already holds checkpoints of an earlier run; resume with "
                                   f"--resume {ckpts.last_path}, pick another --out, or delete them")
             ckpts.clear()
+        if rank0 and self.run_config:  # the resolved recipe, readable beside the run (also inside each checkpoint)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            dump_yaml(self.run_config, out_dir / "config.yaml")
         task = fabric.to_device(task)
         router = ModuleRouter(fabric, task)
         raw_opts = as_list(task.configure_optimizers())
