@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         out = convert_pose_values(args.values, args.src, args.dst, args.from_kind, args.to_kind)
         for pose in out:
             for row in pose:
-                print(" ".join(f"{v: .10g}" for v in row))
+                print(" ".join(f"{v + 0.0: .10g}" for v in row))  # + 0.0 turns -0.0 into 0.0
             print()
         return 0
     raise ValueError(f"unknown geometry action {args.geometry_verb!r}")
