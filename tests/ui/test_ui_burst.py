@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ import torch
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 from PIL import Image  # noqa: E402
+from ui_server import serve  # noqa: E402
 
 from torchworks.core.registry import INPAINTERS  # noqa: E402
 from torchworks.inpainting import Inpainter, inpaint  # noqa: E402
@@ -53,22 +52,10 @@ def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, s
 @pytest.fixture(scope="module")
 def server():
     INPAINTERS.add(SLOW, SlowFill, kind="classical")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))  # a free port, held until uvicorn takes the socket over
-    config = uvicorn.Config(create_app(queue_size=3), log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with serve(create_app(queue_size=3)) as url:
+            yield url
     finally:
-        srv.should_exit = True
-        thread.join(10)
-        sock.close()
         INPAINTERS._entries.pop(SLOW, None)  # test-only entry; the registry has no public removal
         INPAINTERS._meta.pop(SLOW, None)
 
