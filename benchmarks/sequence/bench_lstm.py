@@ -120,9 +120,24 @@ def main(argv: list[str] | None = None) -> None:
     text = table(results, args, header)
     print(text)
     if str(args.out) != "-":
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("# Sequence models: measured results\n\n" + text, encoding="utf-8")
+        write_section(args.out, text)
         print(f"wrote {args.out}")
+
+
+BEGIN, END = "<!-- bench_lstm: begin -->", "<!-- bench_lstm: end -->"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replaces this benchmark's section of ``path`` (between its markers), leaving other sections alone."""
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Sequence models: measured results\n\n"
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END):]
+    else:  # first run on this file: the section goes right after the title
+        head, _, rest = old.partition("\n\n")
+        new = f"{head}\n\n{section}\n\n{rest}".rstrip() + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":
