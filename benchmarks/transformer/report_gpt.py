@@ -155,5 +155,9 @@ def write_report(runs: Path, root: Path) -> Path:
     notes = runs / "NOTES.md"
     if notes.is_file():
         lines += [notes.read_text().strip(), ""]
+    # Sections written by hand or by other scripts live after this marker and survive a regenerated report.
+    marker = "<!-- kept by report_gpt.py -->"
+    if md.is_file() and marker in md.read_text():
+        lines += [md.read_text()[md.read_text().index(marker):].rstrip(), ""]
     md.write_text("\n".join(lines))
     return md
