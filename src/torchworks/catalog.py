@@ -18,6 +18,7 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.transformer.bert",
     "torchworks.transformer.vit",
     "torchworks.transformer.seq2seq",
+    "torchworks.transformer.translation_task",
     "torchworks.inpainting",
     "torchworks.inpainting.nets",
     "torchworks.inpainting.task",

@@ -30,12 +30,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["SPECIALS", "SPLITS", "LengthBucketSampler", "TranslationDataset", "TranslationTokenizer",
-           "collate_translation", "corpus_bleu", "load_multi30k", "translate"]
+__all__ = ["DEFAULT_TRANSLATOR", "SPECIALS", "SPLITS", "LengthBucketSampler", "TranslationDataset",
+           "TranslationTokenizer", "collate_translation", "corpus_bleu", "export_translator", "load_multi30k",
+           "load_translator", "translate"]
 
 SPLITS = {"train": "train", "val": "val", "test2016": "test_2016_flickr", "test2017": "test_2017_flickr",
           "test2018": "test_2018_flickr", "mscoco2017": "test_2017_mscoco"}
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+#: The German -> English Multi30k model shipped in ``torchworks/transformer/pretrained``.
+DEFAULT_TRANSLATOR = Path(__file__).resolve().parent / "pretrained" / "translate_de_en_multi30k.safetensors"
 
 
 def load_multi30k(split: str = "train", src_lang: str = "de", tgt_lang: str = "en",
@@ -279,3 +282,72 @@ def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], 
         for i, row in zip(rows, hyp.tolist(), strict=True):
             out[i] = tokenizer.decode(row)
     return out
+
+
+def export_translator(path: str | Path, model, tokenizer: TranslationTokenizer, *, half: bool = True,
+                      extra: dict | None = None) -> Path:
+    """Write a shippable translator: the registry spec, the weights (float16 by default, halving the file; they
+    are cast back to float32 on loading) and the tokenizer JSON inside one safetensors file, plus the tokenizer
+    as ``<stem>.tokenizer.json`` beside it.
+
+    Args:
+        path: Destination ``.safetensors`` file (written atomically).
+        model: A model built by :func:`~torchworks.core.checkpoint.build_model` (it carries its registry spec).
+        tokenizer: Its :class:`TranslationTokenizer`.
+        half: Store float tensors as float16.
+        extra: More JSON-able entries to store (e.g. measured BLEU).
+    """
+    from torchworks.core.checkpoint import model_spec, save_checkpoint
+
+    spec = model_spec(model)
+    if spec is None:
+        raise ValueError("export_translator needs a model built with build_model() (it saves the registry spec)")
+    weights, cast = {}, {}  # tied tensors (shared embeddings, tied output) stay one tensor after the cast
+    for k, v in model.state_dict().items():
+        if half and v.is_floating_point():
+            v = cast.setdefault((v.data_ptr(), tuple(v.shape)), v.half())
+        weights[k] = v
+    raw = tokenizer.tokenizer.to_str()
+    path = Path(path)
+    save_checkpoint(path, {"model_spec": spec, "model": weights, "tokenizer": raw, **dict(extra or {})})
+    tmp = path.with_name(path.stem + ".tokenizer.json.tmp")
+    tmp.write_text(raw, encoding="utf-8")
+    tmp.replace(path.with_name(path.stem + ".tokenizer.json"))
+    return path
+
+
+def load_translator(path: str | Path | None = None):
+    """``(model in eval mode, tokenizer)`` from an :func:`export_translator` file or a ``translation`` training
+    checkpoint; by default the shipped German -> English model (:data:`DEFAULT_TRANSLATOR`).
+
+    Raises:
+        FileNotFoundError: No such file.
+        CheckpointError: Not a torchworks checkpoint, no encoder-decoder inside, or no tokenizer.
+    """
+    from tokenizers import Tokenizer
+
+    from torchworks.core.checkpoint import build_model, load_checkpoint, load_weights
+    from torchworks.core.errors import CheckpointError
+
+    path = Path(path) if path is not None else DEFAULT_TRANSLATOR
+    if not path.is_file():
+        hint = " (the package was installed without its data files)" if path == DEFAULT_TRANSLATOR else ""
+        raise FileNotFoundError(f"translation model not found: {path}{hint}")
+    state = load_checkpoint(path)
+    spec = state.get("model_spec")
+    if not isinstance(spec, dict) or "name" not in spec or "model" not in state:
+        raise CheckpointError(f"{path}: no model inside (expected a translation checkpoint or export)")
+    raw = state.get("tokenizer")
+    task_state = state.get("task")
+    if raw is None and isinstance(task_state, dict) and "tokenizer_json" in task_state:
+        raw = bytes(task_state["tokenizer_json"].tolist()).decode("utf-8")
+    sidecar = path.with_name(path.stem + ".tokenizer.json")
+    if raw is None and sidecar.is_file():
+        raw = sidecar.read_text(encoding="utf-8")
+    if not isinstance(raw, str):
+        raise CheckpointError(f"{path}: holds a {spec['name']!r} model but no tokenizer")
+    model = build_model(spec["name"], **dict(spec.get("kwargs") or {}))
+    if not hasattr(model, "cross_attention_maps"):
+        raise CheckpointError(f"{path}: holds a {spec['name']!r} model, not an encoder-decoder translator")
+    load_weights(model, state["model"], source=str(path))
+    return model.float().eval(), TranslationTokenizer(Tokenizer.from_str(raw))
