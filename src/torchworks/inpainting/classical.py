@@ -28,7 +28,7 @@ def _cv2() -> Any:
         import cv2
     except ImportError:  # pragma: no cover - depends on the environment
         raise MissingExtraError("this method needs OpenCV: pip install 'torchworks[cv]' "
-                                "(opencv-python-headless)") from None
+                                "(opencv-contrib-python-headless)") from None
     return cv2
 
 
