@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make demo   create .venv, install, run the demo on bundled defaults
+#   make demo   create .venv, install, train the engine demo, then write the tour (out/demo/index.html)
 #   make test   create .venv, install, run ruff and the default test suite
 # Set-up is idempotent: the install re-runs only when pyproject.toml changes.
 PYTHON ?= python3
@@ -38,6 +38,7 @@ demo: install
 	$(VENV)/bin/torchworks train configs/fashion_mlp.yaml --threads 2 \
 		--set trainer.max_steps=600 --set task.total_steps=600 --set trainer.eval_every=100 \
 		--set trainer.log_every=20 --set trainer.checkpoint_every=300 --out runs/demo/fashion_mlp --overwrite
+	$(VENV)/bin/torchworks demo --out out/demo
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,0 +1,412 @@
+"""The sections of ``torchworks demo``: each runs one capability on a shipped model and fills a SectionResult.
+
+Every builder takes a :class:`DemoContext` and the :class:`~torchworks.cli.demo_page.SectionResult` to fill. It
+records its commands first (so a failure still shows how to reproduce it), writes its PNG files into
+``ctx.out`` and raises :class:`NotShipped` when its model has not been shipped yet. Missing data sets raise the
+data layer's ``DataNotFoundError``; the caller reports both as expected situations, anything else as a failure.
+Heavy modules are imported inside the builders, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torchworks.cli.demo_page import SectionResult
+
+PACKAGE = Path(__file__).resolve().parents[1]
+FIXTURE_PHOTO = PACKAGE.parents[1] / "tests" / "fixtures" / "chelsea_96x64.png"  # CC0, present in a checkout
+TEMPLE_VIEWS = (10, 11)
+FACE_SIZE = 64  # the shipped lama_tiny was trained on 64 px faces
+DEFAULT_SENTENCES = (
+    "Ein kleines Mädchen spielt mit einem Hund im Park.",
+    "Zwei Männer sitzen auf einer Bank und lesen Zeitung.",
+    "Eine Frau fährt mit dem Fahrrad durch die Stadt.",
+)
+
+
+class NotShipped(Exception):
+    """The section's model is not in the package yet (an expected state, not a failure)."""
+
+
+@dataclass
+class DemoContext:
+    """Settings shared by the sections.
+
+    Attributes:
+        out: folder being filled (a temporary one; renamed to ``final_out`` when the tour is complete).
+        final_out: where the page will live, used in the commands shown.
+        note: reports a sub-step to the progress display.
+    """
+
+    out: Path
+    final_out: Path
+    data_dir: str | None = None
+    seed: int = 0
+    threads: int = 1
+    cifar_limit: int = 2000
+    tokens: int = 300
+    prompt: str = "ROMEO:"
+    sentences: list[str] = field(default_factory=lambda: list(DEFAULT_SENTENCES))
+    beam: int = 4
+    note: Callable[[str], None] = lambda msg: None
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as a user would type it here: relative to the working directory when that is short."""
+    p = Path(path).resolve()
+    try:
+        rel = os.path.relpath(p)
+    except ValueError:  # another drive (Windows)
+        return str(p)
+    return rel if rel.count("..") <= 1 else str(p)
+
+
+def demo_command(ctx: DemoContext, section: str, *extra: str) -> str:
+    """The ``torchworks demo`` line that rebuilds one section, into a folder of its own (``--out`` is replaced as a
+    whole, so reusing the tour's folder would drop the other sections)."""
+    alone = ctx.final_out.with_name(f"{ctx.final_out.name}_{section}")
+    args = ["torchworks", "demo", "--sections", section, "--out", shown(alone), *extra]
+    if ctx.threads != 1:
+        args += ["--threads", str(ctx.threads)]
+    return shlex.join(args)
+
+
+def _threads_flag(ctx: DemoContext) -> list[str]:
+    return ["--threads", str(ctx.threads)] if ctx.threads != 1 else []
+
+
+# --- (a) inpainting -------------------------------------------------------------------------------------------
+
+def _face(ctx: DemoContext, res: SectionResult) -> Path:
+    """A CelebA-HQ face the shipped model never trained on (its hold-out), read from the data catalog at run time
+    (the photos are licensed for non-commercial research and are not copied into the repository)."""
+    from torchworks.core.errors import DataNotFoundError
+    from torchworks.data import dataset_path
+    from torchworks.inpainting.task import list_photos
+
+    try:
+        root = dataset_path("celebahq_samples", ctx.data_dir)
+    except DataNotFoundError as exc:
+        if not FIXTURE_PHOTO.is_file():
+            raise
+        res.text(f"The face photos (data set celebahq_samples) were not found, so the bundled CC0 cat photo "
+                 f"{FIXTURE_PHOTO.name} is shown instead; the face model was not trained for it. ({exc})")
+        return FIXTURE_PHOTO
+    face = list_photos(root, ["sean", "stargan_v2"])[-1]  # the last 8 by path are lama_tiny's hold-out
+    res.text(f"Photo: {face.name} from CelebA-HQ (data set celebahq_samples, non-commercial research licence, read "
+             f"at run time), one of the 8 faces held out from lama_tiny's training; centre square area-resized to "
+             f"{FACE_SIZE} px, the size the shipped model was trained at.")
+    return face
+
+
+def inpainting(ctx: DemoContext, res: SectionResult) -> None:
+    """(a) Every registered inpainter on the same photo and mask, side by side, with hole PSNR and time."""
+    import numpy as np
+    import torch
+
+    from torchworks.core.registry import INPAINTERS, MASKS
+    from torchworks.data.images import write_image
+    from torchworks.inpainting import MissingExtraError, inpaint, metrics
+    from torchworks.inpainting.learned import ALIASES
+    from torchworks.inpainting.task import load_photo, scaled_mask
+
+    out = shown(ctx.final_out)
+    res.commands.append(demo_command(ctx, "inpainting"))
+    photo = load_photo(_face(ctx, res), FACE_SIZE)  # (64, 64, 3) uint8
+    # LaMa's thick evaluation masks, drawn at 256 px and area-resized, as on the model card.
+    hole = scaled_mask(MASKS.build("thick_256"), FACE_SIZE, 256, (1234, ctx.seed))[0].numpy() > 0.5
+    mask = hole.astype(np.uint8) * 255
+    masked = photo.copy()
+    masked[hole] = 255
+    write_image(ctx.out / "inpainting_input.png", photo)
+    write_image(ctx.out / "inpainting_mask.png", mask)
+    write_image(ctx.out / "inpainting_masked.png", masked)
+    names = INPAINTERS.names()
+    aliases = {a: t for a, t in ALIASES.items() if a in names and t in names}
+    methods = [n for n in names if n not in aliases]
+    methods.sort(key=lambda n: (INPAINTERS.meta(n).get("kind") != "learned", n))  # learned first
+    res.commands.append(shlex.join(["torchworks", "inpaint", f"{out}/inpainting_input.png", "--mask",
+                                    f"{out}/inpainting_mask.png", "-o", f"inpainting_{methods[0]}.png", "--method",
+                                    methods[0]]) + f"   # or --method {', '.join(methods[1:])}")
+    tiles = [("inpainting_input.png", "photo"), ("inpainting_mask.png", f"mask, white = hole ({hole.mean():.0%})"),
+             ("inpainting_masked.png", "input with the hole")]
+    rows, failures = [], []
+    target = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    hole_t = torch.from_numpy(hole)[None, None].float()
+    for name in methods:
+        ctx.note(f"inpainting: {name}")
+        kind = INPAINTERS.meta(name).get("kind", "")
+        start = time.perf_counter()
+        try:
+            filled = inpaint(photo, mask, name)
+        except MissingExtraError as exc:
+            rows.append([name, kind, "not available", "", str(exc)])
+            continue
+        except Exception as exc:  # one broken method must not hide the others; the section is marked failed
+            rows.append([name, kind, "error", "", f"{type(exc).__name__}: {exc}"])
+            failures.append(name)
+            continue
+        ms = 1000 * (time.perf_counter() - start)
+        pred = torch.from_numpy(filled).permute(2, 0, 1)[None].float() / 255
+        psnr = float(metrics.psnr(pred, target, hole_t).mean())
+        write_image(ctx.out / f"inpainting_{name}.png", filled)
+        tiles.append((f"inpainting_{name}.png", f"{name} ({kind}): hole PSNR {psnr:.2f} dB"))
+        rows.append([name, kind, f"{psnr:.2f}", f"{ms:.0f}", ""])
+    res.images(tiles, pixelated=True)
+    res.table(["method", "kind", "hole PSNR (dB)", "time (ms)", "note"], rows)
+    if aliases:
+        res.text("Aliases, not repeated: " + ", ".join(f"{a} = {t}" for a, t in aliases.items()) + ".")
+    res.text("Pixels outside the hole (grown by the method's default dilation: 3 px for learned models) are the "
+             "input's, bit for bit. The learned model is a 178 k-parameter LaMa trained for 23 CPU minutes; see "
+             "inpainting/pretrained/lama_tiny_faces64.md for how it compares with Telea.")
+    scored = [r for r in rows if r[3]]
+    best = max(scored, key=lambda r: float(r[2])) if scored else None
+    res.summary = f"{len(scored)} methods on a {FACE_SIZE} px face" + (
+        f"; best hole PSNR {best[0]} {best[2]} dB" if best else "")
+    if failures:
+        raise RuntimeError(f"inpainter(s) failed: {', '.join(failures)} (see the table)")
+
+
+# --- (b) geometry ---------------------------------------------------------------------------------------------
+
+def _temple_view(base: Path, i: int):
+    import torch
+
+    for line in (base / "templeSR_par.txt").read_text().splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0] == f"templeSR{i:04d}.png":
+            v = torch.tensor([float(x) for x in parts[1:]], dtype=torch.float64)
+            return base / parts[0], v[:9].reshape(3, 3), v[9:18].reshape(3, 3), v[18:21], parts[1:10]
+    raise FileNotFoundError(f"view {i} not listed in {base / 'templeSR_par.txt'}")
+
+
+def geometry(ctx: DemoContext, res: SectionResult) -> None:
+    """(b) Two views of the Middlebury temple: matches, essential matrix by RANSAC, pose, epipolar lines; the
+    recovered pose is compared with the data set's calibrated ground truth."""
+    import math
+
+    from torchworks.cli.geometry_cmd import two_view
+    from torchworks.data import dataset_path
+    from torchworks.geometry.rotations import geodesic_angle, matrix_to_axis_angle
+
+    res.commands.append(demo_command(ctx, "geometry"))
+    base = dataset_path("multiview_temple_sparse_ring", ctx.data_dir)
+    (pa, K, Ra, ta, kraw), (pb, _, Rb, tb, _) = (_temple_view(base, i) for i in TEMPLE_VIEWS)
+    k_arg = ",".join(repr(float(kraw[i])) for i in (0, 4, 2, 5))  # fx, fy, cx, cy; repr round-trips exactly
+    res.commands.append(shlex.join(["torchworks", "geometry", "two-view", shown(pa), shown(pb), "--K", k_arg,
+                                    "--seed", str(ctx.seed), "--out", "epilines.png"]))
+    ctx.note("geometry: SIFT matches and RANSAC")
+    out = two_view(str(pa), str(pb), K=tuple(float(v) for v in k_arg.split(",")),
+                   out=str(ctx.out / "geometry_epilines.png"), seed=ctx.seed)
+    r_gt = Rb @ Ra.T  # world_to_cam poses: x2 = R_gt x1 + t_gt
+    t_gt = tb - r_gt @ ta
+    rot_err = math.degrees(float(geodesic_angle(out["R"], r_gt)))
+    cos_t = float(out["t"] @ t_gt / t_gt.norm())
+    t_err = math.degrees(math.acos(max(-1.0, min(1.0, cos_t))))
+    angle = math.degrees(float(matrix_to_axis_angle(out["R"], project=True).norm()))
+    angle_gt = math.degrees(float(matrix_to_axis_angle(r_gt).norm()))
+    res.images([("geometry_epilines.png", f"{pa.name} | {pb.name}: inlier matches (dots) and the epipolar "
+                 "line each one induces in the other view")])
+    res.table(["", "recovered", "ground truth", "error"], [
+        ["rotation angle", f"{angle:.3f} deg", f"{angle_gt:.3f} deg", f"{rot_err:.3f} deg (geodesic)"],
+        ["translation direction", " ".join(f"{v:.4f}" for v in out["t"].tolist()),
+         " ".join(f"{v:.4f}" for v in (t_gt / t_gt.norm()).tolist()), f"{t_err:.2f} deg"],
+        ["inliers", str(int(out["inliers"].sum())), "", ""]])
+    res.pre("\n".join(ln for ln in out["report"].splitlines() if not ln.startswith("wrote ")))
+    res.text("Data: Middlebury multi-view templeSparseRing (research use; cite Seitz et al. CVPR 2006), read at run "
+             "time from the data catalog. Poses follow the OpenCV convention, x2 = R x1 + t with |t| = 1 (scale is "
+             "not observable from two views).")
+    res.summary = (f"{int(out['inliers'].sum())} inliers; rotation {angle:.2f} deg, error vs ground truth "
+                   f"{rot_err:.2f} deg (t direction {t_err:.1f} deg)")
+
+
+# --- (c) forecasting ------------------------------------------------------------------------------------------
+
+def forecast(ctx: DemoContext, res: SectionResult) -> None:
+    """(c) The shipped Melbourne temperature LSTM on its test period, against persistence and seasonal naive."""
+    import shutil
+
+    from torchworks.data import dataset_path
+    from torchworks.sequence.forecasting import evaluate_pretrained
+
+    res.commands.append(demo_command(ctx, "forecast"))
+    csv = dataset_path("jbrownlee_timeseries", ctx.data_dir) / "daily-min-temperatures.csv"
+    res.commands.append(shlex.join(["torchworks", "forecast", "--csv", shown(csv), "--column", "Temp",
+                                    "--pretrained", "melbourne_temp_lstm", "--season", "365", "--out",
+                                    "runs/seq_forecast"]))
+    ctx.note("forecast: scoring the test windows")
+    scratch = ctx.out / "_forecast"
+    report = evaluate_pretrained(csv, "melbourne_temp_lstm", target="Temp", season=365, out_dir=scratch)
+    os.replace(report.figure, ctx.out / "forecast_melbourne.png")
+    shutil.rmtree(scratch, ignore_errors=True)
+    res.images([("forecast_melbourne.png", "test period: truth, the LSTM's 1-day-ahead forecast and persistence "
+                 "(tomorrow = today)")])
+    base = report.errors["persistence"][0]
+    res.table(["model", "RMSE (deg C)", "MAE (deg C)", "RMSE / persistence"],
+              [[k, f"{r:.4f}", f"{m:.4f}", f"{r / base:.3f}"] for k, (r, m) in report.errors.items()])
+    res.pre("\n".join(report.lines()[:1] + [ln for ln in report.lines() if ln.startswith("the LSTM")]))
+    res.text("Model: sequence/pretrained/melbourne_temp_lstm (4,385 parameters, 10 s of training; recipe and card "
+             "beside the weights). Data: daily minimum temperatures in Melbourne 1981-1990, chronological "
+             "70/15/15 split, scored on the last 15 %.")
+    lstm = report.errors["lstm"][0]
+    res.summary = f"LSTM RMSE {lstm:.3f} vs persistence {base:.3f} ({lstm / base:.2f}x)"
+
+
+# --- (d) GPT --------------------------------------------------------------------------------------------------
+
+def gpt(ctx: DemoContext, res: SectionResult) -> None:
+    """(d) Text sampled from the shipped character-level Shakespeare GPT, exactly as ``torchworks generate``."""
+    import torch
+
+    from torchworks.transformer.generate import generate_text
+    from torchworks.transformer.pretrained import load_pretrained
+
+    res.commands += [demo_command(ctx, "gpt", "--prompt", ctx.prompt, "--tokens", str(ctx.tokens)),
+                     shlex.join(["torchworks", "generate", "--prompt", ctx.prompt, "--max-new-tokens",
+                                 str(ctx.tokens), "--seed", str(ctx.seed), *_threads_flag(ctx)])]
+    model, tokenizer = load_pretrained()
+    ctx.note(f"gpt: sampling {ctx.tokens} characters")
+    # The defaults of `torchworks generate`: temperature 0.8, top-k 40, top-p 0.95, KV cache.
+    text = generate_text(model, tokenizer, ctx.prompt, ctx.tokens, temperature=0.8, top_k=40, top_p=0.95,
+                         generator=torch.Generator().manual_seed(ctx.seed), use_cache=True)
+    res.pre(ctx.prompt + text)
+    params = sum(p.numel() for p in model.parameters())
+    res.text(f"Model: transformer/pretrained/gpt_char_shakespeare ({params / 1e6:.2f} M parameters, character "
+             "level, trained here on tinyshakespeare; see its model card). Sampling: temperature 0.8, top-k 40, "
+             f"top-p 0.95, seed {ctx.seed}.")
+    res.summary = f"{len(text)} characters after {ctx.prompt!r}"
+
+
+# --- (e) translation ------------------------------------------------------------------------------------------
+
+def translator_file() -> Path:
+    """Where the German-to-English model ships."""
+    return PACKAGE / "transformer" / "pretrained" / "translate_de_en_multi30k.safetensors"
+
+
+def translation(ctx: DemoContext, res: SectionResult) -> None:
+    """(e) German sentences translated to English by the shipped encoder-decoder (beam search)."""
+    import torchworks.transformer.translation_data as td
+
+    extra = [a for s in ctx.sentences for a in ("--sentence", s)] if ctx.sentences != list(DEFAULT_SENTENCES) else []
+    res.commands.append(demo_command(ctx, "translation", *extra, "--beam", str(ctx.beam)))
+    code = (f"from torchworks.transformer.translation_data import load_translator, translate; m, t = "
+            f"load_translator(); print(translate(m, t, {json.dumps(ctx.sentences, ensure_ascii=False)}, "
+            f"beam_size={ctx.beam}))")
+    res.commands.append(shlex.join(["python", "-c", code]))
+    load = getattr(td, "load_translator", None)
+    if load is None or not translator_file().is_file():
+        raise NotShipped(f"translation model not shipped yet ({shown(translator_file())} and "
+                         "translation_data.load_translator are expected)")
+    ctx.note("translation: loading the model")
+    try:
+        model, tokenizer = load()
+    except FileNotFoundError as exc:
+        raise NotShipped(f"translation model not shipped yet ({exc})") from exc
+    ctx.note(f"translation: beam search ({ctx.beam})")
+    english = td.translate(model, tokenizer, ctx.sentences, beam_size=ctx.beam)
+    res.table(["German", "English (model)"], [[de, en] for de, en in zip(ctx.sentences, english, strict=True)])
+    card = translator_file().with_suffix(".md")
+    res.text(f"Model: {shown(translator_file())}, trained on Multi30k (image captions: short descriptive "
+             f"sentences translate best); beam size {ctx.beam}." + (f" Model card: {shown(card)}." if card.is_file()
+                                                                     else ""))
+    res.summary = f"{len(english)} sentences; first: {english[0]!r}"
+
+
+# --- (f) distillation -----------------------------------------------------------------------------------------
+
+def _card_accuracy(card: Path) -> str:
+    if not card.is_file():
+        return ""
+    found = re.search(r"\*\*(\d+(?:\.\d+)?) ?%\*\*", card.read_text(encoding="utf-8"))
+    return f"{found.group(1)} %" if found else "see card"
+
+
+def distill(ctx: DemoContext, res: SectionResult) -> None:
+    """(f) The shipped teacher's accuracy on a fixed CIFAR-10 test subset, and each shipped student's."""
+    import numpy as np
+    import torch
+
+    import torchworks.distill  # noqa: F401  (registers the model zoo that load_model rebuilds from)
+    from torchworks.core.checkpoint import load_model
+    from torchworks.data.cifar import CIFARDataset, load_cifar10
+    from torchworks.distill.cifar_data import SPLIT_SEED
+    from torchworks.distill.task import PRETRAINED_DIR
+
+    res.commands.append(demo_command(ctx, "distill", "--cifar-limit", str(ctx.cifar_limit)))
+    res.commands.append("torchworks distill --teacher resnet56 --student resnet20 --method kd --data cifar10 "
+                        "--steps 2000   # trains a student (long)")
+    teacher = PRETRAINED_DIR / "resnet56_cifar10.safetensors"
+    students = sorted(p for p in PRETRAINED_DIR.glob("*.safetensors")
+                      if p != teacher and (p.stem.startswith("resnet20") or "student" in p.stem))
+    images, labels = load_cifar10("test", ctx.data_dir)
+    idx = np.random.default_rng(SPLIT_SEED).permutation(len(labels))[: ctx.cifar_limit]  # mixes the classes
+    data = CIFARDataset(images[idx], labels[idx])
+    x = (data.images.float() / 255 - data.mean) / data.std
+    n = len(idx)
+
+    def accuracy(path: Path) -> tuple[float, int]:
+        model = load_model(path).eval()
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, n, 250):
+                ctx.note(f"distill: {path.stem} {min(i + 250, n)}/{n}")
+                correct += int((model(x[i:i + 250]).argmax(1) == data.labels[i:i + 250]).sum())
+        return correct / n, sum(p.numel() for p in model.parameters())
+
+    rows, bars = [], []
+    for role, path in [("teacher", teacher), *(("student", s) for s in students)]:
+        acc, params = accuracy(path)
+        half = 1.96 * (acc * (1 - acc) / n) ** 0.5
+        rows.append([role, path.stem, f"{params / 1e6:.3f} M", f"{100 * acc:.2f} % +- {100 * half:.1f}",
+                     _card_accuracy(path.with_suffix(".md"))])
+        bars.append((f"{role}\n{path.stem}", 100 * acc, 100 * half))
+    if not students:
+        rows.append(["student", "resnet20 family", "", "not shipped yet", ""])
+    res.table(["role", "model", "parameters", f"accuracy on {n} test images (95 % interval)",
+               "card: full 10k test"], rows)
+    _bar_chart(bars, ctx.out / "distill_accuracy.png", n)
+    res.images([("distill_accuracy.png", f"top-1 accuracy on the same {n} CIFAR-10 test images")])
+    res.text(f"The subset is the first {n} images of a fixed permutation (seed {SPLIT_SEED}) of the CIFAR-10 test "
+             "split from the shared JPEG-q75 copy, so accuracies run a few points below published numbers. "
+             + ("" if students else "A distilled resnet20 student is not shipped yet: it will appear here when "
+                                    "distill/pretrained holds its weights and model card."))
+    teacher_acc = rows[0][3].split(" +-")[0]
+    res.summary = f"teacher resnet56 {teacher_acc} on {n} test images; " + (
+        "; ".join(f"student {r[1]} {r[3].split(' +-')[0]}" for r in rows[1:]) if students
+        else "student not shipped yet")
+
+
+def _bar_chart(bars: list[tuple[str, float, float]], path: Path, n: int) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.6 + 1.8 * len(bars), 3.4))
+    ax = fig.subplots()
+    names = [b[0] for b in bars]
+    ax.bar(names, [b[1] for b in bars], yerr=[b[2] for b in bars], capsize=6,
+           color=["tab:blue"] + ["tab:green"] * (len(bars) - 1))
+    for i, (_, acc, _) in enumerate(bars):
+        ax.text(i, acc / 2, f"{acc:.1f} %", ha="center", color="white", fontweight="bold")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(f"top-1 accuracy (%), {n} test images")
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+SECTIONS: dict[str, tuple[str, Callable[[DemoContext, SectionResult], None]]] = {
+    "inpainting": ("Inpainting: every method on one photo", inpainting),
+    "geometry": ("Geometry: two views, epipolar lines and the recovered pose", geometry),
+    "forecast": ("Sequence: LSTM forecast against persistence", forecast),
+    "gpt": ("Transformer: GPT text from a prompt", gpt),
+    "translation": ("Transformer: German to English translation", translation),
+    "distill": ("Distillation: student and teacher accuracy", distill),
+}
+"""Section name -> (page title, builder), in page order."""
