@@ -43,15 +43,28 @@ def test_convert_pose_file_and_errors(tmp_path):
         _parse(["geometry", "two-view", "a.png", "b.png", "--K", "1,2,3"])
 
 
-def test_two_view_on_temple_with_known_k(tmp_path):
+@pytest.mark.parametrize("solver", ["5point", "8point"])
+def test_two_view_on_temple_with_known_k(tmp_path, solver):
     base = data_dir("multiview_temple_sparse_ring")
     k = "1520.4,1525.9,302.32,246.87"
     args = _parse(["geometry", "two-view", str(base / "templeSR0010.png"), str(base / "templeSR0011.png"),
-                   "--K", k, "--out", str(tmp_path / "epi.png")])
-    res = geometry_cmd.two_view(args.image_a, args.image_b, K=args.K, out=args.out)
+                   "--K", k, "--out", str(tmp_path / "epi.png"), "--solver", solver])
+    assert args.solver == solver
+    res = geometry_cmd.two_view(args.image_a, args.image_b, K=args.K, out=args.out, solver=args.solver)
     assert (tmp_path / "epi.png").stat().st_size > 1000
     assert res["inliers"].sum() > 100 and not res["degenerate"]
-    assert "rotation" in res["report"]
+    assert "rotation" in res["report"] and f"({solver} solver)" in res["report"]
+    # Ground truth of views 10 -> 11 (templeSR_par.txt): a 22.98 deg rotation; both solvers land within 1 deg.
+    angle = float(res["report"].split("rotation ")[1].split(" deg")[0])
+    assert abs(angle - 22.98) < 1.0
+
+
+def test_two_view_solver_option_is_validated(tmp_path):
+    assert _parse(["geometry", "two-view", "a.png", "b.png"]).solver == "5point"
+    with pytest.raises(SystemExit):
+        _parse(["geometry", "two-view", "a.png", "b.png", "--solver", "7point"])
+    with pytest.raises(ValueError, match="solver"):
+        geometry_cmd.two_view(__file__, __file__, solver="7point")
 
 
 def test_calibrate_on_opencv_chessboards(capsys):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 CONVENTIONS = ("opencv", "colmap", "opengl", "nerf", "blender", "llff", "pytorch3d")
 KINDS = ("world_to_cam", "cam_to_world")
+SOLVERS = ("5point", "8point")
 
 
 def _intrinsics_arg(text: str) -> tuple[float, float, float, float]:
@@ -41,9 +42,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               "OpenCV (the [cv] extra); the geometry is torchworks.geometry.")
     gsub = g.add_subparsers(dest="geometry_verb", metavar="ACTION", required=True)
     tv = gsub.add_parser("two-view", help="match two images, estimate F/E robustly, recover and print the pose",
-                         description="SIFT matches (ORB if SIFT is unavailable), RANSAC for E (with --K) or F, "
-                         "cheirality and LM refinement; prints the relative pose x2 = R x1 + t (|t| = 1) and a "
-                         "degeneracy flag, and optionally writes a PNG with epipolar lines.")
+                         description="SIFT matches (ORB if SIFT is unavailable), RANSAC for the essential matrix "
+                         "(5-point solver by default, see --solver), cheirality and LM refinement; prints the "
+                         "relative pose x2 = R x1 + t (|t| = 1) and a degeneracy flag, and optionally writes a PNG "
+                         "with epipolar lines.")
     tv.add_argument("image_a")
     tv.add_argument("image_b")
     tv.add_argument("--K", type=_intrinsics_arg, metavar="fx,fy,cx,cy",
@@ -51,6 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     tv.add_argument("--out", metavar="PNG", help="write the pair side by side with epipolar lines")
     tv.add_argument("--threshold", type=float, default=1.0, help="inlier threshold in pixels (default 1)")
     tv.add_argument("--seed", type=int, default=0)
+    tv.add_argument("--solver", choices=SOLVERS, default="5point",
+                    help="minimal solver inside RANSAC: 5point samples E directly (Nister/Stewenius, default); "
+                    "8point searches F with 7-point samples and 8-point refits, then upgrades it to E with K")
     ca = gsub.add_parser("calibrate", help="calibrate a camera from chessboard images",
                          description="Detect chessboard corners with OpenCV, then Zhang's closed form and "
                          "Levenberg-Marquardt refinement (k1, k2, p1, p2, k3).")
@@ -73,7 +78,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``geometry`` command; returns the exit code."""
     if args.geometry_verb == "two-view":
-        res = two_view(args.image_a, args.image_b, K=args.K, out=args.out, threshold=args.threshold, seed=args.seed)
+        res = two_view(args.image_a, args.image_b, K=args.K, out=args.out, threshold=args.threshold, seed=args.seed,
+                       solver=args.solver)
         print(res["report"])
         return 0
     if args.geometry_verb == "calibrate":
@@ -122,9 +128,12 @@ def _match(img_a, img_b):
     return [ka[m.queryIdx].pt for m in good], [kb[m.trainIdx].pt for m in good]
 
 
-def two_view(path_a: str, path_b: str, K=None, out: str | None = None, threshold: float = 1.0, seed: int = 0
-             ) -> dict:
-    """Relative pose of two images. Returns a dict with R, t, F, inliers, degenerate flags and a text report."""
+def two_view(path_a: str, path_b: str, K=None, out: str | None = None, threshold: float = 1.0, seed: int = 0,
+             solver: str = "5point") -> dict:
+    """Relative pose of two images. Returns a dict with R, t, F, inliers, degenerate flags and a text report.
+
+    ``solver`` is the RANSAC minimal solver for E: "5point" (default) or "8point" (F search upgraded with K).
+    """
     import math
 
     import torch
@@ -134,6 +143,8 @@ def two_view(path_a: str, path_b: str, K=None, out: str | None = None, threshold
     from torchworks.geometry.ransac import ransac
     from torchworks.geometry.rotations import matrix_to_axis_angle
 
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     img_a, img_b = _read_gray(path_a), _read_gray(path_b)
     pa, pb = _match(img_a, img_b)
     if len(pa) < 8:
@@ -145,12 +156,13 @@ def two_view(path_a: str, path_b: str, K=None, out: str | None = None, threshold
         h, w = img_a.shape[:2]
         K = (1.2 * max(h, w), 1.2 * max(h, w), w / 2, h / 2)
     k = torch.tensor([[K[0], 0, K[2]], [0, K[1], K[3]], [0, 0, 1]], dtype=torch.float64)
-    r = ransac(x1, x2, "essential", threshold=threshold, intrinsics1=k, intrinsics2=k, seed=seed)
+    r = ransac(x1, x2, "essential", threshold=threshold, intrinsics1=k, intrinsics2=k, seed=seed,
+               essential_solver=solver)
     if r.rotation is None:
         raise DataError(f"no consistent two-view geometry found ({r.num_inliers} inliers of {len(pa)} matches)")
     f = fundamental_from_essential(r.model, k, k)
     rvec = matrix_to_axis_angle(r.rotation, project=True)
-    lines = [f"matches {len(pa)}  inliers {r.num_inliers}  hypotheses {r.iterations}",
+    lines = [f"matches {len(pa)}  inliers {r.num_inliers}  samples {r.iterations} ({solver} solver)",
              f"K {'(guessed) ' if guessed else ''}fx {K[0]:.2f} fy {K[1]:.2f} cx {K[2]:.2f} cy {K[3]:.2f}",
              "R (x2 = R x1 + t):"] + ["  " + " ".join(f"{v: .6f}" for v in row) for row in r.rotation.tolist()]
     lines += [f"rotation {math.degrees(float(rvec.norm())):.3f} deg about "

@@ -7,7 +7,8 @@ Modules (each function documents shapes, dtypes and units; column vectors, radia
 - ``so3``, ``rotations``, ``quaternions``, ``euler``, ``se3``: rotation representations (order-explicit
   quaternions), all 12 Euler sequences, SO(3)/SE(3) exp and log, poses and camera centres.
 - ``camera``, ``distortion``: pinhole intrinsics, perspective/orthographic projection, Brown-Conrady model.
-- ``homography``, ``epipolar``, ``essential``, ``triangulation``, ``trifocal``: multi-view geometry.
+- ``homography``, ``epipolar``, ``essential``, ``five_point``, ``triangulation``, ``trifocal``: multi-view
+  geometry (``five_point``: the minimal 5-point essential-matrix solver, batched).
 - ``ransac``: seeded batched RANSAC for H, F, E with a degeneracy flag.
 - ``stereo``, ``calibration``: rectification, disparity/depth, Zhang calibration.
 """
@@ -34,6 +35,7 @@ from torchworks.geometry.epipolar import (
 )
 from torchworks.geometry.essential import decompose_essential, essential_from_pose, find_essential, recover_pose
 from torchworks.geometry.euler import euler_to_matrix, matrix_to_euler
+from torchworks.geometry.five_point import find_essential_5point, solve_5point_normalized
 from torchworks.geometry.homography import (
     find_homography,
     homography_from_plane,
@@ -81,6 +83,7 @@ __all__ = [
     "essential_from_pose",
     "euler_to_matrix",
     "find_essential",
+    "find_essential_5point",
     "find_fundamental",
     "find_fundamental_7point",
     "find_homography",
@@ -113,6 +116,7 @@ __all__ = [
     "sixd_to_matrix",
     "so3_exp",
     "so3_log",
+    "solve_5point_normalized",
     "symmetric_epipolar_distance",
     "transfer_error",
     "transfer_line",

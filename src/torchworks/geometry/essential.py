@@ -202,10 +202,13 @@ def refine_pose_sampson(rotation: torch.Tensor, translation: torch.Tensor, point
         for _ in range(10):  # raise the damping until the step lowers the cost
             step = torch.linalg.solve(jtj + lam * torch.diag(jtj.diagonal() + 1e-12), -jtr)
             new_res, r_new, t_new = residual(rot, t, step[None])
-            if new_res.pow(2).sum() < cost:
+            new_cost = new_res.pow(2).sum()
+            if new_cost < cost:
                 rot, t, lam = r_new[0], t_new[0], max(lam / 10, 1e-12)
                 break
             lam *= 10
         else:
+            break
+        if float(cost - new_cost) <= 1e-12 * float(cost):  # converged: further steps change nothing visible
             break
     return rot, t

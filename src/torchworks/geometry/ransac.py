@@ -1,11 +1,15 @@
 """Seeded, batched RANSAC (MSAC scoring, local optimisation) for H, F and E, with a degeneracy flag.
 
-Hypotheses are drawn and scored in batches (one tensor op per batch instead of a Python loop per sample): 4-point
-DLT for H, the 7-point algorithm for F. E is searched as F in pixels and then upgraded with K (projection onto the
-essential manifold, cheirality, and LM on the Sampson error of the inliers): without a 5-point solver this was
-clearly more accurate than sampling E directly (temple ring views 1-2: 0.4 deg vs 20+ deg rotation error).
-After the search, inner local optimisation (LO) refits the best model on its inliers with iteratively
-reweighted least squares and keeps the result when the MSAC score improves.
+Hypotheses are vectorised across iterations: a round draws all its minimal samples at once, solves them as one
+batched problem (4-point solve for H, the 7-point algorithm for F, the 5-point solver for E) and scores every
+hypothesis against every point with one GEMM; rounds with many hypotheses on many points first rank them on a
+random subset of the points (preemptive scoring) and fully score only the best sixteenth. The number of rounds is
+usually one or two. E has two searches (``essential_solver``): ``"5point"`` (default) samples essential matrices
+directly, ``"8point"`` searches F in pixels and upgrades it with K (projection onto the essential manifold). Both
+end with cheirality and LM on the Sampson error of the inliers. (Projecting minimal F's onto the essential
+manifold instead of using a true 5-point solver was clearly worse: temple ring views 1-2, 20+ deg rotation
+error.) Inner local optimisation (LO) refits each new best model by iterated least squares on its inliers (for
+E, the 5-point solver on the inliers' least-squares null space) and keeps the result when the MSAC score improves.
 
 Degeneracy: when a single homography explains (nearly) all the F/E inliers, the points lie on a plane or the
 camera only rotated, and F/E is not determined by the data even though a model is returned (OpenCV and kornia
@@ -18,6 +22,8 @@ References:
     Torr and Zisserman, "MLESAC", CVIU 78(1), 2000 (the truncated quadratic MSAC score).
     Chum, Matas and Kittler, "Locally Optimized RANSAC", DAGM 2003.
     Chum, Werner and Matas, "Two-view geometry estimation unaffected by a dominant plane", CVPR 2005.
+    Nister, "An efficient solution to the five-point relative pose problem", PAMI 26(6), 2004 (5-point RANSAC).
+    Nister, "Preemptive RANSAC for live structure and motion estimation", ICCV 2003 (scoring on a point subset).
 """
 
 from __future__ import annotations
@@ -28,17 +34,20 @@ from dataclasses import dataclass
 import torch
 
 from torchworks.geometry._checks import skew
+from torchworks.geometry.camera import pixels_to_normalized
 from torchworks.geometry.epipolar import (
     _check_pairs,
     essential_from_fundamental,
     find_fundamental,
     find_fundamental_7point,
-    sampson_distance,
 )
 from torchworks.geometry.essential import project_to_essential, recover_pose, refine_pose_sampson
-from torchworks.geometry.homography import find_homography, transfer_error
+from torchworks.geometry.five_point import solve_5point_normalized
+from torchworks.geometry.homography import find_homography, normalize_points
 
 MODELS = ("homography", "fundamental", "essential")
+ESSENTIAL_SOLVERS = ("8point", "5point")
+_LO_STEPS_E = 3  # measured on the temple pairs: same poses as 4 steps, one 5-point refit less
 _SAMPLE_SIZE = {"homography": 4, "fundamental": 7, "essential": 7}
 
 
@@ -70,51 +79,180 @@ class RansacResult:
     translation: torch.Tensor | None = None
 
 
-def _errors(model: str, m: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, k1=None, k2=None) -> torch.Tensor:
-    # Squared pixel errors of (..., 3, 3) models on all N points: (..., N).
-    if model == "homography":
-        return transfer_error(m, x1, x2).pow(2).nan_to_num(nan=float("inf"))
-    if model == "essential":
-        m = torch.linalg.inv(k2).transpose(-1, -2) @ m @ torch.linalg.inv(k1)
-    return sampson_distance(m, x1, x2, squared=True).nan_to_num(nan=float("inf"))
+class _Points:
+    """Both point sets laid out for scoring many hypotheses at once (length-N axes innermost)."""
+
+    def __init__(self, x1: torch.Tensor, x2: torch.Tensor, k1=None, k2=None):
+        self.x1, self.x2 = x1, x2
+        self.hartley = None  # normalized points and transforms for the 4-point homography, built on first use
+        n = x1.shape[0]
+        self.h1 = torch.cat([x1.T, torch.ones_like(x1[:, :1]).T])  # (3, N)
+        self.h2 = torch.cat([x2.T, torch.ones_like(x2[:, :1]).T])
+        self.u2, self.v2 = x2[:, 0], x2[:, 1]
+        # x2^T F x1 and the four line coordinates of the Sampson denominator are all linear in vec(F): one
+        # (S, 9) @ (9, 5N) product gives them for S hypotheses.
+        lin = x1.new_zeros(9, 5, n)
+        lin[:, 0] = (self.h2[:, None, :] * self.h1[None, :, :]).reshape(9, n)  # kron(x2, x1)
+        lin[0:3, 1], lin[3:6, 2] = self.h1, self.h1  # (F x1)_0, (F x1)_1
+        lin[0::3, 3], lin[1::3, 4] = self.h2, self.h2  # (F^T x2)_0, (F^T x2)_1
+        self.sampson_rows = lin.reshape(9, 5 * n)
+        self.k1_inv = None if k1 is None else torch.linalg.inv(k1)
+        self.k2_inv_t = None if k2 is None else torch.linalg.inv(k2).T
+        if k1 is not None:  # normalized coordinates for the 5-point solver
+            self.n1, self.n2 = pixels_to_normalized(x1, k1), pixels_to_normalized(x2, k2)
+
+    def subset(self, idx: torch.Tensor) -> _Points:
+        return _Points(self.x1[idx], self.x2[idx])
 
 
-def _fit(model: str, x1, x2, weights=None) -> torch.Tensor:
-    return find_homography(x1, x2, weights) if model == "homography" else find_fundamental(x1, x2, weights)
+def _errors(kind: str, m: torch.Tensor, pts: _Points, chunk: int = 1 << 19) -> torch.Tensor:
+    """Squared pixel errors of (S, 3, 3) (or (3, 3)) models on all N points: (S, N) (or (N,)).
+
+    Transfer error x2 - H x1 for H, Sampson distance for F and E (E in normalized coordinates is mapped to pixels
+    with K first). One GEMM per slice instead of the generic (..., N, 3) reductions of
+    :func:`sampson_distance` (same values to rounding); evaluated in slices of about ``chunk`` hypothesis-point
+    pairs to bound memory.
+    """
+    if m.dim() == 2:
+        return _errors(kind, m[None], pts, chunk)[0]
+    n = pts.h1.shape[1]
+    step = max(1, chunk // max(n, 1))
+    if m.shape[0] > step:
+        return torch.cat([_errors(kind, m[i:i + step], pts, chunk) for i in range(0, m.shape[0], step)])
+    if kind == "homography":
+        p = m @ pts.h1  # (S, 3, N)
+        err = (p[:, 0] / p[:, 2] - pts.u2).square() + (p[:, 1] / p[:, 2] - pts.v2).square()
+    else:
+        if kind == "essential":
+            m = pts.k2_inv_t @ m @ pts.k1_inv
+        sq = (m.reshape(-1, 9) @ pts.sampson_rows).view(-1, 5, n).square_()  # (S, 5, N)
+        err = sq[:, 0] / (sq[:, 1] + sq[:, 2] + sq[:, 3] + sq[:, 4])
+    return err.nan_to_num(nan=math.inf)
 
 
-def _minimal(model: str, x1, x2) -> torch.Tensor:
-    # (S, m, 2) samples -> (S', 3, 3) hypotheses.
-    if model == "homography":
-        return find_homography(x1, x2)
-    fs, valid = find_fundamental_7point(x1, x2)
-    return fs[valid]
+def _best(kind: str, hyp: torch.Tensor, pts: _Points, th2: float, gen: torch.Generator
+          ) -> tuple[torch.Tensor, float]:
+    """The hypothesis with the lowest MSAC score, and that score.
+
+    Many hypotheses on many points are first ranked on a random subset of the points and only the best
+    sixteenth is scored on all of them (preemptive scoring, Nister 2003): the winner is the same or a near-tie
+    that local optimisation then refines, at a fraction of the cost.
+    """
+    n, s = pts.h1.shape[1], hyp.shape[0]
+    if s >= 64 and n >= 512:
+        sub = torch.randperm(n, generator=gen, device=hyp.device)[: max(128, n // 8)]
+        pre = _errors(kind, hyp, pts.subset(sub) if kind != "essential" else _subset_essential(pts, sub))
+        keep = pre.clamp(max=th2).sum(-1).topk(max(8, s // 16), largest=False).indices
+        hyp = hyp[keep]
+    scores = _errors(kind, hyp, pts).clamp(max=th2).sum(-1)
+    i = int(scores.argmin())
+    return hyp[i], float(scores[i])
+
+
+def _subset_essential(pts: _Points, idx: torch.Tensor) -> _Points:
+    sub = _Points(pts.x1[idx], pts.x2[idx])
+    sub.k1_inv, sub.k2_inv_t = pts.k1_inv, pts.k2_inv_t
+    return sub
+
+
+def _fit(kind: str, pts: _Points, inliers: torch.Tensor) -> torch.Tensor:
+    """Least-squares refit on the inliers: (3, 3), or (S, 3, 3) candidates for the 5-point solver."""
+    if kind == "homography":
+        return find_homography(pts.x1[inliers], pts.x2[inliers])
+    if kind == "fundamental":
+        return find_fundamental(pts.x1[inliers], pts.x2[inliers])
+    # The least-squares 4-dim null space of the inliers, then all real essential matrices in it.
+    e, valid = solve_5point_normalized(pts.n1[inliers], pts.n2[inliers])
+    return e[valid]
+
+
+def _minimal(kind: str, pts: _Points, idx: torch.Tensor) -> torch.Tensor:
+    """(S, m) sample indices -> (S', 3, 3) finite hypotheses (all real roots of the 7- and 5-point solvers)."""
+    if kind == "homography":
+        hyp = _homography_4point(pts, idx)
+    elif kind == "fundamental":
+        fs, valid = find_fundamental_7point(pts.x1[idx], pts.x2[idx])
+        hyp = fs[valid]
+    else:
+        es, valid = solve_5point_normalized(pts.n1[idx], pts.n2[idx])
+        hyp = es[valid]
+    return hyp[torch.isfinite(hyp).flatten(-2).all(-1)]
+
+
+def _homography_4point(pts: _Points, idx: torch.Tensor) -> torch.Tensor:
+    """(S, 4) sample indices -> (S', 3, 3) homographies by an 8 x 8 solve with H[2, 2] = 1.
+
+    Points are Hartley-normalized once for the whole set (not per sample), which keeps the system well scaled;
+    exactly determined, so a linear solve replaces the DLT's SVD. Singular samples are dropped.
+    """
+    if pts.hartley is None:
+        (y1, t1), (y2, t2) = normalize_points(pts.x1), normalize_points(pts.x2)
+        pts.hartley = (y1, y2, t1, torch.linalg.inv(t2))
+    y1, y2, t1, t2_inv = pts.hartley
+    a, b = y1[idx], y2[idx]  # (S, 4, 2)
+    x, y, u, v = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+    o, i = torch.zeros_like(x), torch.ones_like(x)
+    rows_u = torch.stack([x, y, i, o, o, o, -u * x, -u * y], -1)  # (S, 4, 8)
+    rows_v = torch.stack([o, o, o, x, y, i, -v * x, -v * y], -1)
+    sol, info = torch.linalg.solve_ex(torch.cat([rows_u, rows_v], -2), torch.cat([u, v], -1))  # (S, 8)
+    hn = torch.cat([sol, torch.ones_like(sol[:, :1])], -1).unflatten(-1, (3, 3))
+    h = t2_inv @ hn @ t1
+    h = h / h[:, 2:, 2:]
+    return h[(info == 0) & torch.isfinite(h).flatten(-2).all(-1)]
+
+
+def _sample(gen: torch.Generator, count: int, n: int, m: int, device) -> torch.Tensor:
+    """(count, m) indices of m distinct points out of n per row, from the private generator."""
+    if n < 8 * m * m:  # few points: exact sampling without replacement (random keys, top m)
+        return torch.rand(count, n, generator=gen, device=device).topk(m, dim=-1).indices
+    # Many points: integer draws, redrawing the (rare, P ~ m^2 / 2n) rows that repeat an index.
+    idx = torch.randint(n, (count, m), generator=gen, device=device)
+    while True:
+        srt = idx.sort(-1).values
+        bad = (srt[:, 1:] == srt[:, :-1]).any(-1)
+        if not bool(bad.any()):
+            return idx
+        idx[bad] = torch.randint(n, (int(bad.sum()), m), generator=gen, device=device)
 
 
 def ransac(points1: torch.Tensor, points2: torch.Tensor, model: str, threshold: float = 1.0,
-           confidence: float = 0.999, max_iterations: int = 10000, batch_size: int = 64, seed: int = 0,
+           confidence: float = 0.999, max_iterations: int = 10000, batch_size: int | None = None, seed: int = 0,
            intrinsics1: torch.Tensor | None = None, intrinsics2: torch.Tensor | None = None,
-           local_optimization: bool = True, check_degeneracy: bool = True) -> RansacResult:
+           local_optimization: bool = True, check_degeneracy: bool = True, essential_solver: str = "5point"
+           ) -> RansacResult:
     """Robustly estimate H, F or E from correspondences containing outliers.
+
+    All minimal samples of a round are drawn at once, solved as one batched problem and scored at once against
+    every point; the first round draws ``batch_size`` samples and later rounds draw what the current inlier
+    ratio still requires (up to 8 ``batch_size``), so a typical problem needs one or two rounds.
 
     Args:
         points1: (N, 2) pixels in image 1; points2: (N, 2) in image 2.
         model: "homography", "fundamental" or "essential".
         threshold: inlier threshold in pixels (transfer error for H, Sampson distance for F and E).
         confidence: stop when an all-inlier sample has been drawn with this probability.
-        max_iterations: cap on the number of hypotheses.
-        batch_size: hypotheses drawn and scored per batch.
+        max_iterations: cap on the number of minimal samples.
+        batch_size: minimal samples drawn in the first round; default 128, or 64 for the 5-point solver (each of
+            its samples yields about five hypotheses, and five-point samples are all-inlier more often).
         seed: seed of the private generator (results are reproducible and do not touch torch's global RNG).
         intrinsics1, intrinsics2: (3, 3) K's, required for "essential".
         local_optimization: refit the best model on its inliers (IRLS) when that lowers the score.
         check_degeneracy: for F/E, test whether a homography explains the inliers (planar scene or rotation).
+        essential_solver: for "essential": ``"5point"`` (default) samples E directly with the 5-point solver
+            (:mod:`torchworks.geometry.five_point`; 5 points per sample, so fewer samples at high outlier
+            ratios, and no F -> E upgrade); ``"8point"`` searches F in pixels (7-point samples, normalized 8-point
+            refits) and upgrades it with K (the only search before the 5-point solver existed). Both end with
+            cheirality (:func:`recover_pose`) and LM on the inliers' Sampson error.
 
     Returns:
         A :class:`RansacResult`.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    _check_pairs(points1, points2, _SAMPLE_SIZE[model])
+    if essential_solver not in ESSENTIAL_SOLVERS:
+        raise ValueError(f"essential_solver must be one of {ESSENTIAL_SOLVERS}, got {essential_solver!r}")
+    five = model == "essential" and essential_solver == "5point"
+    _check_pairs(points1, points2, 5 if five else _SAMPLE_SIZE[model])
     if points1.dim() != 2:
         raise ValueError(f"ransac takes one problem, points of shape (N, 2); got {tuple(points1.shape)}")
     if model == "essential" and (intrinsics1 is None or intrinsics2 is None):
@@ -122,40 +260,53 @@ def ransac(points1: torch.Tensor, points2: torch.Tensor, model: str, threshold: 
     if threshold <= 0 or not 0 < confidence < 1:
         raise ValueError(f"need threshold > 0 and 0 < confidence < 1, got {threshold}, {confidence}")
     x1, x2 = points1.detach(), points2.detach()
-    # E is searched as F in pixels (7-point hypotheses, Sampson scores), then upgraded with K: without a 5-point
-    # solver, projecting each minimal F (or an 8-point E) onto the essential manifold scores far worse on narrow
-    # fields of view (temple ring: 85 vs 126 inliers, rotation errors of 20 deg).
-    search = "fundamental" if model == "essential" else model
-    n, m = x1.shape[0], _SAMPLE_SIZE[search]
+    # With the 8-point solver, E is searched as F in pixels (7-point hypotheses, Sampson scores), then upgraded
+    # with K: projecting each minimal F (or an 8-point E) onto the essential manifold scores far worse on narrow
+    # fields of view (temple ring: 85 vs 126 inliers, rotation errors of 20 deg). The 5-point solver samples
+    # true essential matrices, so it searches E itself.
+    search = "essential" if five else ("fundamental" if model == "essential" else model)
+    pts = _Points(x1, x2, intrinsics1, intrinsics2) if model == "essential" else _Points(x1, x2)
+    n, m = x1.shape[0], (5 if five else _SAMPLE_SIZE[search])
     th2 = threshold**2
+    if batch_size is None:
+        batch_size = 64 if five else 128
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     gen = torch.Generator(device=x1.device).manual_seed(seed)
     best_score, best_model, needed, drawn = math.inf, None, max_iterations, 0
     while drawn < min(needed, max_iterations):
-        idx = torch.rand(batch_size, n, generator=gen, device=x1.device).topk(m, dim=-1).indices  # (S, m)
-        hyp = _minimal(search, x1[idx], x2[idx])
-        drawn += batch_size
-        hyp = hyp[torch.isfinite(hyp).flatten(-2).all(-1)]
+        count = min(max(needed - drawn, batch_size // 4) if drawn else batch_size, 8 * batch_size,
+                    max_iterations - drawn)
+        hyp = _minimal(search, pts, _sample(gen, count, n, m, x1.device))
+        drawn += count
         if hyp.shape[0] == 0:
             continue
-        scores = _errors(search, hyp, x1, x2).clamp(max=th2).sum(-1)  # (S',)
-        i = int(scores.argmin())
-        if scores[i] < best_score:
-            best_score, best_model = float(scores[i]), hyp[i]
+        cand, score = _best(search, hyp, pts, th2, gen)
+        if score < best_score:
+            best_score, best_model = score, cand
             if local_optimization:  # LO on every new best: the better inlier ratio also ends the search sooner
-                best_model, best_score = _local_optimize(search, best_model, best_score, x1, x2, th2)
-            ratio = float((_errors(search, best_model, x1, x2) < th2).float().mean())
+                best_model, best_score = _local_optimize(search, best_model, best_score, pts, th2)
+            ratio = float((_errors(search, best_model, pts) < th2).double().mean())
             needed = _iterations_needed(ratio, m, confidence)
     if best_model is None:
         return RansacResult(torch.full((3, 3), float("nan"), dtype=x1.dtype), torch.zeros(n, dtype=torch.bool),
                             0, math.inf, drawn, True, "too_few_inliers")
-    inliers = _errors(search, best_model, x1, x2) < th2
+    inliers = _errors(search, best_model, pts) < th2
     rot = trans = None
     if model == "essential" and int(inliers.sum()) >= 6:
-        e = project_to_essential(essential_from_fundamental(best_model, intrinsics1, intrinsics2))
+        e = best_model if five else project_to_essential(essential_from_fundamental(best_model, intrinsics1,
+                                                                                    intrinsics2))
         rot, trans, _ = recover_pose(e, x1[inliers], x2[inliers], intrinsics1, intrinsics2)
-        rot, trans = refine_pose_sampson(rot, trans, x1[inliers], x2[inliers], intrinsics1, intrinsics2)
+        # LM on the inliers, then again while the refined pose changes the inlier set (at most 3 passes): the
+        # minimal model's inliers can miss a few that move the optimum (temple 1-2 with the 8-point search: 1.19
+        # deg after one pass, 0.41 after the second).
+        for _ in range(3):
+            rot, trans = refine_pose_sampson(rot, trans, x1[inliers], x2[inliers], intrinsics1, intrinsics2)
+            err = _errors("essential", skew(trans) @ rot, pts)
+            if torch.equal(err < th2, inliers) or int((err < th2).sum()) < 6:
+                break
+            inliers = err < th2
         best_model = skew(trans) @ rot
-        err = _errors(model, best_model, x1, x2, intrinsics1, intrinsics2)
         best_score, inliers = float(err.clamp(max=th2).sum()), err < th2
     result = RansacResult(best_model, inliers, int(inliers.sum()), best_score, drawn, rotation=rot,
                           translation=trans)
@@ -176,33 +327,56 @@ def _iterations_needed(inlier_ratio: float, sample_size: int, confidence: float)
     return math.ceil(math.log(1 - confidence) / math.log(1 - p_good))
 
 
-def _local_optimize(model, best, best_score, x1, x2, th2, steps: int = 6):
-    # IRLS with a shrinking-to-final threshold (LO-RANSAC's "iterative least squares" step).
-    current = best
+def _local_optimize(kind, best, best_score, pts, th2, steps: int | None = None):
+    # Iterated least squares on the inliers with a threshold shrinking to the final one (LO-RANSAC): the wide
+    # first pass lets the refit recruit inliers the minimal model missed.
+    if steps is None:  # a 5-point refit costs several 8-point ones: fewer, coarser steps for E
+        steps = _LO_STEPS_E if kind == "essential" else 4
+    current, previous = best, None
+    minimum = 6 if kind == "essential" else _SAMPLE_SIZE[kind] + 1
     for step in range(steps):
-        err = _errors(model, current, x1, x2)
-        scale = 4.0 - 3.0 * step / max(steps - 1, 1)  # start wide so the refit can recruit inliers
-        w = (err < scale * th2).to(x1.dtype)
-        if int(w.sum()) < _SAMPLE_SIZE[model] + 1:
+        err = _errors(kind, current, pts)
+        scale = 4.0 - 3.0 * step / max(steps - 1, 1)
+        inliers = err < scale * th2
+        if int(inliers.sum()) < minimum or (previous is not None and torch.equal(inliers, previous)):
             break
-        current = _fit(model, x1, x2, w)
-        score = float(_errors(model, current, x1, x2).clamp(max=th2).sum())
+        previous = inliers
+        cand = _fit(kind, pts, inliers)
+        if cand.dim() == 3:  # several real solutions: keep the best scoring one
+            if cand.shape[0] == 0:
+                break
+            scores = _errors(kind, cand, pts).clamp(max=th2).sum(-1)
+            current, score = cand[int(scores.argmin())], float(scores.min())
+        else:
+            current = cand
+            score = float(_errors(kind, current, pts).clamp(max=th2).sum())
         if score < best_score:
             best, best_score = current, score
     return best, best_score
 
 
 def _degeneracy(model, x1, x2, threshold, seed, k1, k2) -> str:
-    if x1.shape[0] < 8:
+    n = x1.shape[0]
+    if n < 8:
         return ""
-    # If one H fits >= 90 % of the points, 128 four-point samples miss it with probability < 1e-20.
-    h = ransac(x1, x2, "homography", threshold, seed=seed + 1, max_iterations=128, check_degeneracy=False)
+    pts, th2 = _Points(x1, x2), threshold**2
+    gen = torch.Generator(device=x1.device).manual_seed(seed + 1)
+    # If one H fits >= 90 % of the points, 128 four-point samples all miss it with probability < 1e-50.
+    hyp = _minimal("homography", pts, _sample(gen, 128, n, 4, x1.device))
+    if hyp.shape[0] == 0:
+        return ""
+    h, score = _best("homography", hyp, pts, th2, gen)
+    # Local optimisation only when the plane hypothesis is plausible: a minimal H from noisy points already
+    # explains well over half of a plane's points, and general scenes (the common case) stop here.
+    if int((_errors("homography", h, pts) < th2).sum()) < 0.5 * n:
+        return ""
+    h, _ = _local_optimize("homography", h, score, pts, th2)
     # A plane or a pure rotation makes a homography fit (nearly) every F inlier; a dominant plane in a
     # general scene leaves a clear fraction of off-plane inliers.
-    if h.num_inliers < 0.9 * x1.shape[0]:
+    if int((_errors("homography", h, pts) < th2).sum()) < 0.9 * n:
         return ""
     if model == "fundamental":
         return "planar_or_rotation"
-    hn = torch.linalg.inv(k2) @ h.model @ k1
+    hn = torch.linalg.inv(k2) @ h @ k1
     sv = torch.linalg.svdvals(hn)
     return "pure_rotation" if float(sv[-1] / sv[0]) > 0.995 else "planar"
