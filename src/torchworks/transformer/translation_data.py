@@ -328,6 +328,7 @@ def load_translator(path: str | Path | None = None):
 
     from torchworks.core.checkpoint import build_model, load_checkpoint, load_weights
     from torchworks.core.errors import CheckpointError
+    from torchworks.transformer import seq2seq  # noqa: F401  (registers the encoder-decoder variants)
 
     path = Path(path) if path is not None else DEFAULT_TRANSLATOR
     if not path.is_file():
