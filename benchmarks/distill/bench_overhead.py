@@ -191,8 +191,16 @@ def main() -> None:
         with open(card) as f:
             lines += ["", "## Shipped teacher (model card)", "", *f.read().replace("\n# ", "\n### ").splitlines()[1:]]
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    if os.path.exists(args.out):  # keep the protocol section that protocol.py report writes into the same file
+        from protocol_report import END, START
+
+        with open(args.out) as f:
+            old = f.read()
+        if START in old and END in old:
+            text += "\n" + START + old.split(START, 1)[1].split(END, 1)[0] + END + "\n"
     with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(text)
     print(f"wrote {args.out}")
 
 
