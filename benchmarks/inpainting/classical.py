@@ -42,6 +42,8 @@ FAMILIES = ["thin", "medium", "thick", "box", "center"]
 LAMA_REFERENCE = {"thin_512": "27.9 / 9-45", "medium_512": "27.0 / 7-45", "thick_512": "26.0 / 8-45",
                   "lama_train_large": "35.5 / 11-68 (23 % > 50 %)", "lama_train_narrow": "22.5 / -"}
 MASK_MARKERS = ("<!-- masks:start -->", "<!-- masks:end -->")
+KEPT_SECTIONS = ("speed", "experiment")
+"""Marked sections of the results file written by other benchmarks; a full run here carries them over."""
 
 
 def mask_coverage_table(n: int = 1000) -> str:
@@ -102,6 +104,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.only_masks:
         doc = Path(args.out).read_text()
         start, end = doc.index(MASK_MARKERS[0]), doc.index(MASK_MARKERS[1]) + len(MASK_MARKERS[1])
@@ -170,7 +173,16 @@ into the hole only (blurrier, meant for learned models with a working size).
 
 {chr(10).join(parts)}
 """
-    Path(args.out).write_text(doc)
+    out = Path(args.out)
+    if out.exists():  # keep the sections other benchmarks own (bench_speed.py, experiment.py)
+        from markdown_sections import read_section, replace_section
+
+        old = out.read_text()
+        for name in KEPT_SECTIONS:
+            body = read_section(old, name)
+            if body is not None:
+                doc = replace_section(doc, name, body)
+    out.write_text(doc)
     print(f"wrote {args.out}")
     return 0
 

@@ -1,0 +1,491 @@
+"""LaMa vs ReLaMa vs a plain-conv control at equal parameter budget: a resumable queue of training and evaluation.
+
+Run from the repository root (one torch thread per job; the machine is shared, so use ``nice``)::
+
+    nice -n 15 .venv/bin/python benchmarks/inpainting/experiment.py --dry-run          # queue + time estimate
+    nice -n 15 .venv/bin/python benchmarks/inpainting/experiment.py --budget-minutes 600
+    nice -n 15 .venv/bin/python benchmarks/inpainting/experiment.py --report-only      # rewrite the doc section
+    .venv/bin/python benchmarks/inpainting/experiment.py --tiny ...                     # seconds-long plan (tests)
+
+**Design.** Three generators of the same layout and parameter count (``lama_small`` 4.78 M, ``relama_small``
++0.7 % for CBAM, ``plainconv_small`` -0.2 %), plus the Context Encoder, trained through the shared engine with
+the same recipe, steps, batch, masks and seeds on two data sets, then evaluated with the inpainting harness
+(``torchworks.inpainting.evaluate``) on held-out images next to the classical methods:
+
+* faces: ``celebahq_samples`` (sean + stargan_v2, 103 photos sorted by path); the last 16 are held out (never
+  trained on) and are the test set;
+* scenes: ``bsds500`` train + val (300 photos) for training; the first 40 of BSDS500 *test* are the test set.
+
+Training: 128 px crops (of photos stored at 160 px), LaMa's large training masks, LaMa's loss stack with a hole
+L1 term and no perceptual term (its weights are not installed here: switched off so every machine trains the
+same thing), seeds 0-2 (the seed sets initialisation, data order, crops and masks, and is shared by the models
+so runs pair up). Evaluation: the final checkpoint (no selection on test images), masks thin / medium / thick /
+box from the harness's fixed streams, at 128 px and, for resolution transfer, at 256 and 512 px (the Context
+Encoder has a fixed input size: the pipeline resizes to 128 px and back).
+
+**The queue.** Jobs (classical baselines, then per seed: train and evaluate each model on each data set, then
+image grids) run in order; each finished job is written at once to ``results/experiment_<preset>.json``
+(atomically), and a rerun skips it. A training job that was interrupted resumes from its engine checkpoint
+(``results/runs/<preset>/<run>/checkpoints/last.ckpt``, written every ``checkpoint_every`` steps).
+``--budget-minutes`` stops before any job whose estimate would overrun the budget. Estimates come from step and
+forward times measured on this machine (``--dry-run`` measures them once, and finished runs replace them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+from experiment_plan import (  # noqa: E402
+    LABELS,
+    PRESETS,
+    Preset,
+    build_queue,
+    plan_hash,
+    run_dir,
+    run_id,
+    test_images,
+    train_config,
+)
+from experiment_report import render  # noqa: E402
+from markdown_sections import write_section  # noqa: E402
+
+DOC = ROOT / "docs" / "results" / "inpainting.md"
+RESULTS = HERE / "results"
+
+
+class State:
+    """The JSON state file: finished jobs with their results, calibration times; saved atomically."""
+
+    def __init__(self, path: Path, preset: Preset) -> None:
+        self.path, self.hash = path, plan_hash(preset)
+        if path.exists():
+            self.data = json.loads(path.read_text())
+            if self.data.get("plan_hash") != self.hash:
+                raise SystemExit(f"{path} belongs to another plan (hash {self.data.get('plan_hash')} != "
+                                 f"{self.hash}); use another --results-dir or delete it")
+        else:
+            self.data = {"preset": preset.name, "plan_hash": self.hash, "jobs": {}, "calibration": {}}
+
+    def done(self, job_id: str) -> bool:
+        return self.data["jobs"].get(job_id, {}).get("status") == "done"
+
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        return self.data["jobs"].get(job_id, {}).get("result")
+
+    def mark(self, job_id: str, **fields: Any) -> None:
+        self.data["jobs"].setdefault(job_id, {}).update(fields)
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+
+
+def learned_inpainter(ckpt: Path, label: str) -> Any:
+    """An inpainter around a checkpoint's generator: no dilation or feathering (every method fills the same hole),
+    full resolution for the fully convolutional models, resizing to its input size for the Context Encoder."""
+    import torchworks.inpainting.nets  # noqa: F401  (registers the generators)
+    from torchworks.core.checkpoint import load_model
+    from torchworks.inpainting.learned import LearnedInpainter
+
+    model = load_model(ckpt)
+    size = getattr(model, "image_size", None)
+    pad = 1 if size else 2 ** int(getattr(model, "n_downsampling", 3))
+    inp = LearnedInpainter(model, label, pad_mod=pad, working_size=size)
+    inp.default_dilate, inp.default_feather = 0, False
+    return inp
+
+
+def summarise(rows: list[Any]) -> dict[str, dict[str, float]]:
+    """Per family: mean over images of area, hole PSNR, SSIM, hole L1, PSNR, and n."""
+    out: dict[str, dict[str, float]] = {}
+    for fam in dict.fromkeys(r.family for r in rows):
+        sel = [r for r in rows if r.family == fam]
+        out[fam] = {k: sum(getattr(r, k) for r in sel) / len(sel) for k in ("area", "psnr_hole", "ssim", "l1_hole",
+                                                                             "psnr")} | {"n": len(sel)}
+    return out
+
+
+def evaluate_methods(methods: list[Any], images: list[Path], p: Preset, out: Path | None,
+                     sizes: tuple[int, ...]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``{size: {method: {family: means}}}`` from the harness; per-image rows go to ``out/eval_<size>/``."""
+    from torchworks.inpainting.base import Inpainter
+    from torchworks.inpainting.evaluate import evaluate, write_results
+
+    res: dict[str, dict[str, Any]] = {}
+    for size in sizes:
+        ev = evaluate(methods, images, list(p.families), size=size, seed=0, grid_images=0)
+        for r in ev.rows:  # Inpainter objects (checkpoints) are reported under their name
+            r.method = r.method.name if isinstance(r.method, Inpainter) else r.method
+        if out is not None:
+            write_results(ev, out / f"eval_{size}")
+        res[str(size)] = {m: summarise([r for r in ev.rows if r.method == m])
+                          for m in dict.fromkeys(r.method for r in ev.rows)}
+    return res
+
+
+def run_job(job: dict[str, Any], p: Preset, state: State, results: Path, threads: int) -> dict[str, Any]:
+    """Runs one job and returns its result (recorded by the caller)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    spec = p.datasets[job["dataset"]]
+    if job["kind"] == "classical":
+        return evaluate_methods(list(p.classical), test_images(spec), p, None, p.eval_sizes)
+    if job["kind"] == "grid":
+        return make_grid(job, p, state, results)
+    rid = run_id(job["dataset"], job["model"], job["seed"])
+    out = run_dir(results, p, rid)
+    if job["kind"] == "train":
+        res = train_run(p, job, out, threads)
+        return {**res, "checkpoint": _relative(Path(res["checkpoint"]), results)}
+    ckpt = results / state.result(f"train/{rid}")["checkpoint"]
+    inp = learned_inpainter(ckpt, job["model"])
+    per_size = evaluate_methods([inp], test_images(spec), p, out, p.eval_sizes)
+    return {size: by_method[job["model"]] for size, by_method in per_size.items()}
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it (the state file then survives moving the results folder)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def train_run(p: Preset, job: dict[str, Any], out: Path, threads: int) -> dict[str, Any]:
+    """Trains (or resumes) one run through the engine; returns its checkpoint, steps and timing."""
+    import torchworks.inpainting  # noqa: F401  (registers masks and inpainters)
+    import torchworks.inpainting.nets  # noqa: F401
+    import torchworks.inpainting.task  # noqa: F401  (registers the tasks)
+    from torchworks.core.checkpoint import load_checkpoint
+    from torchworks.engine.run import train
+
+    last = out / "checkpoints" / "last.ckpt"
+    resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
+    cfg = train_config(p, job["dataset"], job["model"], job["seed"], out, threads)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = train(cfg, resume=last if last.exists() else None, overwrite=not last.exists())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    steps_now = max(1, res.step - resumed_from)
+    return {"checkpoint": str(res.last_checkpoint), "step": res.step, "resumed_from": resumed_from,
+            "seconds": wall, "sec_per_step": wall / steps_now, "cpu_seconds": cpu, "cpu_per_step": cpu / steps_now,
+            "final": {k: float(v) for k, v in res.metrics.items() if isinstance(v, int | float)}}
+
+
+def make_grid(job: dict[str, Any], p: Preset, state: State, results: Path) -> dict[str, Any]:
+    """One comparison grid per data set at the first evaluation size: seed-``job['seed']`` models next to the
+    classical methods."""
+    from torchworks.inpainting.evaluate import evaluate, write_results
+
+    methods: list[Any] = list(p.classical)
+    for m in p.generators:
+        r = state.result(f"train/{run_id(job['dataset'], m, job['seed'])}")
+        if r:
+            methods.append(learned_inpainter(results / r["checkpoint"], m))
+    images = test_images(p.datasets[job["dataset"]])[: p.grid_images]
+    ev = evaluate(methods, images, list(p.families), size=p.eval_sizes[0], seed=0, grid_images=p.grid_images)
+    out = results / "runs" / p.name / f"grid_{job['dataset']}"
+    paths = write_results(ev, out)
+    order = [m if isinstance(m, str) else m.name for m in methods]
+    return {"grid": str(paths.get("grid")), "columns": ["original", "masked", *order]}
+
+
+class _Stepper:
+    """The engine's manual-optimisation interface, without the engine (for calibration only)."""
+
+    def __init__(self, optimizers: list[Any]) -> None:
+        self.optimizers = optimizers
+
+    def step(self, index: int, loss: Any) -> None:
+        opt = self.optimizers[index]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def calibrate(p: Preset, model: str, threads: int, steps: int = 2) -> dict[str, Any]:
+    """Measures seconds per training step (median of ``steps`` after a warm-up) and per generator forward at
+    each evaluation size (batch 1), on this machine now: wall time, and process CPU time (what the job costs on a
+    core of its own; on a shared machine the wall time can be many times larger)."""
+    import tempfile
+
+    import torch
+
+    import torchworks.inpainting.nets  # noqa: F401
+    import torchworks.inpainting.task  # noqa: F401
+    from torchworks.engine.config import load_run_config
+    from torchworks.engine.run import build_task
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cfg, task_cfg = load_run_config(train_config(p, next(iter(p.datasets)), model, 0, Path(tmp), threads))
+    torch.manual_seed(0)
+    task = build_task(run_cfg, task_cfg).train()
+    data = task.train_dataset()
+    samples = [data[i] for i in range(p.batch)]
+    batch = tuple(torch.stack(t) for t in zip(*samples, strict=True))
+    stepper = _Stepper(list(task.configure_optimizers()))
+    times, cpu = [], []
+    for i in range(steps + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        task.training_step(batch, stepper)
+        if i:
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    gen = task.generator.eval()
+    fwd, fwd_cpu = {}, {}
+    for size in p.eval_sizes:
+        s = getattr(gen, "image_size", None) or size
+        x = torch.rand(1, 4, s, s)
+        with torch.inference_mode():
+            gen(x)
+            t0, c0 = time.perf_counter(), time.process_time()
+            gen(x)
+        fwd[str(size)], fwd_cpu[str(size)] = time.perf_counter() - t0, time.process_time() - c0
+    return {"sec_per_step": sorted(times)[len(times) // 2], "cpu_per_step": sorted(cpu)[len(cpu) // 2],
+            "fwd_s": fwd, "fwd_cpu_s": fwd_cpu, "threads": threads,
+            "measured": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+CLASSICAL_S_256 = 0.1
+"""Rough seconds per image and method of a classical fill at 256 px (docs/results/inpainting.md: 0.04-0.13 s);
+scaled with the pixel count."""
+
+
+def estimate(job: dict[str, Any], p: Preset, state: State, results: Path, clock: str = "wall") -> float | None:
+    """Seconds the job should take, from finished runs of the same model or the calibration; None if unknown.
+
+    ``clock="wall"`` extrapolates the measured wall times (at the load of the moment they were taken);
+    ``"cpu"`` the CPU times, i.e. the time on an otherwise idle core.
+    """
+    step_key, fwd_key = ("cpu_per_step", "fwd_cpu_s") if clock == "cpu" else ("sec_per_step", "fwd_s")
+    n_img = {d: len(test_images(s)) for d, s in p.datasets.items()}[job["dataset"]]
+    n_fam = len(p.families)
+    if job["kind"] == "classical":
+        return n_img * n_fam * len(p.classical) * sum(CLASSICAL_S_256 * (s / 256) ** 2 for s in p.eval_sizes)
+    model = job.get("model")
+    cal = state.data["calibration"].get(model) if model else None
+    if job["kind"] == "train":
+        done = [j["result"][step_key] for k, j in state.data["jobs"].items()
+                if k.startswith("train/") and k.split("/", 1)[1].rsplit("-", 2)[1] == model
+                and (j.get("result") or {}).get(step_key)]
+        sps = sorted(done)[len(done) // 2] if done else (cal or {}).get(step_key, (cal or {}).get("sec_per_step"))
+        if sps is None:
+            return None
+        last = run_dir(results, p, run_id(job["dataset"], model, job["seed"])) / "checkpoints" / "last.ckpt"
+        start = _checkpoint_step(last)
+        return max(0, p.steps - start) * sps + 5.0  # + engine start-up and the final checkpoint
+    if job["kind"] == "eval":
+        if not cal:
+            return None
+        fwd = cal.get(fwd_key, cal["fwd_s"])
+        return n_img * n_fam * sum(fwd[str(s)] + 0.02 * (s / 128) ** 2 for s in p.eval_sizes) * 1.2
+    cals = [c for c in state.data["calibration"].values()]
+    size = p.eval_sizes[0]
+    per = sum(c.get(fwd_key, c["fwd_s"])[str(size)] for c in cals) if cals else 0.0
+    return p.grid_images * n_fam * (per + len(p.classical) * CLASSICAL_S_256 * (size / 256) ** 2) + 2.0
+
+
+def _checkpoint_step(path: Path) -> int:
+    if not path.exists():
+        return 0
+    from torchworks.core.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(path)["step"])
+
+
+def records(state: State, families: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Flat per-(run, size, family) records for :func:`experiment_report.render`, in the preset's family order."""
+    out = []
+    for job_id, j in state.data["jobs"].items():
+        if j.get("status") != "done" or not j.get("result"):
+            continue
+        kind, rest = job_id.split("/", 1)
+        if kind == "classical":
+            for size, by_method in j["result"].items():
+                for method, fams in by_method.items():
+                    out += [{"dataset": rest, "method": method, "seed": None, "size": int(size), "family": f, **v}
+                            for f, v in fams.items()]
+        elif kind == "eval":
+            dataset, model, seed = rest.rsplit("-", 2)
+            for size, fams in j["result"].items():
+                out += [{"dataset": dataset, "method": model, "seed": int(seed[1:]), "size": int(size), "family": f,
+                         **v} for f, v in fams.items()]
+    order = {m: i for i, m in enumerate(LABELS)}
+    fam = {f: i for i, f in enumerate(families)}
+    return sorted(out, key=lambda r: (r["dataset"], r["size"], fam.get(r["family"], 99), r["family"],
+                                      order.get(r["method"], 99), r["seed"] if r["seed"] is not None else -1))
+
+
+def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: Path) -> dict[str, Any]:
+    """Title, status line and the setup paragraph of the experiment section."""
+    from torchworks.inpainting.nets import count_parameters
+
+    n_done = sum(state.done(j["id"]) for j in queue)
+    params = ", ".join(f"{LABELS[m]} `{g}` {count_parameters(g, **a) / 1e6:.2f} M"
+                       for m, (g, a) in p.generators.items())
+    remaining = [estimate(j, p, state, results, clock="cpu") for j in queue if not state.done(j["id"])]
+    left = (f"about {sum(e for e in remaining if e) / 3600:.0f} h of single-core CPU time left by the estimate "
+            "from step times measured on this machine (`--dry-run`)" if remaining else "complete")
+    data = "; ".join(f"{d}: `{s.name}` {'/'.join(s.subdirs)} ({_n_train(s)} training photos)"
+                     + (f", test = the last {s.holdout} photos (never trained on)" if s.holdout else "")
+                     + (f", test = `{'/'.join(s.test_subdirs)}` first {s.test_limit}" if s.test_subdirs else "")
+                     for d, s in p.datasets.items())
+    intro = (f"Generators (the first three at an equal parameter budget, the Context Encoder as a baseline): "
+             f"{params}; discriminators "
+             f"{', '.join(sorted({d for d, _ in p.discriminators.values()}))}. Data: {data}. Training: "
+             f"{p.steps} steps, batch {p.batch}, {p.crop} px crops, seeds {', '.join(map(str, p.seeds))}, LaMa's "
+             "large training masks and loss stack (hole L1 x10, no perceptual term; the Context Encoder keeps its "
+             "L2 + adversarial objective). Evaluation: the final checkpoint of each run on the test images with "
+             "the harness's fixed mask streams, at the training size and, for resolution transfer, larger; no "
+             "dilation or feathering for any method; metrics on the composite (hole PSNR, SSIM of the whole image, "
+             "hole L1). Per-image rows: `benchmarks/inpainting/results/runs/`; image grids (seed 0 models next to "
+             "the classical fills; not committed: research-only image licences) in the same folder. Produced by "
+             f"`python benchmarks/inpainting/experiment.py{' --tiny' if p.name == 'tiny' else ''}`.")
+    status = (f"Status ({datetime.date.today()}): {n_done} of {len(queue)} queued jobs finished; {left}. "
+              f"Plan `{p.name}` (hash {state.hash}).")
+    return {"title": "Experiment: LaMa vs ReLaMa vs plain-conv at equal parameter budget", "status": status,
+            "intro": intro, "train_size": p.crop, "labels": LABELS}
+
+
+def _n_train(spec: Any) -> int:
+    from torchworks.inpainting.task import list_photos
+
+    return len(list_photos(spec.name, list(spec.subdirs))[: spec.limit]) - spec.holdout
+
+
+def write_report(p: Preset, state: State, queue: list[dict[str, Any]], results: Path, doc: Path) -> None:
+    write_section(doc, "experiment", render(records(state, p.families), report_meta(p, state, queue, results)),
+                  heading=None)
+    print(f"wrote the experiment section of {doc}")
+
+
+def dry_run(p: Preset, state: State, queue: list[dict[str, Any]], results: Path, threads: int,
+            calibrate_missing: bool = True) -> float:
+    """Prints the queue with each job's status and estimate; measures missing step times first. Returns the
+    estimated seconds left."""
+    if calibrate_missing:
+        for m in dict.fromkeys(j["model"] for j in queue if j["kind"] == "train"):
+            if m not in state.data["calibration"]:
+                print(f"measuring {m} ...", flush=True)
+                state.data["calibration"][m] = calibrate(p, m, threads)
+                state.save()
+    total = cpu_total = 0.0
+    unknown = 0
+    print(f"{'status':<12} {'wall est.':>10} {'CPU est.':>10}  job")
+    for j in queue:
+        status = state.data["jobs"].get(j["id"], {}).get("status", "pending")
+        est = None if status == "done" else estimate(j, p, state, results)
+        cpu = None if status == "done" else estimate(j, p, state, results, clock="cpu")
+        total += est or 0.0
+        cpu_total += cpu or 0.0
+        unknown += est is None and status != "done"
+        print(f"{status:<12} {_minutes(est):>10} {_minutes(cpu):>10}  {j['id']}")
+    for m, c in state.data["calibration"].items():
+        fwd = ", ".join(f"{s} px {1000 * v:.0f} ms" for s, v in c.get("fwd_cpu_s", c["fwd_s"]).items())
+        print(f"measured {m}: {c.get('cpu_per_step', c['sec_per_step']):.2f} CPU s/step, {c['sec_per_step']:.2f} wall "
+              f"s/step (batch {p.batch}, {p.crop} px, {c['threads']} thread(s)); forward (CPU) {fwd} ({c['measured']})")
+    n_left = sum(not state.done(j["id"]) for j in queue)
+    print(f"{n_left} of {len(queue)} jobs left: about {cpu_total / 3600:.1f} h on one idle core (CPU time), "
+          f"{total / 3600:.1f} h at the load of the measurement (wall time)"
+          + (f"; {unknown} jobs without estimate" if unknown else ""))
+    return total
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def run_queue(p: Preset, state: State, queue: list[dict[str, Any]], results: Path, threads: int,
+              budget_minutes: float | None = None) -> list[str]:
+    """Runs the pending jobs in order, recording each as soon as it finishes; returns the ids run now."""
+    t_start = time.perf_counter()
+    ran = []
+    for job in queue:
+        if state.done(job["id"]):
+            print(f"skip (done): {job['id']}")
+            continue
+        if job["kind"] == "eval" and not state.done(f"train/{run_id(job['dataset'], job['model'], job['seed'])}"):
+            print(f"skip (its training run is not finished): {job['id']}")
+            continue
+        if budget_minutes is not None:
+            if job["kind"] == "train" and job["model"] not in state.data["calibration"]:
+                state.data["calibration"][job["model"]] = calibrate(p, job["model"], threads)
+                state.save()
+            est = estimate(job, p, state, results) or 0.0
+            spent = time.perf_counter() - t_start
+            if spent + est > 60 * budget_minutes:
+                print(f"budget: {spent / 60:.1f} of {budget_minutes} min used; {job['id']} needs about "
+                      f"{est / 60:.1f} min more: stopping (rerun to continue)")
+                break
+        print(f"run: {job['id']}", flush=True)
+        state.mark(job["id"], status="running", started=datetime.datetime.now().isoformat(timespec="seconds"))
+        t0 = time.perf_counter()
+        try:
+            result = run_job(job, p, state, results, threads)
+        except BaseException as e:
+            state.mark(job["id"], status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                       error=f"{type(e).__name__}: {e}"[:500])
+            raise
+        state.mark(job["id"], status="done", seconds=time.perf_counter() - t0, result=result,
+                   finished=datetime.datetime.now().isoformat(timespec="seconds"))
+        ran.append(job["id"])
+    return ran
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="the seconds-long test plan")
+    ap.add_argument("--dry-run", action="store_true", help="print the queue and the time estimate, run nothing")
+    ap.add_argument("--no-calibrate", action="store_true", help="--dry-run without measuring step times")
+    ap.add_argument("--recalibrate", action="store_true", help="measure the step times again (with --dry-run)")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report section from the state file")
+    ap.add_argument("--no-report", action="store_true", help="do not write the report after running")
+    ap.add_argument("--budget-minutes", type=float, default=None, help="stop before a job that would overrun")
+    ap.add_argument("--datasets", nargs="+", default=None, help="restrict the queue to these data sets")
+    ap.add_argument("--models", nargs="+", default=None, help="restrict the queue to these models")
+    ap.add_argument("--seeds", nargs="+", type=int, default=None, help="restrict the queue to these seeds")
+    ap.add_argument("--steps", type=int, default=None, help="override the preset's training steps (new plan)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--results-dir", default=str(RESULTS))
+    ap.add_argument("--doc", default=None, help="Markdown file for the report (default: docs/results/inpainting.md; "
+                    "with --tiny: <results-dir>/experiment_tiny.md)")
+    args = ap.parse_args(argv)
+    p = PRESETS["tiny" if args.tiny else "full"]
+    if args.steps:
+        p = replace(p, steps=args.steps)
+    results = Path(args.results_dir)
+    doc = Path(args.doc) if args.doc else (results / "experiment_tiny.md" if args.tiny else DOC)
+    state = State(results / f"experiment_{p.name}.json", p)
+    queue = build_queue(p, args.datasets, args.models, args.seeds)
+    import torchworks.inpainting  # noqa: F401  (registers masks and classical inpainters)
+
+    if args.dry_run:
+        if args.recalibrate:
+            state.data["calibration"] = {}
+        dry_run(p, state, queue, results, args.threads, calibrate_missing=not args.no_calibrate)
+        return 0
+    if not args.report_only:
+        run_queue(p, state, queue, results, args.threads, args.budget_minutes)
+    if not args.no_report:
+        write_report(p, state, queue, results, doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

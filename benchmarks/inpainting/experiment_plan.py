@@ -1,0 +1,142 @@
+"""The plan of the LaMa / ReLaMa / plain-conv experiment: presets, data splits, the job queue and run configs.
+
+A :class:`Preset` fixes everything that defines the experiment; its hash guards the state file, so results of
+different plans never mix. ``full`` is the experiment itself, ``tiny`` a seconds-long version for the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+LABELS = {"lama": "LaMa", "relama": "ReLaMa (CBAM)", "plainconv": "plain-conv", "ce": "Context Encoder",
+          "telea": "Telea", "ns": "Navier-Stokes"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a data set's training photos and held-out test images come from.
+
+    ``train``: ``list_photos(name, subdirs)[:limit]`` minus the last ``holdout``. ``test``: those ``holdout``
+    photos, or, with ``test_subdirs``, ``list_photos(name, test_subdirs)[:test_limit]``.
+    """
+
+    name: str
+    subdirs: tuple[str, ...]
+    holdout: int = 0
+    limit: int | None = None
+    test_subdirs: tuple[str, ...] | None = None
+    test_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything that defines the experiment (its hash guards the state file against a changed plan)."""
+
+    name: str
+    crop: int
+    load_size: int
+    steps: int
+    batch: int
+    seeds: tuple[int, ...]
+    datasets: dict[str, DataSpec]
+    generators: dict[str, tuple[str, dict[str, Any]]]
+    discriminators: dict[str, tuple[str, dict[str, Any]]]
+    eval_sizes: tuple[int, ...]
+    families: tuple[str, ...]
+    classical: tuple[str, ...]
+    checkpoint_every: int
+    grid_images: int = 2
+    task: dict[str, Any] = field(default_factory=dict)
+
+
+LAMA_RECIPE = dict(train_masks="lama_train_large", val_masks="medium_256", mask_size=256, l1_known=10.0,
+                   l1_missing=10.0, adversarial=10.0, r1=0.001, feature_matching=100.0, perceptual=0.0, lr_g=1e-3,
+                   lr_d=1e-4, repeat=1000)
+
+FULL = Preset(
+    name="full", crop=128, load_size=160, steps=3000, batch=8, seeds=(0, 1, 2),
+    datasets={"faces": DataSpec("celebahq_samples", ("sean", "stargan_v2"), holdout=16),
+              "scenes": DataSpec("bsds500", ("train", "val"), test_subdirs=("test",), test_limit=40)},
+    generators={"lama": ("lama_small", {}), "relama": ("relama_small", {}), "plainconv": ("plainconv_small", {}),
+                "ce": ("context_encoder_128", {})},
+    discriminators={"lama": ("lama_discriminator_small", {}), "relama": ("lama_discriminator_small", {}),
+                    "plainconv": ("lama_discriminator_small", {}), "ce": ("ce_discriminator_128", {})},
+    eval_sizes=(128, 256, 512), families=("thin", "medium", "thick", "box"), classical=("telea", "ns"),
+    checkpoint_every=250, task=LAMA_RECIPE)
+
+TINY = Preset(
+    name="tiny", crop=32, load_size=40, steps=4, batch=2, seeds=(0, 1),
+    datasets={"faces": DataSpec("celebahq_samples", ("sean",), holdout=2, limit=5),
+              "scenes": DataSpec("bsds500", ("train",), limit=3, test_subdirs=("test",), test_limit=2)},
+    generators={"lama": ("lama_tiny", {}), "relama": ("relama_tiny", {}), "plainconv": ("plainconv_tiny", {}),
+                "ce": ("context_encoder_64", {"image_size": 32})},
+    discriminators={k: ("lama_discriminator_tiny", {"n_layers": 2}) for k in ("lama", "relama", "plainconv")}
+    | {"ce": ("ce_discriminator_64", {"image_size": 32})},
+    eval_sizes=(128, 256), families=("thin", "box"), classical=("telea",), checkpoint_every=2, grid_images=1,
+    task={**LAMA_RECIPE, "repeat": 2, "lr_g": 0.01})
+
+PRESETS = {"full": FULL, "tiny": TINY}
+
+
+def plan_hash(p: Preset) -> str:
+    """Short hash of a preset's settings."""
+    return hashlib.sha256(json.dumps(asdict(p), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def run_id(dataset: str, model: str, seed: int) -> str:
+    return f"{dataset}-{model}-s{seed}"
+
+
+def build_queue(p: Preset, datasets: list[str] | None = None, models: list[str] | None = None,
+                seeds: list[int] | None = None) -> list[dict[str, Any]]:
+    """Jobs in run order: classical baselines, per seed (train, eval) for every data set and model, then grids."""
+    ds = [d for d in p.datasets if datasets is None or d in datasets]
+    ms = [m for m in p.generators if models is None or m in models]
+    ss = [s for s in p.seeds if seeds is None or s in seeds]
+    jobs: list[dict[str, Any]] = [{"id": f"classical/{d}", "kind": "classical", "dataset": d} for d in ds
+                                  if p.classical]
+    for s in ss:
+        for d in ds:
+            for m in ms:
+                rid = run_id(d, m, s)
+                jobs.append({"id": f"train/{rid}", "kind": "train", "dataset": d, "model": m, "seed": s})
+                jobs.append({"id": f"eval/{rid}", "kind": "eval", "dataset": d, "model": m, "seed": s})
+    jobs += [{"id": f"grid/{d}", "kind": "grid", "dataset": d, "seed": ss[0]} for d in ds if ss and ms]
+    return jobs
+
+
+
+def run_dir(results: Path, p: Preset, rid: str) -> Path:
+    return results / "runs" / p.name / rid
+
+
+def train_config(p: Preset, dataset: str, model: str, seed: int, out_dir: Path, threads: int) -> dict[str, Any]:
+    """The engine run config of one training run (plain data, as a YAML recipe would hold)."""
+    spec = p.datasets[dataset]
+    gen, gen_args = p.generators[model]
+    disc, disc_args = p.discriminators[model]
+    task = {"name": "context_encoder" if model == "ce" else "inpaint_gan", **p.task, "generator": gen,
+            "generator_args": dict(gen_args), "discriminator": disc, "discriminator_args": dict(disc_args),
+            "data": spec.name, "subdirs": list(spec.subdirs), "limit": spec.limit, "holdout": spec.holdout,
+            "crop": p.crop, "load_size": p.load_size, "seed": seed}
+    if model == "ce":  # the Context Encoder keeps its own objective, weights and optimiser settings
+        task = {k: v for k, v in task.items() if k not in ("l1_known", "l1_missing", "adversarial", "r1",
+                                                           "feature_matching", "perceptual", "lr_g", "lr_d")}
+    trainer = {"max_steps": p.steps, "batch_size": p.batch, "eval_every": 0, "log_every": max(1, p.steps // 20),
+               "checkpoint_every": p.checkpoint_every, "keep_checkpoints": 1, "threads": threads,
+               "progress": False, "tensorboard": False, "plots": False, "drop_last": True}
+    return {"task": task, "trainer": trainer, "seed": seed, "out_dir": str(out_dir)}
+
+
+def test_images(spec: DataSpec) -> list[Path]:
+    """The held-out test images of a data set (never in its training list)."""
+    from torchworks.inpainting.task import list_photos
+
+    if spec.test_subdirs:
+        return list_photos(spec.name, list(spec.test_subdirs))[: spec.test_limit]
+    files = list_photos(spec.name, list(spec.subdirs))[: spec.limit]
+    return files[len(files) - spec.holdout:] if spec.holdout else []

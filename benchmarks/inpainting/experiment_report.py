@@ -1,0 +1,149 @@
+"""Statistics and the Markdown report of the LaMa / ReLaMa / plain-conv experiment (``experiment.py``).
+
+Each trained run contributes one number per (data set, evaluation size, mask family, metric): the mean over the
+held-out test images. Across the seeds of a method we report mean ± sample standard deviation (ddof 1). Classical
+methods are deterministic: one value, no spread.
+
+**The spread rule.** A difference between methods A and B counts as larger than the seed spread only when the
+mean ± std intervals do not overlap: ``|mean_A - mean_B| > std_A + std_B`` (a deterministic method has std 0). It
+needs at least two seeds on the learned side. It is a deliberately plain, conservative screen, not a significance
+test; with 3 seeds a difference that passes it is worth reporting and one that fails it is not a finding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["COMPARISONS", "METRICS", "compare", "format_value", "mean_std", "render"]
+
+METRICS = (("psnr_hole", "hole PSNR dB", 2), ("ssim", "SSIM", 4), ("l1_hole", "hole L1", 4))
+"""(key, column title, decimals) of the reported metrics; the spread verdicts use the first two."""
+
+COMPARISONS = (("relama", "lama"), ("lama", "plainconv"), ("relama", "plainconv"), ("lama", "telea"))
+"""Pairs (A, B) whose difference A - B is judged against the seed spread, when both were evaluated."""
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+    """``(mean, sample std with ddof 1 (0 for a single value), n)`` of the finite values; NaNs if none."""
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return math.nan, math.nan, 0
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return m, sd, len(v)
+
+
+def compare(a: Sequence[float], b: Sequence[float], a_deterministic: bool = False,
+            b_deterministic: bool = False) -> dict[str, Any]:
+    """Difference ``mean(a) - mean(b)`` against the spread ``std(a) + std(b)``.
+
+    A side with one value counts as deterministic only if flagged so; a learned method with a single seed has
+    an unknown spread, and the verdict is then None.
+
+    Returns:
+        ``{"diff", "spread", "exceeds" (bool or None), "n_a", "n_b"}``.
+    """
+    ma, sa, na = mean_std(a)
+    mb, sb, nb = mean_std(b)
+    known = (na >= 2 or (a_deterministic and na == 1)) and (nb >= 2 or (b_deterministic and nb == 1))
+    diff, spread = ma - mb, sa + sb
+    return {"diff": diff, "spread": spread, "exceeds": bool(abs(diff) > spread) if known else None,
+            "n_a": na, "n_b": nb}
+
+
+def format_value(values: Sequence[float], decimals: int, deterministic: bool = False) -> str:
+    """``"m ± s"`` over seeds, ``"m"`` for a deterministic method, ``"m (1 seed)"`` for a lone seed, ``-`` if none."""
+    m, s, n = mean_std(values)
+    if n == 0:
+        return "-"
+    if deterministic:
+        return f"{m:.{decimals}f}"
+    return f"{m:.{decimals}f} ± {s:.{decimals}f}" if n > 1 else f"{m:.{decimals}f} (1 seed)"
+
+
+def _verdict(c: dict[str, Any]) -> str:
+    return {True: "**yes**", False: "no", None: "n/a (1 seed)"}[c["exceeds"]]
+
+
+def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """The Markdown body of the experiment section.
+
+    Args:
+        records: one dict per (run, size, family): ``dataset``, ``method``, ``seed`` (None = deterministic),
+            ``size``, ``family``, ``area`` and the metric keys of :data:`METRICS`.
+        meta: ``title``, ``intro`` (Markdown paragraphs), ``train_size``, ``labels`` (method -> display name),
+            ``status`` (one line).
+    """
+    labels: dict[str, str] = meta.get("labels", {})
+    out = [f"## {meta.get('title', 'Experiment')}", "", meta.get("status", ""), "", meta.get("intro", "")]
+    if not records:
+        out += ["", "_No run has finished yet: nothing to report._"]
+        return "\n".join(out)
+
+    def vals(ds: str, size: int, fam: str, method: str, key: str) -> list[float]:
+        return [r[key] for r in records if (r["dataset"], r["size"], r["family"], r["method"]) == (ds, size, fam,
+                                                                                                    method)]
+
+    det = {r["method"] for r in records if r["seed"] is None}
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    verdicts: list[tuple[str, int, str, str, str, dict[str, Any]]] = []
+    for ds in datasets:
+        for size in sorted({r["size"] for r in records if r["dataset"] == ds}):
+            kind = "training size" if size == meta.get("train_size") else "resolution transfer"
+            out += ["", f"### {ds}, {size} px ({kind})", "",
+                    "| mask | hole area | method | seeds | " + " | ".join(t for _, t, _ in METRICS) + " |",
+                    "|---|---|---|---|" + "---:|" * len(METRICS)]
+            fams = list(dict.fromkeys(r["family"] for r in records if r["dataset"] == ds and r["size"] == size))
+            for fam in fams:
+                for m in methods:
+                    if not vals(ds, size, fam, m, "psnr_hole"):
+                        continue
+                    area = mean_std(vals(ds, size, fam, m, "area"))[0]
+                    n = "-" if m in det else str(len(vals(ds, size, fam, m, "psnr_hole")))
+                    cells = " | ".join(format_value(vals(ds, size, fam, m, k), d, m in det) for k, _, d in METRICS)
+                    out.append(f"| {fam} | {100 * area:.1f} % | {labels.get(m, m)} | {n} | {cells} |")
+                for a, b in COMPARISONS:
+                    for key, _, _ in METRICS[:2]:
+                        va, vb = vals(ds, size, fam, a, key), vals(ds, size, fam, b, key)
+                        if va and vb:
+                            verdicts.append((ds, size, fam, f"{a} - {b}", key, compare(va, vb, a in det, b in det)))
+    if verdicts:
+        out += ["", "### Differences against the seed spread", "",
+                "Rule: a difference counts only if `|mean_A - mean_B| > std_A + std_B` over seeds (the mean ± std "
+                "intervals do not overlap; a classical method has std 0). Positive hole-PSNR/SSIM differences "
+                "favour A.",
+                "", "| data | px | mask | A - B | metric | difference | spread | exceeds spread? |",
+                "|---|---|---|---|---|---:|---:|---|"]
+        titles = {k: t for k, t, _ in METRICS}
+        decimals = {k: d for k, _, d in METRICS}
+        for ds, size, fam, pair, key, c in verdicts:
+            d = decimals[key]
+            out.append(f"| {ds} | {size} | {fam} | {pair} | {titles[key]} | {c['diff']:+.{d}f} | {c['spread']:.{d}f} "
+                       f"| {_verdict(c)} |")
+        out += ["", "**Conclusions (only where the difference exceeds the seed spread).**"]
+        for a, b in COMPARISONS:
+            sel = [v for v in verdicts if v[3] == f"{a} - {b}" and v[4] == "psnr_hole"]
+            if not sel:
+                continue
+            known = [v for v in sel if v[5]["exceeds"] is not None]
+            hits = [v for v in known if v[5]["exceeds"]]
+            name = f"{labels.get(a, a)} vs {labels.get(b, b)}"
+            if not known:
+                out.append(f"- {name}: one seed only, no verdict.")
+                continue
+            better = sum(v[5]["diff"] > 0 for v in hits)
+            where = ", ".join(f"{v[0]} {v[1]} px {v[2]} ({v[5]['diff']:+.2f} dB)" for v in hits)
+            if len(hits) == len(known):
+                out.append(f"- {name} (hole PSNR): the difference exceeds the seed spread in all {len(known)} cells "
+                           f"({better} in favour of {labels.get(a, a)}): {where}.")
+            elif hits:
+                out.append(f"- {name} (hole PSNR): the difference exceeds the seed spread in {len(hits)} of "
+                           f"{len(known)} cells ({better} in favour of {labels.get(a, a)}): {where}. In the other "
+                           f"{len(known) - len(hits)} it does not, and we draw no conclusion there.")
+            else:
+                out.append(f"- {name} (hole PSNR): the difference stays within the seed spread in all {len(known)} "
+                           "cells; no conclusion either way.")
+    return "\n".join(out)

@@ -1,0 +1,98 @@
+"""Statistics and Markdown of the LaMa experiment report, and the marked sections of the results file."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "inpainting"))
+
+from experiment_report import compare, format_value, mean_std, render  # noqa: E402
+from markdown_sections import read_section, replace_section, write_section  # noqa: E402
+
+
+def test_mean_and_sample_std_against_hand_computed_values():
+    # 20, 21, 23: mean 64/3 = 21.3333; squared deviations 1.7778 + 0.1111 + 2.7778 = 4.6667; / 2 -> sd 1.5275
+    m, s, n = mean_std([20.0, 21.0, 23.0])
+    assert (round(m, 4), round(s, 4), n) == (21.3333, 1.5275, 3)
+    assert mean_std([5.0]) == (5.0, 0.0, 1)
+    assert mean_std([1.0, float("nan"), 3.0])[:2] == (2.0, math.sqrt(2.0))
+    m, s, n = mean_std([])
+    assert n == 0 and math.isnan(m) and math.isnan(s)
+
+
+def test_exceeds_spread_rule_by_hand():
+    # A: 20, 21, 23 (21.333 +- 1.528); B: 17, 18, 19 (18 +- 1): diff 3.333 > 2.528 -> exceeds
+    c = compare([20.0, 21.0, 23.0], [17.0, 18.0, 19.0])
+    assert c["diff"] == pytest.approx(10 / 3) and c["spread"] == pytest.approx(1.5275252 + 1.0)
+    assert c["exceeds"] is True
+    # B: 19, 20, 21 (20 +- 1): diff 1.333 < 2.528 -> within the spread
+    assert compare([20.0, 21.0, 23.0], [19.0, 20.0, 21.0])["exceeds"] is False
+    # a deterministic baseline has no spread: 21.333 - 19.5 = 1.833 > 1.528
+    c = compare([20.0, 21.0, 23.0], [19.5], b_deterministic=True)
+    assert c["spread"] == pytest.approx(1.5275252) and c["exceeds"] is True
+    # a difference equal to the spread does not exceed it: 1, 2, 3 (2 +- 1) against 1, 1 (1 +- 0)
+    c = compare([1.0, 2.0, 3.0], [1.0, 1.0])
+    assert (c["diff"], c["spread"], c["exceeds"]) == (1.0, 1.0, False)
+    # a single learned seed has an unknown spread: no verdict
+    assert compare([20.0], [19.0, 20.0])["exceeds"] is None
+
+
+def test_format_value():
+    assert format_value([20.0, 21.0, 23.0], 2) == "21.33 ± 1.53"
+    assert format_value([19.5], 2, deterministic=True) == "19.50"
+    assert format_value([19.5], 2) == "19.50 (1 seed)"
+    assert format_value([], 2) == "-"
+
+
+def _records():
+    rows = []
+    for seed, (lama, relama, plain) in enumerate([(20.0, 22.0, 17.0), (21.0, 21.5, 18.0), (23.0, 22.5, 19.0)]):
+        for method, v in (("lama", lama), ("relama", relama), ("plainconv", plain)):
+            rows.append({"dataset": "faces", "method": method, "seed": seed, "size": 128, "family": "thick",
+                         "area": 0.3, "psnr_hole": v, "ssim": 0.8, "l1_hole": 0.1})
+    rows.append({"dataset": "faces", "method": "telea", "seed": None, "size": 128, "family": "thick", "area": 0.3,
+                 "psnr_hole": 19.5, "ssim": 0.8, "l1_hole": 0.1})
+    return rows
+
+
+def test_render_tables_and_verdicts():
+    md = render(_records(), {"title": "T", "status": "S", "intro": "I", "train_size": 128,
+                             "labels": {"lama": "LaMa", "relama": "ReLaMa", "plainconv": "plain"}})
+    assert "### faces, 128 px (training size)" in md
+    assert "| thick | 30.0 % | LaMa | 3 | 21.33 ± 1.53 |" in md
+    assert "| thick | 30.0 % | telea | - | 19.50 |" in md
+    # relama 22 +- 0.5 vs lama 21.333 +- 1.528: +0.667 < 2.028 -> no; lama - plain 3.333 > 2.528 -> yes
+    assert "| faces | 128 | thick | relama - lama | hole PSNR dB | +0.67 | 2.03 | no |" in md
+    assert "| faces | 128 | thick | lama - plainconv | hole PSNR dB | +3.33 | 2.53 | **yes** |" in md
+    assert "| faces | 128 | thick | lama - telea | hole PSNR dB | +1.83 | 1.53 | **yes** |" in md
+    assert "ReLaMa vs LaMa (hole PSNR): the difference stays within the seed spread in all 1 cells" in md
+    assert ("LaMa vs plain (hole PSNR): the difference exceeds the seed spread in all 1 cells (1 in favour of LaMa)"
+            in md)
+    assert "nothing to report" in render([], {"title": "T"})
+
+
+def test_sections_replace_only_their_own_text(tmp_path):
+    doc = "# Title\n\nintro\n\n<!-- speed:start -->\nold speed\n<!-- speed:end -->\n\ntail text\n"
+    new = replace_section(doc, "speed", "new speed\n")
+    assert new == "# Title\n\nintro\n\n<!-- speed:start -->\nnew speed\n<!-- speed:end -->\n\ntail text\n"
+    assert replace_section(new, "speed", "new speed") == new  # idempotent
+    both = replace_section(new, "experiment", "exp", heading="## Experiment")
+    assert both.startswith(new) and both.endswith("## Experiment\n\n<!-- experiment:start -->\nexp\n"
+                                                  "<!-- experiment:end -->\n")
+    assert read_section(both, "speed") == "new speed" and read_section(both, "experiment") == "exp"
+    assert read_section(both, "masks") is None
+    with pytest.raises(ValueError, match="one start and one end"):
+        replace_section(doc + "<!-- speed:start -->\n", "speed", "x")
+    with pytest.raises(ValueError, match="before the start"):
+        replace_section("<!-- a:end -->\n<!-- a:start -->\n", "a", "x")
+    path = tmp_path / "r.md"
+    path.write_text(doc)
+    write_section(path, "experiment", "E")
+    write_section(path, "speed", "S")
+    text = path.read_text()
+    assert text.startswith("# Title\n\nintro\n\n<!-- speed:start -->\nS\n<!-- speed:end -->\n\ntail text\n")
+    assert read_section(text, "experiment") == "E"
