@@ -13,6 +13,12 @@ examples:
   torchworks ui                         # then open http://127.0.0.1:8765/
   torchworks ui --port 9000 --open      # another port, and open the browser
   torchworks ui --max-upload-mb 50 --max-pixels 40000000
+  torchworks ui --host 0.0.0.0 --allow-host photos.lan --allow-host 192.168.1.5   # reachable from the LAN
+
+Requests must name an allowed host (127.0.0.1, localhost, ::1, the --host address, any --allow-host) in their
+Host header, or get 400: a web page cannot reach the server through a DNS name it controls (DNS rebinding).
+POSTs from another site's page (their Origin header is not this server) get 403 (cross-site request forgery);
+scripts such as curl send no Origin and are served.
 
 API (usable from scripts; schema at /openapi.json, Swagger UI at /docs needs a network for its assets):
   curl -F image=@photo.jpg -F mask=@mask.png -F method=telea http://127.0.0.1:8765/api/inpaint -o out.png
@@ -20,6 +26,15 @@ API (usable from scripts; schema at /openapi.json, Swagger UI at /docs needs a n
 """
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::", "")
+
+
+def allowed_hosts(host: str, extra: list[str] | None) -> list[str]:
+    """Host names the server answers to: loopback names, the bound address (unless a wildcard), ``extra``."""
+    names = list(LOOPBACK)
+    if host not in WILDCARD:
+        names.append(host)
+    return list(dict.fromkeys(names + list(extra or [])))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +52,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="largest image width x height; larger ones get 422 (default 25000000)")
     p.add_argument("--queue-size", type=int, default=8,
                    help="requests that may wait per method while one runs; more get 503 (default 8)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also accept requests whose Host header names NAME (repeatable): the name or address you "
+                   "open the page by when it is not 127.0.0.1/localhost/::1 or --host, e.g. a LAN name with "
+                   "--host 0.0.0.0; *.example.lan matches sub-domains, '*' turns the Host check off (DNS "
+                   "rebinding then becomes possible). Other hosts get 400")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
 
 
@@ -52,13 +72,21 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"torchworks ui: error: --port must be in 1..65535, got {args.port}", file=sys.stderr)
         return 2
-    app = create_app(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                     queue_size=args.queue_size)
+    hosts = allowed_hosts(args.host, args.allow_host)
+    try:
+        app = create_app(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
+                         queue_size=args.queue_size, allowed_hosts=hosts)
+    except ValueError as exc:
+        print(f"torchworks ui: error: {exc}", file=sys.stderr)
+        return 2
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}/"
     if args.host not in LOOPBACK:
         print(f"torchworks ui: warning: bound to {args.host}: anyone who can reach this machine can use the "
               "server (there is no authentication)", file=sys.stderr)
+    if args.host in WILDCARD and not args.allow_host:
+        print(f"torchworks ui: note: only {', '.join(hosts)} are accepted as Host; add --allow-host NAME for the "
+              "name or address other machines use to open the page", file=sys.stderr)
     print(f"torchworks ui: serving {url} (API docs: {url}docs, schema: {url}openapi.json); Ctrl-C to stop")
     if args.open:
         import threading

@@ -8,7 +8,9 @@ Safety: the request body is buffered in memory and refused with 413 past ``max_u
 identified by their content (Pillow, PNG/JPEG/WebP/BMP/TIFF/GIF only) and refused with 422 past ``max_pixels``
 before they are decoded; nothing is read from or written to a path a request names (multipart parts above 1 MB
 are spooled by Starlette to anonymous files in the system temp dir, deleted when the request ends); one call runs
-at a time per method, ``queue_size`` more may wait, the rest get 503 with ``Retry-After``.
+at a time per method, ``queue_size`` more may wait, the rest get 503 with ``Retry-After``. A request whose
+``Host`` is not an allowed host gets 400 (DNS rebinding) and a POST from another site's page gets 403 (CSRF); see
+:mod:`torchworks.ui.guard`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,6 +33,7 @@ import torchworks.inpainting  # noqa: F401  (registers the classical methods)
 from torchworks.core.registry import INPAINTERS
 from torchworks.inpainting.api import inpaint
 from torchworks.inpainting.base import MissingExtraError
+from torchworks.ui.guard import LOOPBACK_HOSTS, RequestGuard, check_hosts
 from torchworks.ui.schemas import ErrorResponse, HealthResponse, Limits, MethodInfo, MethodsResponse
 
 log = logging.getLogger("torchworks.ui")
@@ -40,7 +44,7 @@ LEARNED_PREFIXES = ("lama", "relama")
 # The page's own assets only: a CDN reference would be blocked, so "works offline" cannot silently regress.
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 500, 501, 503)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 413, 422, 500, 501, 503)}
 
 
 class ApiError(Exception):
@@ -190,13 +194,16 @@ def _run_inpaint(image_bytes: bytes, mask_bytes: bytes, method: str, max_pixels:
     return buf.getvalue(), seconds
 
 
-def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000, queue_size: int = 8) -> FastAPI:
+def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000, queue_size: int = 8,
+               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> FastAPI:
     """The ASGI app of ``torchworks ui``.
 
     Args:
         max_upload_bytes: largest request body (image + mask + fields); larger ones get 413.
         max_pixels: largest width x height of an uploaded image or mask; larger ones get 422.
         queue_size: requests that may wait per method while one runs; beyond it, 503 "busy, retry".
+        allowed_hosts: names the server may be reached by (its ``Host`` header, any port); others get 400.
+            ``*.lan`` matches sub-domains, ``*`` disables the check. Cross-origin POSTs get 403 regardless.
 
     Returns:
         The FastAPI app; serve it with uvicorn.
@@ -204,6 +211,7 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
     if max_upload_bytes <= 0 or max_pixels <= 0 or queue_size < 0:
         raise ValueError(f"limits must be positive (queue_size >= 0), got max_upload_bytes={max_upload_bytes}, "
                          f"max_pixels={max_pixels}, queue_size={queue_size}")
+    hosts = check_hosts(allowed_hosts)  # now, not at the first request (Starlette builds middleware lazily)
     app = FastAPI(title="torchworks inpainting", version="0.1.0",
                   description="Local inpainting server behind `torchworks ui`. Masks: white = hole. "
                   "`/openapi.json` works offline; this page loads Swagger UI from a CDN.")
@@ -274,4 +282,5 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
                                                               "Cache-Control": "no-store"})
 
     app.add_middleware(_BodyLimit, limit=max_upload_bytes)
+    app.add_middleware(RequestGuard, allowed_hosts=hosts)  # added last = runs first, before any body read
     return app

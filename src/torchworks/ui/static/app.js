@@ -1,6 +1,8 @@
 // torchworks inpainting page: paint a mask over an image, send both to POST /api/inpaint, compare, download.
-// Plain JS, no dependencies. The mask canvas has the image's natural size; strokes are stored as operations
-// so undo/redo replays them (cheaper than keeping a bitmap per step for large photos).
+// Plain JS, no dependencies. The mask canvas has the image's natural size (one canvas pixel = one image pixel,
+// so a stroke lands on the pixels under the pointer at any zoom); only its on-screen (CSS) size changes. The
+// brush size is in image pixels. Strokes are stored as operations so undo/redo replays them (cheaper than
+// keeping a bitmap per step for large photos).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -11,9 +13,11 @@ const ui = {
   useResult: $("use-result"), download: $("download"), stage: $("stage"), placeholder: $("placeholder"),
   view: $("view"), before: $("img-before"), after: $("img-after"), divider: $("divider"), canvas: $("mask"),
   compareBox: $("compare-box"), compare: $("compare"), busy: $("busy"), status: $("status"),
+  cursor: $("brush-cursor"),
 };
 const ctx = ui.canvas.getContext("2d");
 const MASK_COLOR = "rgb(255, 0, 80)";
+const BRUSH_SCREEN_PX = 30;  // the brush a new image starts with, in screen pixels at its display zoom
 
 const state = {
   image: null,        // {blob, name, width, height}: what Run sends (the original file bytes, never re-encoded)
@@ -24,6 +28,7 @@ const state = {
   erase: false,
   limits: null,       // from GET /health
   busy: false,
+  zoom: 1,            // screen (CSS) pixels per image pixel, set by layout()
   urls: {},           // object URLs to revoke when replaced
 };
 
@@ -93,6 +98,7 @@ async function openImage(file) {
 }
 
 function setImage(image) {
+  const sameSize = state.image && state.image.width === image.width && state.image.height === image.height;
   state.image = image;
   ui.canvas.width = image.width;
   ui.canvas.height = image.height;
@@ -103,7 +109,53 @@ function setImage(image) {
   showCompare(false);
   ui.showMask.checked = true;
   applyMaskVisibility();
+  layout();
+  if (!sameSize) fitBrush();  // "Run again on result" keeps the user's brush
   redraw();
+}
+
+// ---- display size ----------------------------------------------------------------------------------------
+
+// Large images are fitted into the stage. Small ones (a 64x64 face) are enlarged by a whole number of device
+// pixels per image pixel and drawn pixelated, so each image pixel is a sharp square: at least half the stage.
+function layout() {
+  if (!state.image || ui.view.hidden) return;
+  const {width, height} = state.image;
+  const css = getComputedStyle(ui.stage);
+  const availW = ui.stage.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
+  const availH = ui.stage.clientHeight - parseFloat(css.paddingTop) - parseFloat(css.paddingBottom);
+  const fit = Math.min(availW / width, availH / height);
+  const dpr = window.devicePixelRatio || 1;
+  state.zoom = fit >= 2 ? Math.floor(fit * dpr) / dpr : Math.min(1, fit);
+  ui.view.style.width = `${width * state.zoom}px`;
+  ui.view.style.height = `${height * state.zoom}px`;
+  ui.view.classList.toggle("pixelated", state.zoom > 1);
+  sizeCursor();
+}
+
+function fitBrush() {  // the slider is in image pixels: its range and start value follow the image
+  const {width, height} = state.image;
+  const max = Math.max(16, Math.ceil(Math.max(width, height) / 2));
+  ui.size.max = max;
+  ui.size.value = Math.max(1, Math.min(max, Math.round(BRUSH_SCREEN_PX / state.zoom)));
+  showSize();
+}
+
+function showSize() {
+  ui.sizeValue.textContent = `${ui.size.value} px`;
+  sizeCursor();
+}
+
+function sizeCursor() {  // the brush outline, drawn at the size the stroke will have on screen
+  const d = Number(ui.size.value) / scale();
+  ui.cursor.style.width = ui.cursor.style.height = `${d}px`;
+}
+
+function moveCursor(event) {
+  const rect = ui.view.getBoundingClientRect();
+  ui.cursor.style.left = `${event.clientX - rect.left}px`;
+  ui.cursor.style.top = `${event.clientY - rect.top}px`;
+  ui.cursor.hidden = false;
 }
 
 async function openMask(file) {
@@ -185,7 +237,17 @@ function drawStroke(op, from) {
 function redraw() {
   ctx.clearRect(0, 0, ui.canvas.width, ui.canvas.height);
   state.ops.slice(0, state.cursor).forEach(drawOp);
+  if (state.zoom > 1) binarize();
   updateButtons();
+}
+
+// Enlarged images show every pixel, so the overlay shows the mask exactly as it is sent: any coverage of a
+// pixel (an anti-aliased stroke edge) makes it a hole. Only done for images smaller than the stage (cheap).
+function binarize() {
+  const px = ctx.getImageData(0, 0, ui.canvas.width, ui.canvas.height);
+  const d = px.data;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) { d[i - 3] = 255; d[i - 2] = 0; d[i - 1] = 80; d[i] = 255; }
+  ctx.putImageData(px, 0, 0);
 }
 
 function pushOp(op) {
@@ -202,10 +264,11 @@ ui.canvas.addEventListener("pointerdown", (event) => {
   if (!state.image || event.button !== 0) return;
   ui.canvas.setPointerCapture(event.pointerId);
   if (!ui.showMask.checked) { ui.showMask.checked = true; applyMaskVisibility(); }
-  state.stroke = {type: "stroke", erase: state.erase, width: Number(ui.size.value) * scale(), points: [toImage(event)]};
+  state.stroke = {type: "stroke", erase: state.erase, width: Number(ui.size.value), points: [toImage(event)]};
   drawStroke(state.stroke, 0);
 });
 ui.canvas.addEventListener("pointermove", (event) => {
+  moveCursor(event);
   if (!state.stroke) return;
   state.stroke.points.push(toImage(event));
   drawStroke(state.stroke, state.stroke.points.length - 1);
@@ -218,6 +281,8 @@ function endStroke() {
 }
 ui.canvas.addEventListener("pointerup", endStroke);
 ui.canvas.addEventListener("pointercancel", endStroke);
+ui.canvas.addEventListener("pointerenter", moveCursor);
+ui.canvas.addEventListener("pointerleave", () => { ui.cursor.hidden = true; });
 
 function setTool(erase) {
   state.erase = erase;
@@ -335,7 +400,7 @@ ui.fileImage.addEventListener("change", () => { openImage(ui.fileImage.files[0])
 ui.fileMask.addEventListener("change", () => { openMask(ui.fileMask.files[0]); ui.fileMask.value = ""; });
 ui.brush.addEventListener("click", () => setTool(false));
 ui.eraser.addEventListener("click", () => setTool(true));
-ui.size.addEventListener("input", () => { ui.sizeValue.textContent = ui.size.value; });
+ui.size.addEventListener("input", showSize);
 ui.undo.addEventListener("click", undo);
 ui.redo.addEventListener("click", redo);
 ui.clear.addEventListener("click", () => { if (state.cursor) pushOp({type: "clear"}); });
@@ -363,9 +428,13 @@ document.addEventListener("keydown", (event) => {
   else if (!mod && key === "b") setTool(false);
   else if (!mod && key === "e") setTool(true);
   else if (!mod && (key === "[" || key === "]")) {
-    ui.size.value = Number(ui.size.value) + (key === "]" ? 5 : -5);
-    ui.sizeValue.textContent = ui.size.value;
+    const size = Number(ui.size.value);
+    const step = Math.max(1, Math.round(size * 0.2));
+    ui.size.value = size + (key === "]" ? step : -step);
+    showSize();
   }
 });
+
+new ResizeObserver(layout).observe(ui.stage);
 
 loadMethods();
