@@ -287,8 +287,8 @@ def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], 
 def export_translator(path: str | Path, model, tokenizer: TranslationTokenizer, *, half: bool = True,
                       extra: dict | None = None) -> Path:
     """Write a shippable translator: the registry spec, the weights (float16 by default, halving the file; they
-    are cast back to float32 on loading) and the tokenizer JSON inside one safetensors file, plus the tokenizer
-    as ``<stem>.tokenizer.json`` beside it.
+    are cast back to float32 on loading; tied tensors stored once) and the tokenizer JSON inside one safetensors
+    file, plus the tokenizer as ``<stem>.tokenizer.json`` beside it.
 
     Args:
         path: Destination ``.safetensors`` file (written atomically).
@@ -302,11 +302,12 @@ def export_translator(path: str | Path, model, tokenizer: TranslationTokenizer, 
     spec = model_spec(model)
     if spec is None:
         raise ValueError("export_translator needs a model built with build_model() (it saves the registry spec)")
-    weights, cast = {}, {}  # tied tensors (shared embeddings, tied output) stay one tensor after the cast
+    weights, seen = {}, set()  # tied tensors (shared embeddings, tied output) are stored once
     for k, v in model.state_dict().items():
-        if half and v.is_floating_point():
-            v = cast.setdefault((v.data_ptr(), tuple(v.shape)), v.half())
-        weights[k] = v
+        if (v.data_ptr(), tuple(v.shape)) in seen:
+            continue
+        seen.add((v.data_ptr(), tuple(v.shape)))
+        weights[k] = v.half() if half and v.is_floating_point() else v
     raw = tokenizer.tokenizer.to_str()
     path = Path(path)
     save_checkpoint(path, {"model_spec": spec, "model": weights, "tokenizer": raw, **dict(extra or {})})
@@ -350,5 +351,10 @@ def load_translator(path: str | Path | None = None):
     model = build_model(spec["name"], **dict(spec.get("kwargs") or {}))
     if not hasattr(model, "cross_attention_maps"):
         raise CheckpointError(f"{path}: holds a {spec['name']!r} model, not an encoder-decoder translator")
-    load_weights(model, state["model"], source=str(path))
+    weights, first = dict(state["model"]), {}
+    for k, v in model.state_dict().items():  # tied tensors stored once by export_translator: fill their aliases
+        first.setdefault((v.data_ptr(), tuple(v.shape)), k)
+        if k not in weights and first[(v.data_ptr(), tuple(v.shape))] in weights:
+            weights[k] = weights[first[(v.data_ptr(), tuple(v.shape))]]
+    load_weights(model, weights, source=str(path))
     return model.float().eval(), TranslationTokenizer(Tokenizer.from_str(raw))
