@@ -159,9 +159,9 @@ Training wall time: **{f['train_seconds'] / 60:.1f} min** on one thread of a 2-c
 | test2016 (1,000) | {t[1]['bleu']:.2f} ({t[1]['bleu_lc']:.2f}) | **{t[0]['bleu']:.2f}** ({t[0]['bleu_lc']:.2f}) |
 | val (1,014) | {t[3]['bleu']:.2f} ({t[3]['bleu_lc']:.2f}) | {t[2]['bleu']:.2f} ({t[2]['bleu_lc']:.2f}) |
 
-The shipped float16 weights score {rec.get('shipped_test2016_beam4', float('nan')):.2f} on test2016 with beam 4 (float32
-checkpoint above). Anchor: bentrevett's Transformer of the same size reports 36.52 (torchtext token BLEU, lower-cased spaCy tokens,
-greedy) after 10 GPU epochs; the numbers are close in spirit, not identical in convention.
+The shipped float16 weights score {rec.get('shipped_test2016_beam4', float('nan')):.2f} on test2016 with beam 4
+(float32 checkpoint above). Anchor: bentrevett's Transformer of the same size reports 36.52 (torchtext token BLEU,
+lower-cased spaCy tokens, greedy) after 10 GPU epochs; the numbers are close in spirit, not identical in convention.
 Decoding all 1,000 test sentences on 1 thread: greedy {f['test2016_beam1']['decode_s']:.1f} s, beam 4
 {f['test2016_beam4']['decode_s']:.1f} s (KV cache).
 
