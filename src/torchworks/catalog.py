@@ -16,6 +16,7 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.distill",
     "torchworks.transformer",
     "torchworks.transformer.bert",
+    "torchworks.transformer.bert_task",
     "torchworks.transformer.vit",
     "torchworks.transformer.seq2seq",
     "torchworks.transformer.translation_task",

@@ -188,22 +188,38 @@ def load_minilm(**overrides) -> BertModel:
     return model.eval()
 
 
-def minilm_tokenizer(max_length: int = MINILM_MAX_LENGTH):
-    """MiniLM's WordPiece ``tokenizers.Tokenizer`` from its ``tokenizer.json`` (lower-casing, [CLS] ... [SEP]).
+def minilm_tokenizer(max_length: int = MINILM_MAX_LENGTH, backend: str = "hf"):
+    """MiniLM's WordPiece tokenizer from its ``tokenizer.json`` (lower-casing, [CLS] ... [SEP]).
 
     The file pads every input to 128 tokens; we pad to the longest input of a batch instead and truncate at
     ``max_length`` (sentence-transformers' 256), which gives the same embeddings with less work.
+
+    Args:
+        max_length: Truncation length in tokens, [CLS] and [SEP] included.
+        backend: ``"hf"`` for a ``tokenizers.Tokenizer`` (needs the ``tokenizers`` package) or ``"torchworks"``
+            for our pure-Python :class:`~torchworks.transformer.wordpiece.WordPieceTokenizer` (same ids).
     """
+    path = minilm_dir() / "tokenizer.json"
+    if backend == "torchworks":
+        from torchworks.transformer.wordpiece import WordPieceTokenizer
+
+        return WordPieceTokenizer.from_file(path, max_length=max_length, padding="longest")
+    if backend != "hf":
+        raise ValueError(f"backend must be 'hf' or 'torchworks', got {backend!r}")
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok = Tokenizer.from_file(str(path))
     tok.enable_truncation(max_length=max_length)
     tok.enable_padding(pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")
     return tok
 
 
 def encode_texts(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict[str, Tensor]:
-    """Tokenise a batch into ``input_ids``, ``token_type_ids`` (B, T) int64 and ``key_padding_mask`` (B, T) bool."""
+    """Tokenise a batch into ``input_ids``, ``token_type_ids`` (B, T) int64 and ``key_padding_mask`` (B, T) bool.
+
+    ``tokenizer`` is a ``tokenizers.Tokenizer`` or a :class:`~torchworks.transformer.wordpiece.WordPieceTokenizer`
+    with padding enabled (both come from :func:`minilm_tokenizer`).
+    """
     batch = tokenizer.encode_batch(list(texts) if pairs is None else list(zip(texts, pairs, strict=True)))
     ids = torch.tensor([e.ids for e in batch], dtype=torch.long)
     types = torch.tensor([e.type_ids for e in batch], dtype=torch.long)
@@ -213,7 +229,10 @@ def encode_texts(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = 
 
 @torch.no_grad()
 def embed_sentences(model: BertModel, tokenizer, sentences: Sequence[str], normalize: bool = True) -> Tensor:
-    """Sentence embeddings (N, C) as sentence-transformers computes them (mean pooling, L2-normalised)."""
+    """Sentence embeddings (N, C) as sentence-transformers computes them (mean pooling, L2-normalised).
+
+    ``tokenizer``: either backend of :func:`minilm_tokenizer` (HF ``tokenizers`` or our WordPiece).
+    """
     enc = encode_texts(tokenizer, sentences)
     hidden = model(enc["input_ids"], enc["token_type_ids"], key_padding_mask=enc["key_padding_mask"])[0]
     return mean_pool(hidden, enc["key_padding_mask"], normalize=normalize)

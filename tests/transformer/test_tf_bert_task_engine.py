@@ -1,0 +1,181 @@
+"""``bert_pretrain``, ``bert_classify`` and ``bert_tag`` through the shared engine on tiny corpora: learning,
+exact resume, held-out split by article, fixed evaluation masks, and fine-tuning from a pre-training checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import pytest
+import torch
+
+import torchworks.transformer.bert_task as bt
+from torchworks.core.checkpoint import load_checkpoint
+from torchworks.core.errors import CheckpointError, ConfigError
+from torchworks.engine.run import evaluate, train
+
+NAMES = ["Paris", "London", "NASA", "McDonald", "Rome", "Oslo", "Berlin", "Madrid", "Vienna", "Prague"]
+TEMPLATES = ["The {n} cat sat on the red mat .", "A dog from {n} ran to the big park !",
+             "Every morning {n} has a blue ball and a green hat .", "Is the old fish in {n} happy ?"]
+TINY_BERT = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """Ten WikiText-style articles (one city each, templated sentences) and a vocab.txt covering them."""
+    folder = tmp_path_factory.mktemp("bert_corpus")
+    lines = []
+    for i, name in enumerate(NAMES):  # the templates cycle, so each masked word is predictable from its context
+        lines += ["", f" = History of {name} = ", ""]
+        for p in range(3):
+            lines.append(" " + " ".join(TEMPLATES[(i + p + k) % 4].format(n=name) for k in range(5)) + " ")
+    (folder / "wiki.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    words = sorted({w.lower() for t in TEMPLATES + NAMES + ["history", "of", "ein", "der", "mann", "hund"]
+                    for w in t.replace("{n}", "").split()})
+    (folder / "vocab.txt").write_text("\n".join(bt.SPECIAL_TOKENS + tuple(words)) + "\n", encoding="utf-8")
+    return folder / "wiki.txt", folder / "vocab.txt"
+
+
+def _run(task: dict, steps: int, out: Path, **trainer) -> dict:
+    return {"task": task, "out_dir": str(out), "seed": 0,
+            "trainer": {"max_steps": steps, "batch_size": 16, "eval_every": steps, "log_every": 1,
+                        "checkpoint_every": steps, "threads": 1, "progress": False, "tensorboard": False,
+                        "plots": False, **trainer}}
+
+
+def _pretrain(corpus, steps: int, **extra) -> dict:
+    wiki, vocab = corpus
+    return {"name": "bert_pretrain", "model": "bert_tiny", "model_args": TINY_BERT, "text_files": [str(wiki)],
+            "vocab": str(vocab), "max_len": 32, "val_fraction": 0.2, "test_fraction": 0.2, "lr": 0.003,
+            "warmup_steps": 5, "decay_steps": steps, **extra}
+
+
+def _losses(metrics_csv: Path, key: str = "train/loss") -> dict[int, float]:
+    with open(metrics_csv) as fh:
+        return {int(r["step"]): float(r[key]) for r in csv.DictReader(fh) if r.get(key)}
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus, tmp_path_factory):
+    """A short run: enough for checkpoint plumbing (the learning checks below are marked slow)."""
+    return train(_run(_pretrain(corpus, 16), 16, tmp_path_factory.mktemp("pretrain")))
+
+
+@pytest.fixture(scope="module")
+def pretrained_long(corpus, tmp_path_factory):
+    return train(_run(_pretrain(corpus, 120), 120, tmp_path_factory.mktemp("pretrain_long")))
+
+
+@pytest.mark.slow
+def test_pretraining_learns_mlm_and_nsp(pretrained_long):
+    task = pretrained_long.task
+    assert sorted(len(v) for v in task.split.values()) == [2, 2, 6]  # articles, not sentences, are held out
+    first = _losses(pretrained_long.metrics_csv, "train/mlm_loss")
+    assert first[1] > 3.0  # about ln(V) at the start
+    m = pretrained_long.metrics
+    assert m["train/mlm_loss"] < 0.75 * first[1] and m["train/nsp_acc"] > 0.8, m
+    held = task.evaluate("val")
+    assert held["mlm_acc"] > 0.2 and held["pairs"] == len(task.val_dataset())  # chance: 1 / 50
+    assert abs(held["mlm_acc"] - m["val/mlm_acc"]) < 0.1  # engine: batch-weighted mean; evaluate: pooled
+    assert held["masked_tokens"] > 0 and 0 <= held["nsp_acc"] <= 1
+
+
+def test_held_out_masks_are_fixed_and_statistics_hold(pretrained):
+    task = pretrained.task
+    items = task.val_dataset().items
+    labels = torch.tensor([lab for it in items for lab in it["mlm_labels"]])
+    ids = torch.tensor([i for it in items for i in it["input_ids"]])
+    chosen = labels != bt.IGNORE
+    assert 0.10 < chosen.float().mean().item() < 0.16  # 15 % of the non-special pieces
+    assert (ids[chosen] == task.mask_id).float().mean().item() > 0.6
+    a = evaluate(None, pretrained.last_checkpoint, split="val")
+    b = evaluate(None, pretrained.last_checkpoint, split="val")
+    assert a == b and a["val/mlm_acc"] == pytest.approx(pretrained.metrics["val/mlm_acc"], abs=1e-6)
+
+
+def test_resume_gives_identical_losses(corpus, tmp_path):
+    task = _pretrain(corpus, 8)
+    full = train(_run(task, 8, tmp_path / "full", eval_every=0))
+    train(_run(task, 4, tmp_path / "half", eval_every=0))
+    resumed = train(_run(task, 8, tmp_path / "half", eval_every=0),
+                    resume=tmp_path / "half" / "checkpoints" / "last.ckpt")
+    a, b = _losses(full.metrics_csv), _losses(resumed.metrics_csv)
+    assert [a[s] for s in range(5, 9)] == [b[s] for s in range(5, 9)]
+
+
+def _tag_cfg(wiki: Path, ckpt: Path, steps: int) -> dict:
+    return {"name": "bert_tag", "init_from": str(ckpt), "text_files": [str(wiki)], "val_fraction": 0.2,
+            "test_fraction": 0.2, "max_len": 32, "lr": 0.005, "warmup_steps": 5, "decay_steps": steps}
+
+
+def _tag_accuracies(task) -> tuple[float, float]:
+    pred, true = task.predict("test")
+    words = [w for doc in task.words["test"] for s in doc for w in s if bt.case_tag(w) is not None]
+    assert len(true) == len(words) and true == [bt.case_tag(w) for w in words]
+    train_words = [w for doc in task.words["train"] for s in doc for w in s if bt.case_tag(w) is not None]
+    baseline = bt.MostFrequentTag().fit(train_words, [bt.case_tag(w) for w in train_words]).predict(words)
+    acc = sum(p == t for p, t in zip(pred, true, strict=True)) / len(true)
+    return acc, sum(p == t for p, t in zip(baseline, true, strict=True)) / len(true)
+
+
+def test_tagging_starts_from_the_pretrained_checkpoint(pretrained, corpus, tmp_path):
+    cfg = _tag_cfg(corpus[0], pretrained.last_checkpoint, 4)
+    state = load_checkpoint(pretrained.last_checkpoint)
+    fresh = bt.BertTagTask(bt.BertTagConfig(**{k: v for k, v in cfg.items() if k != "name"}))
+    for key, value in fresh.model.bert.state_dict().items():  # the encoder starts from the checkpoint
+        assert torch.equal(value, state["model"][f"bert.{key}"]), key
+    assert torch.equal(fresh.tokenizer_json, state["task"]["tokenizer_json"])
+    assert fresh.model.bert.pooler is None and fresh.model.classifier.out_features == len(bt.TAGS)
+    res = train(_run(cfg, 4, tmp_path / "tag"))
+    assert 0 <= res.metrics["val/acc"] <= 1
+    _tag_accuracies(res.task)  # labels line up with the words of the test articles
+
+
+@pytest.mark.slow
+def test_tagging_beats_most_frequent_tag(pretrained_long, corpus, tmp_path):
+    res = train(_run(_tag_cfg(corpus[0], pretrained_long.last_checkpoint, 60), 60, tmp_path / "tag"))
+    acc, base_acc = _tag_accuracies(res.task)
+    assert acc > 0.8 and acc > base_acc  # "The" at a sentence start vs "the" inside needs context
+
+
+def _multi30k(root: Path) -> Path:
+    data = {"de": ["ein mann", "der hund", "ein hund", "der mann"], "en": ["the cat", "a dog", "the dog", "a cat"]}
+    (root / "raw").mkdir(parents=True)
+    for split, reps in (("train", 20), ("val", 2), ("test_2016_flickr", 2)):
+        for lang, lines in data.items():
+            with gzip.open(root / "raw" / f"{split}.{lang}.gz", "wt", encoding="utf-8") as fh:
+                fh.write("\n".join(lines * reps) + "\n")
+    return root
+
+
+def test_classification_from_scratch_and_from_checkpoint(pretrained, corpus, tmp_path):
+    _, vocab = corpus
+    root = _multi30k(tmp_path / "m30k")
+    cfg = {"name": "bert_classify", "data_root": str(root), "languages": ["de", "en"], "train_per_language": 40,
+           "vocab": str(vocab), "model_args": TINY_BERT, "max_len": 16, "lr": 0.005, "warmup_steps": 2,
+           "decay_steps": 30}
+    res = train(_run(cfg, 30, tmp_path / "cls"))
+    assert res.metrics["val/acc"] == 1.0 and res.task.predict("test") == [0] * 8 + [1] * 8
+    cfg.update(init_from=str(pretrained.last_checkpoint))
+    warm = bt.BertClassifyTask(bt.BertClassifyConfig(**{k: v for k, v in cfg.items() if k != "name"}))
+    state = load_checkpoint(pretrained.last_checkpoint)
+    assert torch.equal(warm.model.bert.word_emb.weight, state["model"]["bert.word_emb.weight"])
+    assert warm.model.bert.config.hidden_size == 64 and warm.tokenizer.vocab == pretrained.task.tokenizer.vocab
+
+
+def test_user_errors(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="vocab_size"):
+        train(_run(_pretrain(corpus, 2, model_args={"vocab_size": 10}), 2, tmp_path / "a"))
+    with pytest.raises(FileNotFoundError, match="text_files entry not found"):
+        bt.BertPretrainTask(bt.BertPretrainConfig(text_files=[str(tmp_path / "nope.txt")]))
+    with pytest.raises(FileNotFoundError):
+        bt.BertTagTask(bt.BertTagConfig(init_from=str(tmp_path / "missing.ckpt"), text_files=[str(corpus[0])],
+                                        val_fraction=0.2, test_fraction=0.2))
+    other = train({"task": {"name": "gpt_lm", "model": "gpt_char_tiny", "model_args": {"block_size": 8},
+                            "text_file": str(corpus[0]), "decay_steps": 11, "warmup_steps": 1},
+                   "out_dir": str(tmp_path / "gpt"), "trainer": {"max_steps": 1, "plots": False, "progress": False,
+                                                                 "tensorboard": False, "eval_every": 0}})
+    with pytest.raises(CheckpointError, match="not a bert_pretrain checkpoint"):
+        bt.BertTagTask(bt.BertTagConfig(init_from=str(other.last_checkpoint), text_files=[str(corpus[0])],
+                                        val_fraction=0.2, test_fraction=0.2))
