@@ -28,7 +28,8 @@ from torchworks.core.errors import CheckpointError, ShapeError
 from torchworks.core.registry import MODELS
 from torchworks.nn.blocks import EncoderBlock
 
-__all__ = ["ViT", "ViTConfig", "attention_rollout", "hf_vit_state_dict_to_ours", "vit_from_hf"]
+__all__ = ["ViT", "ViTConfig", "attention_rollout", "attention_rollout_matrix", "hf_vit_state_dict_to_ours",
+           "vit_from_hf"]
 
 
 @dataclass
@@ -158,28 +159,50 @@ class ViT(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
 
 
-def attention_rollout(maps: list[Tensor], residual: float = 0.5) -> Tensor:
-    """Attention rollout: how much each patch flows into the [CLS] token through all layers.
+def attention_rollout_matrix(maps: list[Tensor], residual: float = 0.5) -> Tensor:
+    """Attention rollout over all tokens: row i says how much of token i's final state flows from each input token.
 
-    Each layer's head-averaged attention A is mixed with the identity for the residual path,
-    ``A' = residual * I + (1 - residual) * A`` (rows renormalised), and the layers are multiplied in order.
+    For each layer the heads are averaged, the identity is mixed in for the residual path and the rows are
+    renormalised, ``A' = norm(residual * I + (1 - residual) * mean_h A)``; the layers are then multiplied from
+    the first upwards, ``R = A'_L ... A'_2 A'_1``. Each row of R is a distribution over the input tokens.
+
+    Args:
+        maps: Per-layer attention weights (B, H, T, T) (rows sum to 1), first layer first.
+        residual: Weight of the skip connection, in [0, 1] (0.5 in Abnar and Zuidema).
+
+    Returns:
+        (B, T, T) rollout, rows summing to 1.
+
+    References:
+        Abnar and Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020, section 3.
+    """
+    if not maps:
+        raise ValueError("attention rollout needs at least one attention map")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must be in [0, 1], got {residual}")
+    eye = torch.eye(maps[0].shape[-1], dtype=maps[0].dtype, device=maps[0].device)
+    rollout = eye.expand(maps[0].shape[0], -1, -1)
+    for a in maps:
+        a = residual * eye + (1.0 - residual) * a.mean(dim=1)  # (B, T, T)
+        rollout = (a / a.sum(dim=-1, keepdim=True)) @ rollout
+    return rollout
+
+
+def attention_rollout(maps: list[Tensor], residual: float = 0.5) -> Tensor:
+    """Attention rollout of the [CLS] token: how much each patch flows into it through all layers.
 
     Args:
         maps: Per-layer attention weights (B, H, N + 1, N + 1), first layer first ([CLS] at index 0).
         residual: Weight of the skip connection (0.5 in Abnar and Zuidema).
 
     Returns:
-        Relevance of each patch for [CLS], (B, h, w) with h = w = sqrt(N), each map summing to <= 1.
+        Relevance of each patch for [CLS], (B, h, w) with h = w = sqrt(N) in row-major patch order; each map
+        sums to 1 minus the share [CLS] keeps from its own input embedding.
     """
-    if not maps:
-        raise ValueError("attention_rollout needs at least one attention map")
-    eye = torch.eye(maps[0].shape[-1], dtype=maps[0].dtype, device=maps[0].device)
-    rollout = eye.expand(maps[0].shape[0], -1, -1)
-    for a in maps:
-        a = residual * eye + (1.0 - residual) * a.mean(dim=1)  # (B, T, T)
-        rollout = (a / a.sum(dim=-1, keepdim=True)) @ rollout
-    cls_to_patches = rollout[:, 0, 1:]  # (B, N)
+    cls_to_patches = attention_rollout_matrix(maps, residual)[:, 0, 1:]  # (B, N)
     side = int(round(cls_to_patches.shape[-1] ** 0.5))
+    if side * side != cls_to_patches.shape[-1]:
+        raise ValueError(f"{cls_to_patches.shape[-1]} patch tokens do not form a square grid")
     return cls_to_patches.reshape(-1, side, side)
 
 
@@ -249,6 +272,8 @@ _VARIANTS = {
     "vit_tiny_patch4_28": dict(image_size=28, patch_size=4, in_chans=1, dim=64, depth=6, num_heads=4, mlp_dim=128),
     # CIFAR-10: 64 patches of 4x4, ~0.8M params.
     "vit_tiny_patch4_32": dict(image_size=32, patch_size=4, in_chans=3, dim=128, depth=6, num_heads=4, mlp_dim=256),
+    # CIFAR-10 on a CPU budget (30 CPU-minutes): 64 patches, 4 blocks of width 128, ~0.55M params.
+    "vit_mini_patch4_32": dict(image_size=32, patch_size=4, in_chans=3, dim=128, depth=4, num_heads=4, mlp_dim=256),
     # CIFAR-10, wider: ~2.7M params.
     "vit_small_patch4_32": dict(image_size=32, patch_size=4, in_chans=3, dim=192, depth=6, num_heads=3,
                                 mlp_dim=768),
@@ -266,3 +291,7 @@ def _register(name: str, base: dict) -> None:
 
 for _name, _base in _VARIANTS.items():
     _register(_name, _base)
+
+# The image-classification task and the CNN baseline register themselves in TASKS / MODELS on import; they live in
+# their own modules, imported here because the catalog lists this module as the ViT plugin.
+from torchworks.transformer import vit_cnn, vit_task  # noqa: E402, F401

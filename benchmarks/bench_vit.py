@@ -1,0 +1,301 @@
+"""ViT vs a same-size CNN on Fashion-MNIST and CIFAR-10 at the same CPU budget; attention-rollout figure.
+
+Evaluates the checkpoints of the four runs (``configs/{vit,cnn}_{fashion,cifar10}.yaml``) on the full test sets,
+reads each run's CPU and wall time from the ``/usr/bin/time -v`` reports next to it, draws attention-rollout maps
+of the two ViTs for a few test images, and rewrites only its own section of ``docs/results/transformer.md``
+(between ``<!-- vit:start -->`` and ``<!-- vit:end -->``; appended if absent).
+
+    python benchmarks/bench_vit.py                 # evaluate existing runs/<name>/checkpoints/last.ckpt
+    python benchmarks/bench_vit.py --train         # train the four runs first (one after another, 1 thread)
+    python benchmarks/bench_vit.py --ship          # also export the ViTs to src/torchworks/transformer/pretrained/
+
+A run that was interrupted and resumed has several reports (``<name>.part1.time``, ``<name>.time``); their CPU
+and wall times are summed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "transformer.md"
+FIGURE = ROOT / "docs" / "results" / "transformer" / "vit_rollout.png"
+PRETRAINED = ROOT / "src" / "torchworks" / "transformer" / "pretrained"
+START, END = "<!-- vit:start -->", "<!-- vit:end -->"
+# (run name, model kind, data set label, goal on the test set or None)
+RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "Fashion-MNIST", None),
+        ("vit_cifar10", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", "CNN", "CIFAR-10", None)]
+TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
+
+
+def parse_time_reports(log_dir: Path, name: str) -> tuple[float | None, float | None]:
+    """Summed (CPU seconds = user + sys, wall seconds) over ``<name>*.time`` GNU time reports."""
+    cpu = wall = 0.0
+    files = sorted(log_dir.glob(f"{name}.time")) + sorted(log_dir.glob(f"{name}.part*.time"))
+    for f in files:
+        text = f.read_text()
+        user = re.search(r"User time \(seconds\): ([\d.]+)", text)
+        sys_ = re.search(r"System time \(seconds\): ([\d.]+)", text)
+        el = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
+        if not (user and sys_ and el):
+            continue
+        cpu += float(user.group(1)) + float(sys_.group(1))
+        parts = [float(p) for p in el.group(1).split(":")]
+        wall += sum(p * 60**i for i, p in enumerate(reversed(parts)))
+    return (cpu, wall) if files else (None, None)
+
+
+def train(name: str, log_dir: Path) -> None:
+    """Runs ``torchworks train configs/<name>.yaml`` under GNU time (one thread)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for old in log_dir.glob(f"{name}.part*.time"):
+        old.unlink()
+    cmd = ["/usr/bin/time", "-v", "-o", str(log_dir / f"{name}.time"), sys.executable, "-m", "torchworks.cli.main",
+           "train", str(ROOT / "configs" / f"{name}.yaml"), "--threads", "1", "--overwrite"]
+    with open(log_dir / f"{name}.log", "w") as log:
+        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
+def last_val_acc(run_dir: Path) -> float | None:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        vals = [r["val/acc"] for r in csv.DictReader(fh) if r.get("val/acc")]
+    return float(vals[-1]) if vals else None
+
+
+def evaluate(name: str, runs: Path, log_dir: Path) -> dict | None:
+    """Test accuracy, parameters, steps and times of one run, or None when it has no checkpoint yet."""
+    from torchworks.core.checkpoint import load_checkpoint, load_model
+    from torchworks.engine import run as engine_run
+
+    ckpt = runs / name / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        return None
+    state = load_checkpoint(ckpt)
+    if int(state["step"]) < int(state["config"]["trainer"]["max_steps"]):
+        print(f"{name}: still training (step {state['step']}); left out")
+        return None
+    metrics = engine_run.evaluate(None, ckpt, split="test", threads=1, val_batch_size=500, progress=False)
+    model = load_model(ckpt)
+    cpu, wall = parse_time_reports(log_dir, name)
+    cfg = state["config"]
+    return {"name": name, "model": state["model_spec"]["name"], "params": sum(p.numel() for p in model.parameters()),
+            "step": int(state["step"]), "max_steps": int(cfg["trainer"]["max_steps"]),
+            "batch": int(cfg["trainer"]["batch_size"]), "cpu_s": cpu, "wall_s": wall,
+            "val_acc": last_val_acc(runs / name), "test_acc": metrics["test/acc"], "ckpt": ckpt, "config": cfg}
+
+
+def rollout_figure(results: dict[str, dict], per_row: int = 6) -> Path | None:
+    """The two ViTs' [CLS] rollout on the first test image of ``per_row`` classes each."""
+    from torchworks.core.checkpoint import load_model
+    from torchworks.transformer.vit_plots import rollout_maps, save_rollout_grid
+    from torchworks.transformer.vit_task import STATS, load_split
+
+    rows = []
+    for name, title, classes in (("vit_fashion", "Fashion-MNIST", "fashion"), ("vit_cifar10", "CIFAR-10", "cifar")):
+        if name not in results:
+            continue
+        r = results[name]
+        dataset = r["config"]["task"]["dataset"]
+        images, labels = load_split(dataset, "test", r["config"].get("data_dir"))
+        picks = [int((labels == c).nonzero()[0]) for c in range(per_row)]
+        x = images[picks].float() / 255.0
+        mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in STATS[dataset])
+        model = load_model(r["ckpt"])
+        logits, maps = rollout_maps(model, (x - mean) / std)
+        names = _class_names(classes)
+        preds = logits.argmax(1).tolist()
+        captions = [f"{names[int(labels[i])]}\n-> {names[p]}" for i, p in zip(picks, preds, strict=True)]
+        rows.append((title, x, maps, captions))
+    return save_rollout_grid(FIGURE, rows) if rows else None
+
+
+def _class_names(kind: str) -> tuple[str, ...]:
+    if kind == "fashion":
+        from torchworks.data.fashion_mnist import CLASSES
+
+        return tuple(c.split("/")[0] for c in CLASSES)
+    from torchworks.data.cifar import CIFAR10_CLASSES
+
+    return CIFAR10_CLASSES
+
+
+def ship(r: dict, data_label: str, goal: float) -> None:
+    """Exports a trained ViT as safetensors + model card next to the other shipped models."""
+    from torchworks.core.checkpoint import load_checkpoint, load_model, save_model
+
+    state = load_checkpoint(r["ckpt"])
+    model_name = {"vit_fashion": "vit_tiny_fashion_mnist", "vit_cifar10": "vit_mini_cifar10"}[r["name"]]
+    model = load_model(r["ckpt"])
+    path = save_model(PRETRAINED / f"{model_name}.safetensors", model, spec=state["model_spec"],
+                      extra={"normalise": {"dataset": r["config"]["task"]["dataset"]}})
+    t = r["config"]["task"]
+    epochs = r["step"] * r["batch"] / TRAIN_SIZE[data_label]
+    card = f"""# {model_name}: plain ViT trained from scratch on {data_label}
+
+A {r['params']:,}-parameter Vision Transformer (`{r['model']}`: patch 4, [CLS] token, learned positions,
+pre-LN blocks) trained here on one CPU thread. Test accuracy **{100 * r['test_acc']:.2f} %** on the
+{data_label} test set (goal {100 * goal:.0f} %).
+
+## Data
+{data_label} (`{t['dataset']}` via `torchworks.transformer.vit_task.load_split`): {TRAIN_SIZE[data_label]:,} training
+images ({t['holdout']:,} more held out for validation, fixed permutation seed 12345); the test set is used once.
+Inputs are normalised with the per-channel mean/std in `torchworks.transformer.vit_task.STATS['{t['dataset']}']`.
+
+## Recipe
+`torchworks train configs/{r['name']}.yaml --threads 1` (task `image_classifier`, seed 0): {r['step']} steps of
+batch {r['batch']} ({epochs:.1f} epochs), random crop (zero padding {t['crop_padding']}) + horizontal flip, label
+smoothing {t['label_smoothing']}, AdamW lr {t['lr']} (weight decay {t['weight_decay']} on weight matrices only),
+{t['warmup_steps']} warm-up steps then cosine to 0, gradient clipping at 1.
+
+## Metrics
+- Test accuracy: {100 * r['test_acc']:.2f} % (last step; held-out validation accuracy
+  {100 * (r['val_acc'] or 0):.2f} %).
+- Training cost: {r['cpu_s'] / 60:.1f} CPU-minutes (user + sys of the training process, one thread),
+  {r['wall_s'] / 60:.1f} minutes wall on a 2-core machine shared with other jobs.
+
+## Use
+```python
+from torchworks.core.checkpoint import load_model
+model = load_model("{path.relative_to(ROOT)}").eval()   # images (B, C, H, W), normalised as above
+```
+"""
+    (PRETRAINED / f"{model_name}.md").write_text(card)
+
+
+def fmt(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "pending" if v is None else f"{v * scale:.{digits}f}"
+
+
+def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
+    lines = [START, "## ViT vs a same-size CNN at the same CPU budget (benchmarks/bench_vit.py)", "",
+             f"Command: `{command}` ({date.today()}, {platform.machine()} {_cpu_name()}, 2 cores, torch "
+             f"{torch.__version__}, one thread per run). CPU = user + sys seconds of the whole training process "
+             "(data loading, validation and checkpoints included); the machine was shared with other jobs, so wall "
+             "times are several times the CPU times. Test accuracy is that of the last step on the full test set.",
+             "", "Same recipe for both models of a data set (task `image_classifier`): batch 128, horizontal flip "
+             "(Fashion-MNIST) and random crop with 4 px zero padding + horizontal flip (CIFAR-10) as torch ops on "
+             "the batch, label smoothing 0.1, AdamW lr 1e-3 with weight decay 0.05 on weight matrices, 300 "
+             "linear warm-up steps then cosine to 0, gradient clipping at 1. The CNN (`cnn_vgg_*`, VGG-style "
+             "conv-BN-ReLU, three stages, global average pooling) is sized to the ViT's parameter count.", "",
+             "| data | model | params | steps (epochs) | CPU min | wall min | val acc | test acc | goal |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, kind, data, goal in RUNS:
+        r = results.get(name)
+        if r is None:
+            lines.append(f"| {data} | {kind} | | | | | | pending | |")
+            continue
+        epochs = r["step"] * r["batch"] / TRAIN_SIZE[data]
+        met = "" if goal is None else (f">= {100 * goal:.0f} %: " + ("met" if r["test_acc"] >= goal and
+                                                                      r["cpu_s"] <= 1800 else "**not met**"))
+        steps = f"{r['step']} ({epochs:.1f})" + ("" if r["step"] == r["max_steps"] else f" of {r['max_steps']}")
+        lines.append(f"| {data} | {kind} `{r['model']}` | {r['params'] / 1e6:.3f}M | {steps} | "
+                     f"{fmt(r['cpu_s'], 1 / 60)} | {fmt(r['wall_s'], 1 / 60)} | {fmt(r['val_acc'], 100, 2)} | "
+                     f"**{100 * r['test_acc']:.2f}** | {met} |")
+    lines += ["", discussion(results), ""]
+    if figure is not None:
+        lines += [f"![attention rollout]({figure.relative_to(RESULTS.parent).as_posix()})", "",
+                  "Attention rollout (Abnar & Zuidema 2020; `torchworks.transformer.vit.attention_rollout`: heads "
+                  "averaged, 0.5 identity added for the residual path, rows renormalised, layers multiplied) of the "
+                  "[CLS] token of the two ViTs above, for the first test image of six classes (caption: true -> "
+                  "predicted). Bright patches are those the class decision drew on.", ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def discussion(results: dict[str, dict]) -> str:
+    """Two or three sentences comparing the pairs, with the measured numbers filled in."""
+    pairs = []
+    for data, vit, cnn in (("Fashion-MNIST", "vit_fashion", "cnn_fashion"), ("CIFAR-10", "vit_cifar10", "cnn_cifar10")):
+        if vit in results and cnn in results:
+            v, c = results[vit], results[cnn]
+            pairs.append((data, 100 * v["test_acc"], 100 * c["test_acc"], v["cpu_s"] / 60, c["cpu_s"] / 60))
+    if not pairs:
+        return "**CNN vs ViT.** Pending: the comparison needs both runs of a data set."
+    told = "; ".join(f"{d}: CNN {c:.1f} % vs ViT {v:.1f} % ({cc:.0f} vs {vc:.0f} CPU-min)" for d, v, c, vc, cc in pairs)
+    cnn_wins = all(c > v for _, v, c, _, _ in pairs)
+    gaps = {d: c - v for d, v, c, _, _ in pairs}
+    text = [f"**CNN vs ViT.** At equal parameters, data, augmentation and CPU budget: {told}."]
+    if cnn_wins:
+        text.append("The CNN's 3x3 convolutions build in locality and translation equivariance, so its few epochs "
+                    "go into learning features, while the ViT has to learn from data alone, through its learned "
+                    "positions and global attention, which pixels belong together; that prior is what ViT trades "
+                    "for flexibility, and why it needs far more data or augmentation before it catches up "
+                    "(Dosovitskiy et al. see ViT overtake ResNets only with ImageNet-21k/JFT pre-training).")
+    else:
+        text.append("The ViT is not behind here, so at this scale the CNN's built-in locality and translation "
+                    "equivariance did not buy accuracy; the usual expectation (ViT needs more data because it must "
+                    "learn spatial structure through learned positions and global attention) is not what these "
+                    "runs show.")
+    if len(gaps) == 2:
+        more = max(gaps, key=gaps.get)
+        text.append(f"The CNN's lead is larger on {more} ({gaps[more]:+.1f} points vs "
+                    f"{min(gaps.values()):+.1f}), "
+                    + ("natural images whose objects appear at any position, where the convolutional prior matters "
+                       "most." if more == "CIFAR-10" else "even though its centred, aligned images leave less for "
+                       "translation equivariance to do."))
+    return " ".join(text)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def write_section(text: str) -> None:
+    doc = RESULTS.read_text() if RESULTS.is_file() else "# Transformer results\n"
+    if START in doc and END in doc:
+        doc = doc[: doc.index(START)] + text + doc[doc.index(END) + len(END):]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
+    RESULTS.write_text(doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", action="store_true", help="train the four runs before evaluating")
+    parser.add_argument("--ship", action="store_true", help="export the ViTs to the package's pretrained/ folder")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs")
+    parser.add_argument("--logs", type=Path, default=ROOT / "runs" / "logs_vit", help="GNU time reports")
+    parser.add_argument("--no-figure", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    import torchworks.transformer.vit  # noqa: F401  (registers the task and models)
+
+    if args.train:
+        for name, *_ in RUNS:
+            train(name, args.logs)
+    results = {}
+    for name, kind, data, goal in RUNS:
+        r = evaluate(name, args.runs, args.logs)
+        if r is not None:
+            results[name] = r
+            print(f"{name:12s} {r['model']:20s} params {r['params']:,}  step {r['step']}  "
+                  f"CPU {fmt(r['cpu_s'], 1 / 60)} min  wall {fmt(r['wall_s'], 1 / 60)} min  "
+                  f"test acc {100 * r['test_acc']:.2f} %")
+            if args.ship and kind == "ViT":
+                ship(r, data, goal)
+    figure = None if args.no_figure else rollout_figure(results)
+    command = "python benchmarks/bench_vit.py" + (" --train" if args.train else "")
+    write_section(section(results, figure, command))
+    print(f"wrote {RESULTS}" + (f" and {figure}" if figure else ""))
+
+
+if __name__ == "__main__":
+    main()
