@@ -136,6 +136,15 @@ def rotation_rows(timed, repeats: int, vec: torch.Tensor, mats: torch.Tensor) ->
     return rows
 
 
+INEXACT = "less exact: not a speed reference"
+
+
+def _inexact(ours, theirs, tol: float = 1e-6) -> str:
+    # The speed goal is "at least as fast as the fastest reference, never less exact": a reference that is off by
+    # more than tol (kornia's LU solve of the normal equations) is reported but not used for the ratios.
+    return f"; {INEXACT}" if _maxdiff(ours, theirs) > tol else ""
+
+
 def homography_rows(timed, repeats: int, h1, h2, hb1, hb2) -> list:
     rows = []
     ours = find_homography(h1, h2)
@@ -143,10 +152,10 @@ def homography_rows(timed, repeats: int, h1, h2, hb1, hb2) -> list:
         k = khom.find_homography_dlt(h1[None], h2[None], solver=solver)[0]
         rows.append(("homography, N=100", "single", f"kornia find_homography_dlt({solver}) f64",
                      *timed(lambda s=solver: khom.find_homography_dlt(h1[None], h2[None], solver=s), repeats * 5),
-                     f"max |ours - kornia| (H22 = 1) {_maxdiff(ours, k / k[2, 2]):.1e}"))
+                     f"max |ours - kornia| (H22 = 1) {_maxdiff(ours, k / k[2, 2]):.1e}" + _inexact(ours, k / k[2, 2])))
         rows.append(("homography, N=100", "batch 1000 (per problem)", f"kornia find_homography_dlt({solver}) f64",
                      *[v / hb1.shape[0] for v in timed(lambda s=solver: khom.find_homography_dlt(hb1, hb2, solver=s),
-                                                       max(1, repeats // 2))], ""))
+                                                       max(1, repeats // 2))], _inexact(ours, k / k[2, 2])))
     return rows
 
 

@@ -108,6 +108,55 @@ def test_batched_and_gradcheck_exact_data():
     assert torch.autograd.gradcheck(lambda a: ep.symmetric_epipolar_distance(fb[0], a, x2[0], squared=True), (n1,))
 
 
+def _qr_route(x1, x2, w=None):
+    # The textbook solve: QR + SVD of the normalized design matrix itself (no A^T A).
+    from torchworks.geometry.homography import normalize_points, null_vector
+    (n1, t1), (n2, t2) = normalize_points(x1, w), normalize_points(x2, w)
+    a = ep._design(n1, n2) if w is None else ep._design(n1, n2) * w.sqrt()[..., None]
+    return ep._unit_sign(t2.mT @ ep.enforce_rank2(null_vector(a).unflatten(-1, (3, 3))) @ t1)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5, 3.0])
+def test_gram_route_is_as_exact_as_qr_svd(noise):
+    s = two_view_scene(500, noise=noise, seed=11)
+    assert (ep.find_fundamental(s["x1"], s["x2"]) - _qr_route(s["x1"], s["x2"])).abs().max() < 1e-13
+    w = torch.rand(500, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert (ep.find_fundamental(s["x1"], s["x2"], w) - _qr_route(s["x1"], s["x2"], w)).abs().max() < 1e-13
+
+
+def test_large_batches_in_blocks_equal_one_problem_at_a_time():
+    # 40 problems x 600 points exceed one block of the no-grad path (2**14 points), weighted and not.
+    scenes = [two_view_scene(600, noise=0.5, seed=20 + i) for i in range(40)]
+    x1, x2 = torch.stack([s["x1"] for s in scenes]), torch.stack([s["x2"] for s in scenes])
+    w = torch.rand(40, 600, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    assert x1.shape[0] * x1.shape[1] > ep._BLOCK_POINTS
+    for weights in (None, w):
+        batched = ep.find_fundamental(x1, x2, weights)
+        for i in (0, 26, 39):  # first block, second block, last problem
+            one = ep.find_fundamental(x1[i], x2[i], None if weights is None else weights[i])
+            assert (batched[i] - one).abs().max() < 1e-14
+            assert (batched[i] - _qr_route(x1[i], x2[i], None if weights is None else weights[i])).abs().max() < 1e-13
+
+
+def test_ill_conditioned_problems_fall_back_to_qr_svd(monkeypatch):
+    # Points squeezed into a thin strip (y spread 1e-3 of the x spread): the normalized design matrix has a
+    # condition number ~1e6, so A^T A would lose ~12 digits; only that problem of the batch takes the QR route.
+    good = two_view_scene(200, noise=0.5, seed=1)
+    thin = two_view_scene(200, noise=0.0, seed=2)
+    squeeze = torch.tensor([1.0, 1e-3], dtype=torch.float64)
+    x1 = torch.stack([good["x1"], thin["x1"] * squeeze])
+    x2 = torch.stack([good["x2"], thin["x2"] * squeeze + torch.randn(200, 2, dtype=torch.float64) * 1e-6])
+    calls = []
+    real = ep.null_vector
+    monkeypatch.setattr(ep, "null_vector", lambda a: calls.append(a.shape) or real(a))
+    f = ep.find_fundamental(x1, x2)
+    assert calls, "the ill-conditioned problem should have been solved by QR + SVD"
+    assert (f - _qr_route(x1, x2)).abs().max() < 1e-12
+    calls.clear()
+    ep.find_fundamental(good["x1"], good["x2"])
+    assert not calls
+
+
 def test_errors():
     z = torch.zeros(7, 2, dtype=torch.float64)
     with pytest.raises(ShapeError, match="N >= 8"):

@@ -98,3 +98,53 @@ def test_errors():
         ho.find_homography(torch.zeros(5, 3), torch.zeros(5, 3))
     with pytest.raises(ShapeError):
         ho.apply_homography(torch.eye(4), torch.zeros(5, 2))
+
+
+def _mp_null_vector(a: torch.Tensor) -> torch.Tensor:
+    # Reference to ~40 digits: the eigenvector of the smallest eigenvalue of A^T A in mpmath (exact products).
+    import mpmath  # a dependency of sympy, which torch requires
+
+    mpmath.mp.dps = 40
+    A = mpmath.matrix(a.tolist())
+    evals, evecs = mpmath.eigsy(A.T * A)
+    i = min(range(a.shape[-1]), key=lambda j: evals[j])
+    return torch.tensor([float(evecs[k, i]) for k in range(a.shape[-1])], dtype=torch.float64)
+
+
+def test_batched_null_vector_by_inverse_iteration_is_exact():
+    # The batched no-grad path (QR, then inverse iteration on R) against a 40-digit reference, on the normalized
+    # DLT systems of noisy homographies; QR + SVD of R is shown beside it as the bar to meet.
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.rand(4, 60, 2, dtype=torch.float64, generator=g) * 640
+    h = torch.tensor([[1.1, 0.02, 5], [0.01, 0.95, -3], [1e-4, 2e-5, 1]], dtype=torch.float64)
+    x2 = ho.apply_homography(h, x1) + torch.randn(4, 60, 2, dtype=torch.float64, generator=g)
+    (n1, _), (n2, _) = ho.normalize_points(x1), ho.normalize_points(x2)
+    o, i = torch.zeros_like(n1[..., 0]), torch.ones_like(n1[..., 0])
+    x, y, u, v = n1[..., 0], n1[..., 1], n2[..., 0], n2[..., 1]
+    a = torch.cat([torch.stack([-x, -y, -i, o, o, o, u * x, u * y, u], -1),
+                   torch.stack([o, o, o, -x, -y, -i, v * x, v * y, v], -1)], -2)
+    ours = ho.null_vector(a)
+    svd = torch.linalg.svd(torch.linalg.qr(a, mode="r")[1])[2][..., -1, :]
+    for b in range(4):
+        ref = _mp_null_vector(a[b])
+        e_ours = (ours[b] * torch.sign(ours[b] @ ref) - ref).abs().max().item()
+        e_svd = (svd[b] * torch.sign(svd[b] @ ref) - ref).abs().max().item()
+        assert e_ours <= max(e_svd, 4e-16) * 2, (b, e_ours, e_svd)
+
+
+def test_inverse_iteration_falls_back_to_svd_without_a_gap_or_with_exact_null_space():
+    g = torch.Generator().manual_seed(1)
+    # (a) two nearly equal smallest singular values: inverse iteration cannot converge, so the answer is exactly
+    # the SVD of the same triangular factor.
+    q = torch.linalg.qr(torch.randn(3, 40, 9, dtype=torch.float64, generator=g))[0]
+    s = torch.tensor([9.0, 8, 7, 6, 5, 4, 3, 1.0, 1.0 - 1e-9], dtype=torch.float64)
+    v = torch.linalg.qr(torch.randn(9, 9, dtype=torch.float64, generator=g))[0]
+    a = (q * s) @ v.T
+    svd_of_r = torch.linalg.svd(torch.linalg.qr(a, mode="r")[1])[2][..., -1, :]
+    assert torch.equal(ho.null_vector(a), svd_of_r)
+    # (b) an exactly singular system (noise-free data, R[-1, -1] may be exactly 0): finite, unit, in the null space.
+    b = torch.randn(2, 30, 8, dtype=torch.float64, generator=g)
+    b = torch.cat([b, b[..., :1] + b[..., 1:2]], -1)  # column 9 = column 1 + column 2
+    nv = ho.null_vector(b)
+    assert torch.isfinite(nv).all() and torch.allclose(nv.norm(dim=-1), torch.ones(2, dtype=torch.float64))
+    assert (b @ nv[..., None]).abs().max() < 1e-12

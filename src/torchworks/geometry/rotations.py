@@ -27,6 +27,7 @@ from torchworks.geometry.quaternions import (  # noqa: F401 (re-exported)
     axis_angle_to_quaternion,
     canonicalize_quaternion,
     convert_quaternion_order,
+    matrix_to_axis_angle_fused,
     matrix_to_quaternion,
     quaternion_to_axis_angle,
     quaternion_to_matrix,
@@ -76,7 +77,7 @@ def matrix_to_axis_angle(matrix: torch.Tensor, project: bool = False) -> torch.T
     Returns:
         (..., 3) rotation vectors in radians. At exactly pi the sign follows the canonical quaternion.
     """
-    return quaternion_to_axis_angle(matrix_to_quaternion(matrix, order="wxyz", project=project), order="wxyz")
+    return matrix_to_axis_angle_fused(matrix, project)
 
 
 so3_exp = axis_angle_to_matrix
