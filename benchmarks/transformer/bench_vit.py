@@ -5,9 +5,9 @@ reads each run's CPU and wall time from the ``/usr/bin/time -v`` reports next to
 of the two ViTs for a few test images, and rewrites only its own section of ``docs/results/transformer.md``
 (between ``<!-- vit:start -->`` and ``<!-- vit:end -->``; appended if absent).
 
-    python benchmarks/bench_vit.py                 # evaluate existing runs/<name>/checkpoints/last.ckpt
-    python benchmarks/bench_vit.py --train         # train the four runs first (one after another, 1 thread)
-    python benchmarks/bench_vit.py --ship          # also export the ViTs to src/torchworks/transformer/pretrained/
+    python benchmarks/transformer/bench_vit.py          # evaluate existing runs/<name>/checkpoints/last.ckpt
+    python benchmarks/transformer/bench_vit.py --train  # train the four runs first (one after another, 1 thread)
+    python benchmarks/transformer/bench_vit.py --ship   # also export the ViTs to src/torchworks/transformer/pretrained/
 
 A run that was interrupted and resumed has several reports (``<name>.part1.time``, ``<name>.time``); their CPU
 and wall times are summed.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results" / "transformer.md"
 FIGURE = ROOT / "docs" / "results" / "transformer" / "vit_rollout.png"
 PRETRAINED = ROOT / "src" / "torchworks" / "transformer" / "pretrained"
@@ -179,7 +179,7 @@ def fmt(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
 
 
 def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
-    lines = [START, "## ViT vs a same-size CNN at the same CPU budget (benchmarks/bench_vit.py)", "",
+    lines = [START, "## ViT vs a same-size CNN at the same CPU budget (benchmarks/transformer/bench_vit.py)", "",
              f"Command: `{command}` ({date.today()}, {platform.machine()} {_cpu_name()}, 2 cores, torch "
              f"{torch.__version__}, one thread per run). CPU = user + sys seconds of the whole training process "
              "(data loading, validation and checkpoints included); the machine was shared with other jobs, so wall "
@@ -292,7 +292,7 @@ def main() -> None:
             if args.ship and kind == "ViT":
                 ship(r, data, goal)
     figure = None if args.no_figure else rollout_figure(results)
-    command = "python benchmarks/bench_vit.py" + (" --train" if args.train else "")
+    command = "python benchmarks/transformer/bench_vit.py" + (" --train" if args.train else "")
     write_section(section(results, figure, command))
     print(f"wrote {RESULTS}" + (f" and {figure}" if figure else ""))
 

@@ -17,6 +17,7 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "torchworks.transformer",
     "torchworks.transformer.bert",
     "torchworks.transformer.bert_task",
+    "torchworks.transformer.bert_finetune",
     "torchworks.transformer.vit",
     "torchworks.transformer.seq2seq",
     "torchworks.transformer.translation_task",

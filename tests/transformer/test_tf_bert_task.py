@@ -9,16 +9,8 @@ import pytest
 import torch
 
 from torchworks.transformer.bert import IGNORE
-from torchworks.transformer.bert_task import (
-    TAGS,
-    CharNgramNaiveBayes,
-    MostFrequentTag,
-    case_tag,
-    load_wikitext_articles,
-    make_nsp_pairs,
-    mask_tokens,
-    split_documents,
-)
+from torchworks.transformer.bert_data import load_wikitext_articles, make_nsp_pairs, mask_tokens, split_documents
+from torchworks.transformer.bert_finetune import TAGS, CharNgramNaiveBayes, MostFrequentTag, case_tag
 
 MASK, VOCAB = 4, 1000
 REPLACE = torch.arange(5, VOCAB)  # ids 0..4 are the special tokens

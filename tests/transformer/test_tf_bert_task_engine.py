@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import torchworks.transformer.bert_finetune as bf
 import torchworks.transformer.bert_task as bt
 from torchworks.core.checkpoint import load_checkpoint
 from torchworks.core.errors import CheckpointError, ConfigError
@@ -111,10 +112,10 @@ def _tag_cfg(wiki: Path, ckpt: Path, steps: int) -> dict:
 
 def _tag_accuracies(task) -> tuple[float, float]:
     pred, true = task.predict("test")
-    words = [w for doc in task.words["test"] for s in doc for w in s if bt.case_tag(w) is not None]
-    assert len(true) == len(words) and true == [bt.case_tag(w) for w in words]
-    train_words = [w for doc in task.words["train"] for s in doc for w in s if bt.case_tag(w) is not None]
-    baseline = bt.MostFrequentTag().fit(train_words, [bt.case_tag(w) for w in train_words]).predict(words)
+    words = [w for doc in task.words["test"] for s in doc for w in s if bf.case_tag(w) is not None]
+    assert len(true) == len(words) and true == [bf.case_tag(w) for w in words]
+    train_words = [w for doc in task.words["train"] for s in doc for w in s if bf.case_tag(w) is not None]
+    baseline = bf.MostFrequentTag().fit(train_words, [bf.case_tag(w) for w in train_words]).predict(words)
     acc = sum(p == t for p, t in zip(pred, true, strict=True)) / len(true)
     return acc, sum(p == t for p, t in zip(baseline, true, strict=True)) / len(true)
 
@@ -122,11 +123,11 @@ def _tag_accuracies(task) -> tuple[float, float]:
 def test_tagging_starts_from_the_pretrained_checkpoint(pretrained, corpus, tmp_path):
     cfg = _tag_cfg(corpus[0], pretrained.last_checkpoint, 4)
     state = load_checkpoint(pretrained.last_checkpoint)
-    fresh = bt.BertTagTask(bt.BertTagConfig(**{k: v for k, v in cfg.items() if k != "name"}))
+    fresh = bf.BertTagTask(bf.BertTagConfig(**{k: v for k, v in cfg.items() if k != "name"}))
     for key, value in fresh.model.bert.state_dict().items():  # the encoder starts from the checkpoint
         assert torch.equal(value, state["model"][f"bert.{key}"]), key
     assert torch.equal(fresh.tokenizer_json, state["task"]["tokenizer_json"])
-    assert fresh.model.bert.pooler is None and fresh.model.classifier.out_features == len(bt.TAGS)
+    assert fresh.model.bert.pooler is None and fresh.model.classifier.out_features == len(bf.TAGS)
     res = train(_run(cfg, 4, tmp_path / "tag"))
     assert 0 <= res.metrics["val/acc"] <= 1
     _tag_accuracies(res.task)  # labels line up with the words of the test articles
@@ -158,7 +159,7 @@ def test_classification_from_scratch_and_from_checkpoint(pretrained, corpus, tmp
     res = train(_run(cfg, 30, tmp_path / "cls"))
     assert res.metrics["val/acc"] == 1.0 and res.task.predict("test") == [0] * 8 + [1] * 8
     cfg.update(init_from=str(pretrained.last_checkpoint))
-    warm = bt.BertClassifyTask(bt.BertClassifyConfig(**{k: v for k, v in cfg.items() if k != "name"}))
+    warm = bf.BertClassifyTask(bf.BertClassifyConfig(**{k: v for k, v in cfg.items() if k != "name"}))
     state = load_checkpoint(pretrained.last_checkpoint)
     assert torch.equal(warm.model.bert.word_emb.weight, state["model"]["bert.word_emb.weight"])
     assert warm.model.bert.config.hidden_size == 64 and warm.tokenizer.vocab == pretrained.task.tokenizer.vocab
@@ -170,12 +171,12 @@ def test_user_errors(corpus, tmp_path):
     with pytest.raises(FileNotFoundError, match="text_files entry not found"):
         bt.BertPretrainTask(bt.BertPretrainConfig(text_files=[str(tmp_path / "nope.txt")]))
     with pytest.raises(FileNotFoundError):
-        bt.BertTagTask(bt.BertTagConfig(init_from=str(tmp_path / "missing.ckpt"), text_files=[str(corpus[0])],
+        bf.BertTagTask(bf.BertTagConfig(init_from=str(tmp_path / "missing.ckpt"), text_files=[str(corpus[0])],
                                         val_fraction=0.2, test_fraction=0.2))
     other = train({"task": {"name": "gpt_lm", "model": "gpt_char_tiny", "model_args": {"block_size": 8},
                             "text_file": str(corpus[0]), "decay_steps": 11, "warmup_steps": 1},
                    "out_dir": str(tmp_path / "gpt"), "trainer": {"max_steps": 1, "plots": False, "progress": False,
                                                                  "tensorboard": False, "eval_every": 0}})
     with pytest.raises(CheckpointError, match="not a bert_pretrain checkpoint"):
-        bt.BertTagTask(bt.BertTagConfig(init_from=str(other.last_checkpoint), text_files=[str(corpus[0])],
+        bf.BertTagTask(bf.BertTagConfig(init_from=str(other.last_checkpoint), text_files=[str(corpus[0])],
                                         val_fraction=0.2, test_fraction=0.2))

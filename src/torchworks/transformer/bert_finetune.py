@@ -1,0 +1,401 @@
+"""BERT fine-tuning on the shared engine: [CLS] classification and token tagging, and their simple baselines.
+
+Two tasks, registered in ``TASKS`` (pre-training, ``bert_pretrain``, is in :mod:`torchworks.transformer.bert_task`):
+
+* ``bert_classify``: language identification of Multi30k captions (de / en / fr / cs) from the pooled [CLS];
+  training sentences come from disjoint line ranges per language, so no caption is seen in two languages.
+* ``bert_tag``: capitalisation restoration: the encoder sees lower-cased WikiText and tags every word as
+  lower / Title / UPPER / mIxed, predicted on the word's first piece; same article split as pre-training.
+
+Both start from a ``bert_pretrain`` checkpoint (``init_from``: encoder weights, model size and vocabulary all come
+from it) or from scratch. The baselines they are judged against live here too: character n-gram Naive Bayes
+(:class:`CharNgramNaiveBayes`) and most-frequent-tag-per-word (:class:`MostFrequentTag`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from torchworks.core.checkpoint import build_model, load_checkpoint
+from torchworks.core.errors import CheckpointError
+from torchworks.core.registry import TASKS
+from torchworks.transformer.bert import IGNORE
+from torchworks.transformer.bert_data import (
+    _collate,
+    _Items,
+    _tokenizer_bytes,
+    _tokenizer_for,
+    _tokenizer_from_bytes,
+    load_wikitext_articles,
+    split_documents,
+)
+from torchworks.transformer.bert_task import _BertTask, _Optim, _wikitext_files
+
+__all__ = ["LANGUAGES", "TAGS", "BertClassifyConfig", "BertClassifyTask", "BertTagConfig", "BertTagTask",
+           "CharNgramNaiveBayes", "MostFrequentTag", "case_tag", "read_multi30k_langid"]
+
+TAGS = ("lower", "title", "upper", "mixed")
+LANGUAGES = ("de", "en", "fr", "cs")
+
+
+# ---- fine-tuning ---------------------------------------------------------------------------------------------
+
+
+def _init_encoder(task: _BertTask, cfg: Any, head: str, num_labels: int,
+                  train_text: Sequence[str] | None) -> None:
+    """Tokenizer + model for a fine-tuning task, from a ``bert_pretrain`` checkpoint or from scratch."""
+    if cfg.init_from:
+        state = load_checkpoint(cfg.init_from)
+        spec, weights = state.get("model_spec"), state.get("model")
+        raw = (state.get("task") or {}).get("tokenizer_json")
+        saved_head = (spec.get("kwargs") or {}).get("head") if isinstance(spec, dict) else None
+        if saved_head != "pretraining" or weights is None or raw is None:
+            raise CheckpointError(f"{cfg.init_from}: not a bert_pretrain checkpoint (no model spec, weights or "
+                                  "tokenizer inside)")
+        task.tokenizer = _tokenizer_from_bytes(raw)
+        kwargs = {k: v for k, v in dict(spec.get("kwargs") or {}).items() if k != "head"}
+        task.model_name = spec["name"]
+    else:
+        task.tokenizer = _tokenizer_for(cfg.vocab, train_text, cfg.vocab_size)
+        kwargs = {"max_position": cfg.max_len, **cfg.model_args, "vocab_size": task.tokenizer.vocab_size,
+                  "pad_token_id": task.tokenizer.special_id("pad")}
+        task.model_name, weights = cfg.model, None
+    kwargs.update({k: v for k, v in cfg.model_args.items() if k in ("dropout", "attn_dropout")})
+    task.model_kwargs = {**kwargs, "head": head, "num_labels": num_labels}
+    task.model = build_model(task.model_name, **task.model_kwargs)
+    if weights is not None:
+        encoder = {k: v for k, v in weights.items() if k.startswith("bert.")}
+        own = task.model.state_dict()
+        missing = [k for k in own if k.startswith("bert.") and k not in encoder]
+        if missing:
+            raise CheckpointError(f"{cfg.init_from}: encoder weights missing: {missing[:4]}")
+        with torch.no_grad():
+            for k in own:
+                if k in encoder:
+                    own[k].copy_(encoder[k])
+    task.register_buffer("tokenizer_json", _tokenizer_bytes(task.tokenizer))
+    task.pad_id = task.tokenizer.special_id("pad")
+
+
+@dataclass
+class _FineTuneConfig(_Optim):
+    init_from: str | None = None
+    model: str = "bert_tiny"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    vocab: str = "train"
+    vocab_size: int = 8000
+    max_len: int = 128
+    lr: float = 5e-4
+    warmup_steps: int = 50
+    decay_steps: int = 500
+
+
+@dataclass
+class BertClassifyConfig(_FineTuneConfig):
+    """Settings of ``bert_classify`` (Multi30k language identification from [CLS]).
+
+    Attributes:
+        init_from: A ``bert_pretrain`` checkpoint (encoder, size and vocabulary); None trains from scratch with
+            ``model``/``model_args``/``vocab`` (``vocab: train`` learns it on the training sentences).
+        dataset: Registered Multi30k data set; ``languages`` the classes (files ``raw/<split>.<lang>.gz``).
+        data_root: A folder with that ``raw/`` layout to use instead of the registered data set (tests).
+        train_per_language: Training sentences per language, from disjoint line ranges of ``train``.
+        val_split, test_split: Multi30k splits used for validation and test (all lines, every language).
+        max_len: Truncation length in pieces.
+    """
+
+    dataset: str = "multi30k"
+    data_root: str | None = None
+    languages: list[str] = field(default_factory=lambda: list(LANGUAGES))
+    train_per_language: int = 2500
+    val_split: str = "val"
+    test_split: str = "test_2016_flickr"
+    max_len: int = 64
+
+
+def read_multi30k_langid(root: Path, languages: Sequence[str], split: str, per_language: int | None = None,
+                         disjoint: bool = False) -> tuple[list[str], list[int]]:
+    """Sentences and language labels of one Multi30k split (``disjoint``: language i takes lines
+    ``[i * n, (i + 1) * n)`` so that no caption appears in two languages)."""
+    texts, labels = [], []
+    for i, lang in enumerate(languages):
+        path = Path(root) / "raw" / f"{split}.{lang}.gz"
+        if not path.is_file():
+            raise FileNotFoundError(f"Multi30k file not found: {path}")
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            lines = [ln.strip() for ln in fh]
+        if per_language is not None:
+            start = i * per_language if disjoint else 0
+            if start + per_language > len(lines):
+                raise ValueError(f"{path} has {len(lines)} lines; need {start + per_language}")
+            lines = lines[start:start + per_language]
+        texts += lines
+        labels += [i] * len(lines)
+    return texts, labels
+
+
+class BertClassifyTask(_BertTask):
+    """[CLS] sequence classification: Multi30k language identification (see :class:`BertClassifyConfig`)."""
+
+    monitor, monitor_mode = "val/acc", "max"
+
+    def __init__(self, cfg: BertClassifyConfig, data_dir: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.data_root is not None:
+            root = Path(cfg.data_root)
+        else:
+            from torchworks.data import dataset_path
+
+            root = Path(dataset_path(cfg.dataset, data_dir=data_dir))
+        train = read_multi30k_langid(root, cfg.languages, "train", cfg.train_per_language, disjoint=True)
+        self.data = {"train": train, "val": read_multi30k_langid(root, cfg.languages, cfg.val_split),
+                     "test": read_multi30k_langid(root, cfg.languages, cfg.test_split)}
+        _init_encoder(self, cfg, "classification", len(cfg.languages), train[0])
+        self.tokenizer.enable_truncation(cfg.max_len)
+        self._sets = {name: _Items([self._item(t, y) for t, y in zip(*pair, strict=True)])
+                      for name, pair in self.data.items()}
+
+    def _item(self, text: str, label: int) -> dict[str, Any]:
+        enc = self.tokenizer.encode(text)
+        return {"input_ids": enc.ids, "token_type_ids": enc.type_ids, "label": label}
+
+    def train_dataset(self):
+        return self._sets["train"]
+
+    def val_dataset(self):
+        return self._sets["val"]
+
+    def test_dataset(self):
+        return self._sets["test"]
+
+    def collate_fn(self):
+        return _collate(self.pad_id)
+
+    def _step(self, batch):
+        logits, loss = self.model(batch["input_ids"], batch["token_type_ids"],
+                                  key_padding_mask=batch["key_padding_mask"], labels=batch["label"])
+        return {"loss": loss, "acc": (logits.argmax(-1) == batch["label"]).float().mean().detach()}
+
+    def training_step(self, batch, opt=None):
+        return self._step(batch)
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        return self._step(batch)
+
+    @torch.no_grad()
+    def predict(self, split: str = "test", batch_size: int = 128) -> list[int]:
+        """Predicted class of every sentence of a split, in order."""
+        self.eval()
+        data, collate, preds = self._sets[split], self.collate_fn(), []
+        for i in range(0, len(data), batch_size):
+            batch = collate([data[j] for j in range(i, min(i + batch_size, len(data)))])
+            logits, _ = self.model(batch["input_ids"], batch["token_type_ids"],
+                                   key_padding_mask=batch["key_padding_mask"])
+            preds += logits.argmax(-1).tolist()
+        return preds
+
+
+@TASKS.register("bert_classify", config=BertClassifyConfig)
+def bert_classify(cfg: BertClassifyConfig, data_dir: str | None = None) -> BertClassifyTask:
+    """[CLS] fine-tuning: language identification of Multi30k captions (de/en/fr/cs)."""
+    return BertClassifyTask(cfg, data_dir=data_dir)
+
+
+def case_tag(word: str) -> int | None:
+    """Index in :data:`TAGS` of a word's capitalisation; None for words without letters or ``[UNK]``.
+
+    lower: no upper-case letter; title: first letter upper, no other upper; upper: at least two letters, all
+    upper; mixed: anything else ("McDonald", "iPhone").
+    """
+    letters = [c for c in word if c.isalpha()]
+    if not letters or word == "[UNK]":
+        return None
+    uppers = [c.isupper() for c in letters]
+    if not any(uppers):
+        return 0
+    if uppers[0] and not any(uppers[1:]):
+        return 1
+    if all(uppers):
+        return 2
+    return 3
+
+
+@dataclass
+class BertTagConfig(_FineTuneConfig):
+    """Settings of ``bert_tag`` (capitalisation restoration of lower-cased WikiText).
+
+    Attributes:
+        init_from, model, model_args, vocab, vocab_size: As :class:`BertClassifyConfig`.
+        dataset, text_files, val_fraction, test_fraction, split_seed: The article split; keep them equal to the
+            pre-training run's so the tagger is tested on articles the encoder never saw.
+        max_len: Window length in pieces; consecutive sentences of an article are packed into windows.
+    """
+
+    dataset: str = "wikitext2"
+    text_files: list[str] | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 0
+
+
+class BertTagTask(_BertTask):
+    """Per-token tagging: the case of every word of lower-cased text (see :class:`BertTagConfig`)."""
+
+    monitor, monitor_mode = "val/acc", "max"
+
+    def __init__(self, cfg: BertTagConfig, data_dir: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        articles = load_wikitext_articles(_wikitext_files(cfg.dataset, cfg.text_files, data_dir))
+        ids = split_documents(len(articles), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+        self.words = {name: [[s.split() for s in articles[i]] for i in part]
+                      for name, part in zip(("train", "val", "test"), ids, strict=True)}
+        train_text = [" ".join(w) for doc in self.words["train"] for w in doc]
+        _init_encoder(self, cfg, "tagging", len(TAGS), train_text)
+        self._sets = {name: _Items(self._windows(docs)) for name, docs in self.words.items() if docs}
+
+    def _windows(self, docs: list[list[list[str]]]) -> list[dict[str, Any]]:
+        """Pack consecutive sentences into windows of at most ``max_len - 2`` pieces; label each word's first
+        piece (a sentence longer than a window continues in the next one, so every word is scored once)."""
+        room, tok, items = self.cfg.max_len - 2, self.tokenizer, []
+        cls_id, sep_id = tok.special_id("cls"), tok.special_id("sep")
+
+        def flush(ids: list[int], labels: list[int]) -> None:
+            if ids:
+                items.append({"input_ids": [cls_id, *ids, sep_id], "token_type_ids": [0] * (len(ids) + 2),
+                              "labels": [IGNORE, *labels, IGNORE]})
+
+        for doc in docs:
+            ids, labels = [], []
+            for sentence in doc:
+                enc = tok.encode(sentence, is_pretokenized=True, add_special_tokens=False)
+                s_labels, prev = [], None
+                for w in enc.word_ids:
+                    tag = case_tag(sentence[w]) if w != prev else None
+                    s_labels.append(IGNORE if tag is None else tag)
+                    prev = w
+                for start in range(0, len(enc.ids), room):  # a sentence longer than a window spans several
+                    part, part_labels = enc.ids[start:start + room], s_labels[start:start + room]
+                    if len(ids) + len(part) > room:
+                        flush(ids, labels)
+                        ids, labels = [], []
+                    ids += part
+                    labels += part_labels
+            flush(ids, labels)
+        return items
+
+    def train_dataset(self):
+        return self._sets["train"]
+
+    def val_dataset(self):
+        return self._sets["val"]
+
+    def test_dataset(self):
+        return self._sets.get("test")
+
+    def collate_fn(self):
+        return _collate(self.pad_id)
+
+    def _step(self, batch):
+        logits, loss = self.model(batch["input_ids"], batch["token_type_ids"],
+                                  key_padding_mask=batch["key_padding_mask"], labels=batch["labels"])
+        scored = batch["labels"] != IGNORE
+        acc = (logits.argmax(-1)[scored] == batch["labels"][scored]).float().mean()
+        return {"loss": loss, "acc": acc.detach()}
+
+    def training_step(self, batch, opt=None):
+        return self._step(batch)
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        return self._step(batch)
+
+    @torch.no_grad()
+    def predict(self, split: str = "test", batch_size: int = 64) -> tuple[list[int], list[int]]:
+        """(predicted, true) tags of every scored word of a split, in order."""
+        self.eval()
+        data, collate, pred, true = self._sets[split], self.collate_fn(), [], []
+        for i in range(0, len(data), batch_size):
+            batch = collate([data[j] for j in range(i, min(i + batch_size, len(data)))])
+            logits, _ = self.model(batch["input_ids"], batch["token_type_ids"],
+                                   key_padding_mask=batch["key_padding_mask"])
+            scored = batch["labels"] != IGNORE
+            pred += logits.argmax(-1)[scored].tolist()
+            true += batch["labels"][scored].tolist()
+        return pred, true
+
+
+@TASKS.register("bert_tag", config=BertTagConfig)
+def bert_tag(cfg: BertTagConfig, data_dir: str | None = None) -> BertTagTask:
+    """Token tagging fine-tuning: capitalisation restoration of lower-cased WikiText."""
+    return BertTagTask(cfg, data_dir=data_dir)
+
+
+# ---- baselines -----------------------------------------------------------------------------------------------
+
+
+class CharNgramNaiveBayes:
+    """Multinomial Naive Bayes over character n-grams (of ``" " + text.lower() + " "``) with add-``alpha``
+    smoothing: the classic strong baseline for language identification.
+
+    Args:
+        orders: n-gram lengths used.
+        alpha: Laplace smoothing.
+    """
+
+    def __init__(self, orders: Sequence[int] = (1, 2, 3), alpha: float = 1.0) -> None:
+        self.orders, self.alpha = tuple(orders), alpha
+
+    def _grams(self, text: str) -> list[str]:
+        s = f" {text.lower()} "
+        return [s[j:j + n] for n in self.orders for j in range(len(s) - n + 1)]
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> CharNgramNaiveBayes:
+        if len(texts) != len(labels) or not texts:
+            raise ValueError(f"need as many labels as texts (and at least one), got {len(texts)}, {len(labels)}")
+        self.classes = sorted(set(labels))
+        self.counts = {c: Counter() for c in self.classes}
+        for t, y in zip(texts, labels, strict=True):
+            self.counts[y].update(self._grams(t))
+        prior = Counter(labels)
+        self.log_prior = {c: math.log(prior[c] / len(labels)) for c in self.classes}
+        vocab = set().union(*self.counts.values())
+        self.denominator = {c: sum(self.counts[c].values()) + self.alpha * len(vocab) for c in self.classes}
+        return self
+
+    def predict(self, texts: Sequence[str]) -> list[int]:
+        out = []
+        for t in texts:
+            grams = self._grams(t)
+            out.append(max(self.classes, key=lambda c: self.log_prior[c] + sum(
+                math.log((self.counts[c][g] + self.alpha) / self.denominator[c]) for g in grams)))
+        return out
+
+
+class MostFrequentTag:
+    """Tags each word with its most frequent tag in the training data (keyed by the lower-cased word); unseen
+    words get the overall most frequent tag."""
+
+    def fit(self, words: Sequence[str], tags: Sequence[int]) -> MostFrequentTag:
+        if len(words) != len(tags) or not words:
+            raise ValueError(f"need as many tags as words (and at least one), got {len(words)}, {len(tags)}")
+        per_word: dict[str, Counter] = {}
+        for w, t in zip(words, tags, strict=True):
+            per_word.setdefault(w.lower(), Counter())[t] += 1
+        # ties go to the smaller tag index (lower-case first) so the baseline is deterministic
+        self.table = {w: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for w, c in per_word.items()}
+        self.default = min(Counter(tags).items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        return self
+
+    def predict(self, words: Sequence[str]) -> list[int]:
+        return [self.table.get(w.lower(), self.default) for w in words]
