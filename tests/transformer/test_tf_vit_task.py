@@ -102,8 +102,12 @@ def test_variant_parameter_counts_by_hand():
     # cnn_vgg_28: 3x3 convs 1-27, 27-54, 54-54, 54-108, 108-108 without bias, BN 2 per channel, head 108*10+10.
     convs = 9 * (1 * 27 + 27 * 54 + 54 * 54 + 54 * 108 + 108 * 108)
     assert sum(p.numel() for p in build_model("cnn_vgg_28").parameters()) == convs + 2 * 351 + 1090 == 198_865
+    # cnn_vgg_28_wide: the same at twice the widths (54, 108, 216).
+    convs = 9 * (1 * 54 + 54 * 108 + 108 * 108 + 108 * 216 + 216 * 216)
+    assert sum(p.numel() for p in build_model("cnn_vgg_28_wide").parameters()) == convs + 2 * 702 + 2170 == 791_380
     # The comparison pairs have about the same size.
-    for vit, cnn in (("vit_tiny_patch4_28", "cnn_vgg_28"), ("vit_mini_patch4_32", "cnn_vgg_32")):
+    for vit, cnn in (("vit_tiny_patch4_28", "cnn_vgg_28"), ("vit_small_patch7_28", "cnn_vgg_28_wide"),
+                     ("vit_mini_patch4_32", "cnn_vgg_32")):
         nv, nc = (sum(p.numel() for p in build_model(n).parameters()) for n in (vit, cnn))
         assert abs(nv - nc) / nv < 0.05, (vit, nv, cnn, nc)
 

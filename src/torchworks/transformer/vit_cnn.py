@@ -61,6 +61,8 @@ class ConvNet(nn.Module):
 _VARIANTS = {
     # ~0.21M parameters, like vit_tiny_patch4_28 (Fashion-MNIST).
     "cnn_vgg_28": dict(in_chans=1, widths=(27, 54, 108), depths=(1, 2, 2)),
+    # ~0.79M parameters, like vit_small_patch7_28 (Fashion-MNIST).
+    "cnn_vgg_28_wide": dict(in_chans=1, widths=(54, 108, 216), depths=(1, 2, 2)),
     # ~0.55M parameters, like vit_mini_patch4_32 (CIFAR-10).
     "cnn_vgg_32": dict(in_chans=3, widths=(48, 96, 168), depths=(1, 2, 2)),
 }
