@@ -136,7 +136,14 @@ def ship(r: dict, data_label: str, goal: float) -> None:
     from torchworks.core.checkpoint import load_checkpoint, load_model, save_model
 
     state = load_checkpoint(r["ckpt"])
-    model_name = {"vit_fashion": "vit_tiny_fashion_mnist", "vit_cifar10": "vit_mini_cifar10"}[r["name"]]
+    # Named after the architecture and the data (vit_small_patch7_28 -> vit_small_fashion_mnist); a model shipped
+    # earlier for the same run under another architecture name is replaced, not kept beside it.
+    data_slug = {"vit_fashion": "fashion_mnist", "vit_cifar10": "cifar10"}[r["name"]]
+    model_name = f"{'_'.join(r['model'].split('_')[:2])}_{data_slug}"
+    for old in PRETRAINED.glob(f"vit_*_{data_slug}.*"):
+        if old.stem != model_name:
+            old.unlink()
+    patch = r["model"].split("patch")[1].split("_")[0]
     model = load_model(r["ckpt"])
     path = save_model(PRETRAINED / f"{model_name}.safetensors", model, spec=state["model_spec"],
                       extra={"normalise": {"dataset": r["config"]["task"]["dataset"]}})
@@ -144,7 +151,7 @@ def ship(r: dict, data_label: str, goal: float) -> None:
     epochs = r["step"] * r["batch"] / TRAIN_SIZE[data_label]
     card = f"""# {model_name}: plain ViT trained from scratch on {data_label}
 
-A {r['params']:,}-parameter Vision Transformer (`{r['model']}`: patch 4, [CLS] token, learned positions,
+A {r['params']:,}-parameter Vision Transformer (`{r['model']}`: patch {patch}, [CLS] token, learned positions,
 pre-LN blocks) trained here on one CPU thread. Test accuracy **{100 * r['test_acc']:.2f} %** on the
 {data_label} test set (goal {100 * goal:.0f} %).
 
