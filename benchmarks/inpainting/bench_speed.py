@@ -269,6 +269,9 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     if meta.get("pending"):
         lines[-2:-2] = [f"- Not measured in this run (stopped, or still running, when this was written): "
                         f"{', '.join(meta['pending'])}."]
+    for add in meta.get("added", []):
+        lines[-2:-2] = [f"- Added later by `{add['command']}` on {add['date']} (load average "
+                        f"{add['load_min']:.1f}-{add['load_max']:.1f}): {', '.join(add['cells'])}."]
     for ab in meta.get("ab", []):
         o, r = ab["ops"]["ours"], ab["ops"]["reference"]
         lines[-2:-2] = [
@@ -303,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(DOC), help="Markdown file whose speed section is rewritten")
     p.add_argument("--raw", default=str(RAW), help="JSON file for the raw times")
     p.add_argument("--report-only", action="store_true", help="rewrite the section from --raw, time nothing")
+    p.add_argument("--merge", action="store_true",
+                   help="time only the given cells and merge them into --raw (replacing the same cells), e.g. a "
+                        "cell an earlier run left pending")
     p.add_argument("--ab", default=None, metavar="MODEL:PX:THREADS",
                    help="only a focused ours-vs-reference check of one cell, added to --raw and the section")
     p.add_argument("--ab-repeats", type=int, default=15)
@@ -354,9 +360,20 @@ def main(argv: list[str] | None = None) -> int:
                     "machine": f"{platform.machine()}, {os.cpu_count()} vCPUs (shared)", "torch": torch.__version__,
                     "reference": source_commit(src), "load_min": min(loads), "load_max": max(loads),
                     "pending": pending}
+            out_rows = rows
+            if args.merge:  # the earlier run's rows and meta, with these cells replaced and recorded as added
+                saved = json.loads(Path(args.raw).read_text())
+                done = {(r["model"], r["size"], r["threads"]) for r in rows}
+                out_rows = [r for r in saved["rows"] if (r["model"], r["size"], r["threads"]) not in done] + rows
+                cells_done = [f"{r['model']} {r['size']} px {r['threads']} thr" for r in rows]
+                added = [a for a in saved["meta"].get("added", []) if a["command"] != meta["command"]]
+                meta = {**saved["meta"], "pending": [c for c in saved["meta"].get("pending", [])
+                                                     if c not in cells_done] + pending,
+                        "added": added + [{"command": meta["command"], "date": meta["date"], "cells": cells_done,
+                                           "load_min": meta["load_min"], "load_max": meta["load_max"]}]}
             Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.raw).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-            write_section(args.out, "speed", report(rows, meta))
+            Path(args.raw).write_text(json.dumps({"meta": meta, "rows": out_rows}, indent=1) + "\n")
+            write_section(args.out, "speed", report(out_rows, meta))
     print(f"wrote the speed section of {args.out} and {args.raw}")
     return 0
 
