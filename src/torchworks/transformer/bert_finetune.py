@@ -39,11 +39,13 @@ from torchworks.transformer.bert_data import (
 )
 from torchworks.transformer.bert_task import _BertTask, _Optim, _wikitext_files
 
-__all__ = ["LANGUAGES", "TAGS", "BertClassifyConfig", "BertClassifyTask", "BertTagConfig", "BertTagTask",
-           "CharNgramNaiveBayes", "MostFrequentTag", "case_tag", "read_multi30k_langid"]
+__all__ = ["CLASSIFY_KINDS", "LANGUAGES", "TAGS", "BertClassifyConfig", "BertClassifyTask", "BertTagConfig",
+           "BertTagTask", "CharNgramNaiveBayes", "MostFrequentTag", "OverlapThreshold", "case_tag",
+           "read_multi30k_langid", "read_multi30k_pairs"]
 
 TAGS = ("lower", "title", "upper", "mixed")
 LANGUAGES = ("de", "en", "fr", "cs")
+CLASSIFY_KINDS = ("langid", "translation_pair")
 
 
 # ---- fine-tuning ---------------------------------------------------------------------------------------------
@@ -100,7 +102,14 @@ class _FineTuneConfig(_Optim):
 
 @dataclass
 class BertClassifyConfig(_FineTuneConfig):
-    """Settings of ``bert_classify`` (Multi30k language identification from [CLS]).
+    """Settings of ``bert_classify`` ([CLS] classification of Multi30k text).
+
+    Two tasks (``kind``): ``langid``, the language of one caption (classes = ``languages``); and
+    ``translation_pair``, a sentence-pair task like MRPC: segment A is a caption in ``languages[0]``, segment B a
+    caption in ``languages[1]``, label 1 when B is A's translation (the same line of the parallel files) and 0
+    when B is the translation of another, randomly drawn line. Every A appears once with its translation and once
+    with a random partner, and every B once as a translation and on average once as a distractor, so neither
+    segment alone tells the label.
 
     Attributes:
         init_from: A ``bert_pretrain`` checkpoint (encoder, size and vocabulary); None trains from scratch with
@@ -109,16 +118,29 @@ class BertClassifyConfig(_FineTuneConfig):
         data_root: A folder with that ``raw/`` layout to use instead of the registered data set (tests).
         train_per_language: Training sentences per language, from disjoint line ranges of ``train``.
         val_split, test_split: Multi30k splits used for validation and test (all lines, every language).
-        max_len: Truncation length in pieces.
+        kind: ``"langid"`` or ``"translation_pair"``.
+        train_pairs: translation_pair: parallel lines taken from ``train`` (2 examples each).
+        pair_seed: translation_pair: seed of the distractor draw (per split, so splits differ).
+        max_len: Truncation length in pieces (of the pair, for translation_pair).
     """
 
     dataset: str = "multi30k"
     data_root: str | None = None
+    kind: str = "langid"
     languages: list[str] = field(default_factory=lambda: list(LANGUAGES))
     train_per_language: int = 2500
+    train_pairs: int = 10000
+    pair_seed: int = 0
     val_split: str = "val"
     test_split: str = "test_2016_flickr"
     max_len: int = 64
+
+    def __post_init__(self) -> None:
+        if self.kind not in CLASSIFY_KINDS:
+            raise ValueError(f"kind must be one of {CLASSIFY_KINDS}, got {self.kind!r}")
+        if self.kind == "translation_pair" and len(self.languages) != 2:
+            raise ValueError(f"translation_pair takes exactly 2 languages (segment A, segment B), got "
+                             f"{self.languages}")
 
 
 def read_multi30k_langid(root: Path, languages: Sequence[str], split: str, per_language: int | None = None,
@@ -142,8 +164,40 @@ def read_multi30k_langid(root: Path, languages: Sequence[str], split: str, per_l
     return texts, labels
 
 
+def read_multi30k_pairs(root: Path, languages: Sequence[str], split: str, limit: int | None = None,
+                        seed: int = 0) -> tuple[list[tuple[str, str]], list[int]]:
+    """Translation-pair examples of one Multi30k split: ``((a, b), label)`` with label 1 for a line and its
+    translation, 0 for a line and the translation of another line (drawn with ``random.Random(seed)``).
+
+    Lines ``[0, limit)`` are used (all when ``limit`` is None); the order alternates positive and negative.
+    """
+    import random
+
+    cols = []
+    for lang in languages:
+        path = Path(root) / "raw" / f"{split}.{lang}.gz"
+        if not path.is_file():
+            raise FileNotFoundError(f"Multi30k file not found: {path}")
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            cols.append([ln.strip() for ln in fh])
+    a, b = cols
+    if len(a) != len(b):
+        raise ValueError(f"{split}: {languages[0]} has {len(a)} lines, {languages[1]} {len(b)}; not parallel")
+    n = len(a) if limit is None else limit
+    if n > len(a) or n < 2:
+        raise ValueError(f"{split} has {len(a)} parallel lines; need {n} (and at least 2)")
+    rng = random.Random(seed)
+    pairs, labels = [], []
+    for i in range(n):
+        j = rng.randrange(n - 1)
+        j += j >= i  # any other line
+        pairs += [(a[i], b[i]), (a[i], b[j])]
+        labels += [1, 0]
+    return pairs, labels
+
+
 class BertClassifyTask(_BertTask):
-    """[CLS] sequence classification: Multi30k language identification (see :class:`BertClassifyConfig`)."""
+    """[CLS] sequence (pair) classification on Multi30k (see :class:`BertClassifyConfig`)."""
 
     monitor, monitor_mode = "val/acc", "max"
 
@@ -156,16 +210,25 @@ class BertClassifyTask(_BertTask):
             from torchworks.data import dataset_path
 
             root = Path(dataset_path(cfg.dataset, data_dir=data_dir))
-        train = read_multi30k_langid(root, cfg.languages, "train", cfg.train_per_language, disjoint=True)
-        self.data = {"train": train, "val": read_multi30k_langid(root, cfg.languages, cfg.val_split),
-                     "test": read_multi30k_langid(root, cfg.languages, cfg.test_split)}
-        _init_encoder(self, cfg, "classification", len(cfg.languages), train[0])
+        if cfg.kind == "langid":
+            train = read_multi30k_langid(root, cfg.languages, "train", cfg.train_per_language, disjoint=True)
+            self.data = {"train": train, "val": read_multi30k_langid(root, cfg.languages, cfg.val_split),
+                         "test": read_multi30k_langid(root, cfg.languages, cfg.test_split)}
+            num_labels, vocab_text = len(cfg.languages), train[0]
+        else:
+            self.data = {name: read_multi30k_pairs(root, cfg.languages, split, limit, cfg.pair_seed + k)
+                         for k, (name, split, limit) in enumerate((("train", "train", cfg.train_pairs),
+                                                                  ("val", cfg.val_split, None),
+                                                                  ("test", cfg.test_split, None)))}
+            num_labels = 2
+            vocab_text = [t for a, b in self.data["train"][0][::2] for t in (a, b)]
+        _init_encoder(self, cfg, "classification", num_labels, vocab_text)
         self.tokenizer.enable_truncation(cfg.max_len)
         self._sets = {name: _Items([self._item(t, y) for t, y in zip(*pair, strict=True)])
                       for name, pair in self.data.items()}
 
-    def _item(self, text: str, label: int) -> dict[str, Any]:
-        enc = self.tokenizer.encode(text)
+    def _item(self, text: str | tuple[str, str], label: int) -> dict[str, Any]:
+        enc = self.tokenizer.encode(*text) if isinstance(text, tuple) else self.tokenizer.encode(text)
         return {"input_ids": enc.ids, "token_type_ids": enc.type_ids, "label": label}
 
     def train_dataset(self):
@@ -207,7 +270,7 @@ class BertClassifyTask(_BertTask):
 
 @TASKS.register("bert_classify", config=BertClassifyConfig)
 def bert_classify(cfg: BertClassifyConfig, data_dir: str | None = None) -> BertClassifyTask:
-    """[CLS] fine-tuning: language identification of Multi30k captions (de/en/fr/cs)."""
+    """[CLS] fine-tuning on Multi30k: language identification (de/en/fr/cs) or translation-pair detection."""
     return BertClassifyTask(cfg, data_dir=data_dir)
 
 
@@ -380,6 +443,41 @@ class CharNgramNaiveBayes:
             out.append(max(self.classes, key=lambda c: self.log_prior[c] + sum(
                 math.log((self.counts[c][g] + self.alpha) / self.denominator[c]) for g in grams)))
         return out
+
+
+class OverlapThreshold:
+    """Pair baseline: "same" (label 1) when the character n-gram Jaccard overlap of the two texts (lower-cased,
+    accents kept) is at least a threshold fitted to maximise training accuracy. Cognates, names and numbers
+    ("Ball", "Frisbee", "2") carry across languages, so this is the lexical-overlap rule a pair model must beat.
+
+    Args:
+        n: n-gram length.
+    """
+
+    def __init__(self, n: int = 3) -> None:
+        self.n = n
+
+    def score(self, a: str, b: str) -> float:
+        ga, gb = ({f" {t.lower()} "[j:j + self.n] for j in range(len(t) + 3 - self.n)} for t in (a, b))
+        return len(ga & gb) / max(1, len(ga | gb))
+
+    def fit(self, pairs: Sequence[tuple[str, str]], labels: Sequence[int]) -> OverlapThreshold:
+        if len(pairs) != len(labels) or not pairs:
+            raise ValueError(f"need as many labels as pairs (and at least one), got {len(pairs)}, {len(labels)}")
+        scored = sorted(zip((self.score(a, b) for a, b in pairs), labels, strict=True))
+        # threshold between consecutive scores: predict 1 for score >= t; accuracy = ones above + zeros below
+        ones_above, zeros_below = sum(labels), 0
+        best, self.threshold = ones_above, scored[0][0]
+        for k, (score, label) in enumerate(scored):
+            ones_above -= label
+            zeros_below += 1 - label
+            nxt = scored[k + 1][0] if k + 1 < len(scored) else score + 1.0
+            if nxt > score and ones_above + zeros_below > best:
+                best, self.threshold = ones_above + zeros_below, (score + nxt) / 2
+        return self
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        return [int(self.score(a, b) >= self.threshold) for a, b in pairs]
 
 
 class MostFrequentTag:
