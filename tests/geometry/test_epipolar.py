@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -136,6 +138,18 @@ def test_large_batches_in_blocks_equal_one_problem_at_a_time():
             one = ep.find_fundamental(x1[i], x2[i], None if weights is None else weights[i])
             assert (batched[i] - one).abs().max() < 1e-14
             assert (batched[i] - _qr_route(x1[i], x2[i], None if weights is None else weights[i])).abs().max() < 1e-13
+
+
+def test_a_point_at_the_centroid_is_fine():
+    # Hartley's mean distance includes a zero distance, which r2 * rsqrt(r2) must turn into 0, not NaN:
+    # the centroid of these 9 points is exactly (0, 0), one point sits on it, the others at distance 1 or sqrt(2).
+    pts = torch.tensor([[0.0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1], [1, -1], [-1, 1]],
+                       dtype=torch.float64)
+    moments, (scales, t), _ = ep._moments_blockwise(pts[None], pts[None] + 5, None)
+    s = math.sqrt(2) / ((4 + 4 * math.sqrt(2)) / 9)  # sqrt(2) / mean distance
+    assert torch.isfinite(moments).all() and scales[0, 2].item() == pytest.approx(s, rel=1e-15)
+    assert torch.isfinite(ep.find_fundamental(pts, pts @ torch.tensor([[1.0, 0.1], [0.2, 1.0]],
+                                                                       dtype=torch.float64) + 3)).all()
 
 
 def test_ill_conditioned_problems_fall_back_to_qr_svd(monkeypatch):
