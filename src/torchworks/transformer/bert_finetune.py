@@ -248,13 +248,6 @@ class BertClassifyTask(_BertTask):
                                   key_padding_mask=batch["key_padding_mask"], labels=batch["label"])
         return {"loss": loss, "acc": (logits.argmax(-1) == batch["label"]).float().mean().detach()}
 
-    def training_step(self, batch, opt=None):
-        return self._step(batch)
-
-    @torch.no_grad()
-    def validation_step(self, batch):
-        return self._step(batch)
-
     @torch.no_grad()
     def predict(self, split: str = "test", batch_size: int = 128) -> list[int]:
         """Predicted class of every sentence of a split, in order."""
@@ -375,13 +368,6 @@ class BertTagTask(_BertTask):
         scored = batch["labels"] != IGNORE
         acc = (logits.argmax(-1)[scored] == batch["labels"][scored]).float().mean()
         return {"loss": loss, "acc": acc.detach()}
-
-    def training_step(self, batch, opt=None):
-        return self._step(batch)
-
-    @torch.no_grad()
-    def validation_step(self, batch):
-        return self._step(batch)
 
     @torch.no_grad()
     def predict(self, split: str = "test", batch_size: int = 64) -> tuple[list[int], list[int]]:

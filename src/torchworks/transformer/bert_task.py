@@ -102,6 +102,13 @@ class _BertTask(Task):
     def trainable_modules(self):
         return [self.model]
 
+    def training_step(self, batch, opt=None):
+        return self._step(batch)
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        return self._step(batch)
+
     def export_model(self):
         return self.model, {"name": self.model_name, "kwargs": dict(self.model_kwargs)}
 
