@@ -1,16 +1,15 @@
 """Parity with advimman/lama's generator, and the converter of its weights.
 
-The live parity test needs a checkout of the reference (it is not installable: its pinned 2021 dependencies do
-not resolve on current Python); point ``TORCHWORKS_LAMA_REF`` at it (the directory holding ``saicinpainting``)
-to run it. The generator module imports kornia and pytorch_lightning only for code paths LaMa's configs never
-use, so those are stubbed for the duration of the test.
+The live parity test needs the reference's source (it is not installable: its pinned 2021 dependencies do not
+resolve on current Python): a checkout named by ``TORCHWORKS_LAMA_REF`` (the directory holding
+``saicinpainting``) or a bare git mirror of advimman/lama, found as the speed benchmark finds it
+(``benchmarks/inpainting/lama_reference.py``, which imports the generator from a temporary copy and stubs the
+kornia / pytorch_lightning imports LaMa's configs never use). Without either, that test is skipped.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,10 @@ from torchworks.inpainting.nets.lama import convert_reference_state_dict
 
 torch.set_num_threads(1)
 
-REF = os.environ.get("TORCHWORKS_LAMA_REF")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "inpainting"))
+from lama_reference import find_source, reference_generator_class  # noqa: E402
+
+REF = find_source()
 
 
 def test_converter_maps_reference_keys():
@@ -45,23 +47,16 @@ def test_converter_maps_reference_keys():
         convert_reference_state_dict({"weight": t})
 
 
-def _stub(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("kornia", "kornia.geometry", "kornia.geometry.transform", "pytorch_lightning"):
-        monkeypatch.setitem(sys.modules, name, sys.modules.get(name) or types.ModuleType(name))
-    monkeypatch.setattr(sys.modules["kornia.geometry.transform"], "rotate", None, raising=False)
-    monkeypatch.setattr(sys.modules["pytorch_lightning"], "seed_everything", None, raising=False)
-
-
-@pytest.mark.skipif(not (REF and (Path(REF) / "saicinpainting").is_dir()),
-                    reason="set TORCHWORKS_LAMA_REF to a checkout of advimman/lama")
+@pytest.mark.skipif(REF is None, reason="no advimman/lama source: set TORCHWORKS_LAMA_REF to a checkout")
 @pytest.mark.parametrize(("name", "ngf", "n_down", "n_blocks", "lfu"),
                          [("lama_tiny", 16, 2, 3, False), ("lama_small", 32, 3, 6, False),
                           ("lama_tiny", 16, 2, 3, True)])
-def test_outputs_equal_the_reference_generator(monkeypatch, name, ngf, n_down, n_blocks, lfu):
-    _stub(monkeypatch)
-    monkeypatch.syspath_prepend(REF)
-    from saicinpainting.training.modules.ffc import FFCResNetGenerator as Reference
+def test_outputs_equal_the_reference_generator(name, ngf, n_down, n_blocks, lfu):
+    with reference_generator_class(REF) as Reference:
+        _compare(Reference, name, ngf, n_down, n_blocks, lfu)
 
+
+def _compare(Reference, name, ngf, n_down, n_blocks, lfu):  # noqa: N803  (a class)
     local = dict(ratio_gin=0, ratio_gout=0, enable_lfu=False)
     torch.manual_seed(0)
     ref = Reference(4, 3, ngf=ngf, n_downsampling=n_down, n_blocks=n_blocks, add_out_act="sigmoid",
