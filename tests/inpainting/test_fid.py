@@ -59,6 +59,24 @@ def test_frechet_distance_matches_closed_form_and_torchmetrics():
         fid.frechet_distance(a[:1], b)
 
 
+def test_frechet_distance_sample_space_route_equals_the_feature_space_formula():
+    # Fewer samples than dimensions (the usual small-eval case): the N x M singular-value route must give the
+    # D x D eigen formula's value (written out here as in the function's feature-space branch).
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(20, 50, generator=g, dtype=torch.float64) @ torch.randn(50, 50, generator=g, dtype=torch.float64)
+    b = torch.randn(30, 50, generator=g, dtype=torch.float64) * 2 + 1
+    s_a, s_b = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(s_a)
+    root_a = (v * w.clamp_min(0).sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root_a @ s_b @ root_a).clamp_min(0).sqrt().sum()
+    ref = float((a.mean(0) - b.mean(0)).pow(2).sum() + s_a.trace() + s_b.trace() - 2 * cross)
+    assert 20 * 30 * 20 < 50 ** 3  # the sample route is the one taken
+    # rel 1e-7, not 1e-12: S_a has rank 19 of 50, and the formula's square roots of its 31 zero eigenvalues (about
+    # 1e-13 after rounding) add ~3e-7 each; the singular-value route has no such terms.
+    assert fid.frechet_distance(a, b) == pytest.approx(ref, rel=1e-7)
+    assert fid.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8 * ref)
+
+
 def test_kid_matches_torchmetrics_poly_mmd():
     tm = pytest.importorskip("torchmetrics.image.kid")
     g = torch.Generator().manual_seed(1)
