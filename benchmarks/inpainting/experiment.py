@@ -4,6 +4,7 @@ Run from the repository root (one torch thread per job; the machine is shared, s
 
     nice -n 15 .venv/bin/python benchmarks/inpainting/experiment.py --dry-run          # queue + time estimate
     nice -n 15 .venv/bin/python benchmarks/inpainting/experiment.py --budget-minutes 600
+    .venv/bin/python benchmarks/inpainting/experiment.py --workers 2 --budget-minutes 120   # one job per core
     nice -n 15 .venv/bin/python benchmarks/inpainting/experiment.py --report-only      # rewrite the doc section
     .venv/bin/python benchmarks/inpainting/experiment.py --preset full --dry-run       # the 128 px plan
     .venv/bin/python benchmarks/inpainting/experiment.py --tiny ...                     # seconds-long plan (tests)
@@ -32,7 +33,8 @@ resizes to its size and back).
 image grids) run in order; each finished job is written at once to ``results/experiment_<preset>.json``
 (atomically), and a rerun skips it. A training job that was interrupted resumes from its engine checkpoint
 (``results/runs/<preset>/<run>/checkpoints/last.ckpt``, written every ``checkpoint_every`` steps).
-``--budget-minutes`` stops before any job whose estimate would overrun the budget. Estimates come from step and
+Several workers (``--workers N``, or several shells) share the queue: each claims a job in the locked state file
+before running it (``experiment_state``). ``--budget-minutes`` stops before any job whose estimate would overrun the budget. Estimates come from step and
 forward times measured on this machine (``--dry-run`` measures them once, and finished runs replace them).
 """
 
@@ -40,8 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -57,47 +58,18 @@ from experiment_plan import (  # noqa: E402
     PRESETS,
     Preset,
     build_queue,
-    plan_hash,
     run_dir,
     run_id,
     test_images,
     train_config,
 )
 from experiment_report import render  # noqa: E402
+from experiment_state import State  # noqa: E402
+from experiment_timing import calibrate, estimate  # noqa: E402
 from markdown_sections import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "results" / "inpainting.md"
 RESULTS = HERE / "results"
-
-
-class State:
-    """The JSON state file: finished jobs with their results, calibration times; saved atomically."""
-
-    def __init__(self, path: Path, preset: Preset) -> None:
-        self.path, self.hash = path, plan_hash(preset)
-        if path.exists():
-            self.data = json.loads(path.read_text())
-            if self.data.get("plan_hash") != self.hash:
-                raise SystemExit(f"{path} belongs to another plan (hash {self.data.get('plan_hash')} != "
-                                 f"{self.hash}); use another --results-dir or delete it")
-        else:
-            self.data = {"preset": preset.name, "plan_hash": self.hash, "jobs": {}, "calibration": {}}
-
-    def done(self, job_id: str) -> bool:
-        return self.data["jobs"].get(job_id, {}).get("status") == "done"
-
-    def result(self, job_id: str) -> dict[str, Any] | None:
-        return self.data["jobs"].get(job_id, {}).get("result")
-
-    def mark(self, job_id: str, **fields: Any) -> None:
-        self.data["jobs"].setdefault(job_id, {}).update(fields)
-        self.save()
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
 
 
 def learned_inpainter(ckpt: Path, label: str) -> Any:
@@ -210,110 +182,6 @@ def make_grid(job: dict[str, Any], p: Preset, state: State, results: Path) -> di
     return {"grid": str(paths.get("grid")), "columns": ["original", "masked", *order]}
 
 
-class _Stepper:
-    """The engine's manual-optimisation interface, without the engine (for calibration only)."""
-
-    def __init__(self, optimizers: list[Any]) -> None:
-        self.optimizers = optimizers
-
-    def step(self, index: int, loss: Any) -> None:
-        opt = self.optimizers[index]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-
-def calibrate(p: Preset, model: str, threads: int, steps: int = 2) -> dict[str, Any]:
-    """Measures seconds per training step (median of ``steps`` after a warm-up) and per generator forward at
-    each evaluation size (batch 1), on this machine now: wall time, and process CPU time (what the job costs on a
-    core of its own; on a shared machine the wall time can be many times larger)."""
-    import tempfile
-
-    import torch
-
-    import torchworks.inpainting.nets  # noqa: F401
-    import torchworks.inpainting.task  # noqa: F401
-    from torchworks.engine.config import load_run_config
-    from torchworks.engine.run import build_task
-
-    torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        run_cfg, task_cfg = load_run_config(train_config(p, next(iter(p.datasets)), model, 0, Path(tmp), threads))
-    torch.manual_seed(0)
-    task = build_task(run_cfg, task_cfg).train()
-    data = task.train_dataset()
-    samples = [data[i] for i in range(p.batch)]
-    batch = tuple(torch.stack(t) for t in zip(*samples, strict=True))
-    stepper = _Stepper(list(task.configure_optimizers()))
-    times, cpu = [], []
-    for i in range(steps + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
-        task.training_step(batch, stepper)
-        if i:
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-    gen = task.generator.eval()
-    fwd, fwd_cpu = {}, {}
-    for size in p.eval_sizes:
-        s = getattr(gen, "image_size", None) or size
-        x = torch.rand(1, 4, s, s)
-        with torch.inference_mode():
-            gen(x)
-            t0, c0 = time.perf_counter(), time.process_time()
-            gen(x)
-        fwd[str(size)], fwd_cpu[str(size)] = time.perf_counter() - t0, time.process_time() - c0
-    return {"sec_per_step": sorted(times)[len(times) // 2], "cpu_per_step": sorted(cpu)[len(cpu) // 2],
-            "fwd_s": fwd, "fwd_cpu_s": fwd_cpu, "threads": threads,
-            "measured": datetime.datetime.now().isoformat(timespec="seconds")}
-
-
-CLASSICAL_S_256 = 0.1
-"""Rough seconds per image and method of a classical fill at 256 px (docs/results/inpainting.md: 0.04-0.13 s);
-scaled with the pixel count."""
-
-
-def estimate(job: dict[str, Any], p: Preset, state: State, results: Path, clock: str = "wall") -> float | None:
-    """Seconds the job should take, from finished runs of the same model or the calibration; None if unknown.
-
-    ``clock="wall"`` extrapolates the measured wall times (at the load of the moment they were taken);
-    ``"cpu"`` the CPU times, i.e. the time on an otherwise idle core.
-    """
-    step_key, fwd_key = ("cpu_per_step", "fwd_cpu_s") if clock == "cpu" else ("sec_per_step", "fwd_s")
-    n_img = {d: len(test_images(s)) for d, s in p.datasets.items()}[job["dataset"]]
-    n_fam = len(p.families)
-    if job["kind"] == "classical":
-        return n_img * n_fam * len(p.classical) * sum(CLASSICAL_S_256 * (s / 256) ** 2 for s in p.eval_sizes)
-    model = job.get("model")
-    cal = state.data["calibration"].get(model) if model else None
-    if job["kind"] == "train":
-        done = [j["result"][step_key] for k, j in state.data["jobs"].items()
-                if k.startswith("train/") and k.split("/", 1)[1].rsplit("-", 2)[1] == model
-                and (j.get("result") or {}).get(step_key)]
-        sps = sorted(done)[len(done) // 2] if done else (cal or {}).get(step_key, (cal or {}).get("sec_per_step"))
-        if sps is None:
-            return None
-        last = run_dir(results, p, run_id(job["dataset"], model, job["seed"])) / "checkpoints" / "last.ckpt"
-        start = _checkpoint_step(last)
-        return max(0, p.steps - start) * sps + 5.0  # + engine start-up and the final checkpoint
-    if job["kind"] == "eval":
-        if not cal:
-            return None
-        fwd = cal.get(fwd_key, cal["fwd_s"])
-        return n_img * n_fam * sum(fwd[str(s)] + 0.02 * (s / 128) ** 2 for s in p.eval_sizes) * 1.2
-    cals = [c for c in state.data["calibration"].values()]
-    size = p.eval_sizes[0]
-    per = sum(c.get(fwd_key, c["fwd_s"])[str(size)] for c in cals) if cals else 0.0
-    return p.grid_images * n_fam * (per + len(p.classical) * CLASSICAL_S_256 * (size / 256) ** 2) + 2.0
-
-
-def _checkpoint_step(path: Path) -> int:
-    if not path.exists():
-        return 0
-    from torchworks.core.checkpoint import load_checkpoint
-
-    return int(load_checkpoint(path)["step"])
-
-
 def records(state: State, families: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Flat per-(run, size, family) records for :func:`experiment_report.render`, in the preset's family order."""
     out = []
@@ -388,8 +256,7 @@ def dry_run(p: Preset, state: State, queue: list[dict[str, Any]], results: Path,
         for m in dict.fromkeys(j["model"] for j in queue if j["kind"] == "train"):
             if m not in state.data["calibration"]:
                 print(f"measuring {m} ...", flush=True)
-                state.data["calibration"][m] = calibrate(p, m, threads)
-                state.save()
+                state.set_calibration(m, calibrate(p, m, threads))
     total = cpu_total = 0.0
     unknown = 0
     print(f"{'status':<12} {'wall est.':>10} {'CPU est.':>10}  job")
@@ -416,30 +283,44 @@ def _minutes(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
 
+def _needs(job: dict[str, Any], queue: list[dict[str, Any]]) -> list[str]:
+    """The jobs that must be done before ``job``: an evaluation needs its training run, a grid the queue's
+    training runs of its data set and seed."""
+    if job["kind"] == "eval":
+        return [f"train/{run_id(job['dataset'], job['model'], job['seed'])}"]
+    if job["kind"] == "grid":
+        return [j["id"] for j in queue
+                if j["kind"] == "train" and j["dataset"] == job["dataset"] and j["seed"] == job["seed"]]
+    return []
+
+
 def run_queue(p: Preset, state: State, queue: list[dict[str, Any]], results: Path, threads: int,
               budget_minutes: float | None = None) -> list[str]:
     """Runs the pending jobs in order, recording each as soon as it finishes; returns the ids run now."""
     t_start = time.perf_counter()
     ran = []
     for job in queue:
+        state.refresh()  # other workers may have finished jobs meanwhile
         if state.done(job["id"]):
             print(f"skip (done): {job['id']}")
             continue
-        if job["kind"] == "eval" and not state.done(f"train/{run_id(job['dataset'], job['model'], job['seed'])}"):
-            print(f"skip (its training run is not finished): {job['id']}")
+        needs = _needs(job, queue)
+        if any(not state.done(n) for n in needs):
+            print(f"skip (waits for {', '.join(n for n in needs if not state.done(n))}): {job['id']}")
             continue
         if budget_minutes is not None:
             if job["kind"] == "train" and job["model"] not in state.data["calibration"]:
-                state.data["calibration"][job["model"]] = calibrate(p, job["model"], threads)
-                state.save()
+                state.set_calibration(job["model"], calibrate(p, job["model"], threads))
             est = estimate(job, p, state, results) or 0.0
             spent = time.perf_counter() - t_start
             if spent + est > 60 * budget_minutes:
                 print(f"budget: {spent / 60:.1f} of {budget_minutes} min used; {job['id']} needs about "
                       f"{est / 60:.1f} min more: stopping (rerun to continue)")
                 break
+        if not state.claim(job["id"], started=datetime.datetime.now().isoformat(timespec="seconds")):
+            print(f"skip (another worker runs it): {job['id']}")
+            continue
         print(f"run: {job['id']}", flush=True)
-        state.mark(job["id"], status="running", started=datetime.datetime.now().isoformat(timespec="seconds"))
         t0 = time.perf_counter()
         try:
             result = run_job(job, p, state, results, threads)
@@ -451,6 +332,19 @@ def run_queue(p: Preset, state: State, queue: list[dict[str, Any]], results: Pat
                    finished=datetime.datetime.now().isoformat(timespec="seconds"))
         ran.append(job["id"])
     return ran
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--workers N`` / ``--workers=N`` (for the helper processes)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--workers":
+            skip = True
+        elif not a.startswith("--workers="):
+            out.append(a)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="restrict the queue to these seeds")
     ap.add_argument("--steps", type=int, default=None, help="override the preset's training steps (new plan)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="run the queue in this many processes at once (one per core; they share the state file)")
     ap.add_argument("--results-dir", default=str(RESULTS))
     ap.add_argument("--doc", default=None, help="Markdown file for the report (default: docs/results/inpainting.md; "
                     "with --tiny: <results-dir>/experiment_tiny.md)")
@@ -484,11 +380,23 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dry_run:
         if args.recalibrate:
-            state.data["calibration"] = {}
+            for m in list(state.data["calibration"]):
+                state.set_calibration(m, None)
         dry_run(p, state, queue, results, args.threads, calibrate_missing=not args.no_calibrate)
         return 0
     if not args.report_only:
-        run_queue(p, state, queue, results, args.threads, args.budget_minutes)
+        if args.workers < 1:
+            raise SystemExit(f"--workers must be >= 1, got {args.workers}")
+        helpers = [subprocess.Popen([sys.executable, __file__, *_without_workers(argv if argv is not None
+                                                                                  else sys.argv[1:]),
+                                     "--no-report"]) for _ in range(args.workers - 1)]
+        try:
+            run_queue(p, state, queue, results, args.threads, args.budget_minutes)
+        finally:
+            codes = [h.wait() for h in helpers]
+        state.refresh()
+        if any(codes):
+            print(f"worker exit codes: {codes}", file=sys.stderr)
     if not args.no_report:
         write_report(p, state, queue, results, doc)
     return 0
