@@ -1,9 +1,11 @@
-"""Trains (or resumes) ``configs/inpaint_lama_tiny_faces.yaml`` on 1 thread, or exports a checkpoint as shipped
-weights with a model card that compares it with Telea on the held-out faces.
+"""Trains (or resumes) ``configs/inpaint_lama_tiny_faces.yaml`` (or ``--config`` another, e.g. the ReLaMa one) on
+1 thread, or exports a checkpoint as shipped weights with a model card that compares it with Telea (and, for a
+ReLaMa, with the shipped LaMa) on the held-out faces.
 
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/inpainting/train_lama_tiny_faces.py [--resume CKPT]
+    .venv/bin/python benchmarks/inpainting/train_lama_tiny_faces.py --config configs/inpaint_relama_tiny_faces.yaml
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/inpainting/train_lama_tiny_faces.py --export CKPT [--wall S]
 """
 
@@ -50,51 +52,69 @@ def export(ckpt: str, wall: float | None) -> Path:
     state = load_checkpoint(ckpt)
     run_cfg = state.get("run_config") or state.get("config") or {}
     task_cfg = InpaintTaskConfig(**{k: v for k, v in (run_cfg.get("task") or {}).items() if k != "name"})
-    gen = load_model(ckpt, expect="lama_tiny").eval()
-    entry = SHIPPED["lama_tiny"]
-    out = save_model(PRETRAINED_DIR / entry["file"], gen, spec={"name": "lama_tiny", "kwargs": {}})
-    ours = LearnedInpainter(gen, "lama_tiny", pad_mod=8, working_size=256)
+    name = task_cfg.generator
+    if name not in SHIPPED:
+        raise SystemExit(f"{ckpt} trains {name!r}, which has no SHIPPED entry (known: {', '.join(SHIPPED)})")
+    gen = load_model(ckpt, expect=name).eval()
+    ours = LearnedInpainter(gen, name, pad_mod=8, working_size=256)
+    others = [("Telea", INPAINTERS.build("telea"))]
+    if name != "lama_tiny":  # a ReLaMa is compared with the shipped LaMa trained by the same recipe
+        others.append(("lama_tiny", INPAINTERS.build("lama_tiny")))
     rows = []
     for size in (64, 128):
-        a, b = held_out_scores(ours, task_cfg, size), held_out_scores(INPAINTERS.build("telea"), task_cfg, size)
+        res = [held_out_scores(m, task_cfg, size) for m in (ours, *(o for _, o in others))]
         for m in MASK_SETS:
-            rows.append(f"| {size} | {m} | {a[m]['area']:.2f} | {a[m]['psnr_hole']:.2f} | {b[m]['psnr_hole']:.2f} | "
-                        f"{a[m]['l1_hole']:.4f} | {b[m]['l1_hole']:.4f} | {a[m]['ssim']:.4f} | {b[m]['ssim']:.4f} |")
+            cells = [f"{r[m]['psnr_hole']:.2f}" for r in res] + [f"{r[m]['l1_hole']:.4f}" for r in res] + \
+                    [f"{r[m]['ssim']:.4f}" for r in res]
+            rows.append(f"| {size} | {m} | {res[0][m]['area']:.2f} | " + " | ".join(cells) + " |")
+    entry = SHIPPED[name]
+    out = save_model(PRETRAINED_DIR / entry["file"], gen, spec={"name": name, "kwargs": {}})
+    labels = ["ours", *(n for n, _ in others)]
+    header = " | ".join(f"{k} {lab}" for k in ("PSNR", "L1", "SSIM") for lab in labels)
     step = state.get("step", "?")
     card = CARD.format(step=step, ckpt=ckpt, wall=f"{wall / 60:.0f} min" if wall else "see report",
                        params=sum(p.numel() for p in gen.parameters()), mb=out.stat().st_size / 1e6,
-                       rows="\n".join(rows), holdout=task_cfg.holdout)
+                       rows="\n".join(rows), holdout=task_cfg.holdout, name=name, stem=Path(entry["file"]).stem,
+                       header=header, rule="|---" * (3 + 3 * len(labels)) + "|",
+                       config=CONFIGS.get(name, "?"), model=MODEL_TEXT.get(name, name))
     out.with_suffix(".md").write_text(card)
     print(card)
     return out
 
 
-CARD = """# lama_tiny_faces64: LaMa-tiny trained on 64 px CelebA-HQ faces (CPU, 1 thread)
+CONFIGS = {"lama_tiny": CONFIG, "relama_tiny": "configs/inpaint_relama_tiny_faces.yaml"}
+MODEL_TEXT = {
+    "lama_tiny": "`lama_tiny` (FFC ResNet generator, ngf 16, 2 downsamplings, 3 FFC blocks, global ratio 0.75)",
+    "relama_tiny": "`relama_tiny` (`lama_tiny` with CBAM, channel then spatial attention as its paper defines "
+                   "it, on the local and on the global branch of every FFC ResNet block)",
+}
 
-- **Model**: `lama_tiny` (FFC ResNet generator, ngf 16, 2 downsamplings, 3 FFC blocks, global ratio 0.75),
+CARD = """# {stem}: {name} trained on 64 px CelebA-HQ faces (CPU, 1 thread)
+
+- **Model**: {model},
   {params:,} parameters, {mb:.2f} MB safetensors. Input `cat(RGB * (1 - mask), mask)`, output RGB in [0, 1].
 - **Data**: `celebahq_samples` folders `sean` + `stargan_v2` (95 CelebA-HQ faces, sorted by path); the last
   {holdout} are held out and never trained on. Photos centre-cropped, area-resized to 80 px, random square crops
   of 64-80 px resized to 64, horizontal flips. Research-only licence of the source images applies to these weights.
 - **Masks**: `lama_train_large` (LaMa's "large" training masks, drawn at 256 px and area-resized to 64 px).
-- **Recipe** (`configs/inpaint_lama_tiny_faces.yaml`, task `inpaint_gan`): LaMa's loss stack, L1 known x10,
+- **Recipe** (`{config}`, task `inpaint_gan`): LaMa's loss stack, L1 known x10,
   non-saturating adversarial x10 with mask-as-fake-target and R1 0.001, discriminator feature matching x100
   (`lama_discriminator_tiny`), Adam G 1e-3 / D 1e-4, batch 8. Deviations: **hole L1 x10** (LaMa: 0) for the short
-  budget; **no perceptual term** (LaMa's HRF ADE20k ResNet50 weights are unobtainable; the EfficientNet-Lite0
-  substitute in `losses.py` was not installed on the training machine).
+  budget; **no perceptual term** (LaMa's HRF ADE20k ResNet50 weights are unobtainable; the shipped lama_tiny was
+  trained before the EfficientNet-Lite0 substitute in `losses.py` was installed, and the pair keeps one recipe).
 - **Training**: {step} steps (checkpoint `{ckpt}`), wall time {wall} on a shared 2-core CPU (load ~12), 1 thread.
 - **Evaluation**: the {holdout} held-out faces, fixed masks (`MASKS` thin/medium/thick_256 drawn at 256 px with stream
   `(1234, i, 1)`, resized), metrics on the composite: hole PSNR (dB), hole L1, SSIM of the whole image. At 128 px
   the model runs at twice its training size (resolution transfer). Telea radius 3 (OpenCV) on the same inputs.
   8 images: differences below ~0.5 dB are within noise.
 
-| px | masks | hole area | PSNR ours | PSNR Telea | L1 ours | L1 Telea | SSIM ours | SSIM Telea |
-|---|---|---|---|---|---|---|---|---|
+| px | masks | hole area | {header} |
+{rule}
 {rows}
 
 **Verdict**: (write the comparison above in words, with the validation curve, before shipping.)
 
-Usage: `torchworks inpaint face.jpg --mask m.png --method lama_tiny` (dilation 3 px + feathering by default).
+Usage: `torchworks inpaint face.jpg --mask m.png --method {name}` (dilation 3 px + feathering by default).
 Produced by `benchmarks/inpainting/train_lama_tiny_faces.py --export <ckpt>`.
 """
 

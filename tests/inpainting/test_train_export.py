@@ -50,3 +50,22 @@ def test_shipped_weights_are_registered(photo, hole):
     assert INPAINTERS.meta("lama_tiny")["kind"] == "learned" and "lama" in INPAINTERS.names()
     out = inpaint(photo, hole, method="lama_tiny")
     assert out.shape == photo.shape and (out != photo).any()
+
+
+def test_relama_alias_loads_the_cbam_generator_and_rejects_a_lama_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHWORKS_PRETRAINED_DIR", str(tmp_path))
+    torch.manual_seed(1)
+    gen = build_model("relama_tiny").eval()
+    save_model(tmp_path / learned.SHIPPED["relama_tiny"]["file"], gen, spec={"name": "relama_tiny", "kwargs": {}})
+    method = learned.load_learned("relama")
+    assert type(method.model).__name__ == type(gen).__name__
+    assert any("cbam" in n.lower() or "attention" in type(m).__name__.lower() for n, m in method.model.named_modules())
+    image, mask = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    mask[..., 4:20, 10:14] = 1
+    torch.testing.assert_close(method.run(image, mask), gen(torch.cat([image * (1 - mask), mask], 1)).clamp(0, 1))
+    # a LaMa file saved under ReLaMa's name is refused, naming both architectures
+    save_model(tmp_path / learned.SHIPPED["relama_tiny"]["file"], build_model("lama_tiny"),
+               spec={"name": "lama_tiny", "kwargs": {}})
+    with pytest.raises(Exception, match="relama_tiny") as err:
+        learned.load_learned("relama")
+    assert "lama_tiny" in str(err.value).replace("relama_tiny", "")

@@ -133,3 +133,24 @@ def test_pretrained_variant_equals_load_minilm(ours, tok):
     torch.testing.assert_close(mean_pool(h, enc["key_padding_mask"]), mean_pool(b, enc["key_padding_mask"]))
     with pytest.raises(ValueError, match="only for bert_minilm_l6"):
         MODELS.build("bert_tiny", pretrained=True)
+
+
+def test_fine_tuning_tasks_start_from_minilm(ours, tok, tmp_path):
+    """``init_from: minilm``: MiniLM's vocabulary (ids as its tokenizer.json) and weights, a fresh tagging head."""
+    import torchworks.transformer.bert_finetune as bf
+
+    wiki = tmp_path / "wiki.txt"
+    articles = [f"\n = {name} = \n\n The city of {name} lies on a River . It has Museums and a NASA office . \n"
+                for name in ("Paris", "London", "Oslo", "Rome", "Berlin")]
+    wiki.write_text("".join(articles), encoding="utf-8")
+    task = bf.BertTagTask(bf.BertTagConfig(init_from="minilm", text_files=[str(wiki)], val_fraction=0.2,
+                                           test_fraction=0.2, max_len=32))
+    assert task.tokenizer.vocab_size == 30522 and task.model.bert.pooler is None
+    text = "the city of oslo lies on a river ."
+    assert task.tokenizer.encode(text).ids == tok.encode(text).ids
+    own = ours.state_dict()
+    for key, value in task.model.bert.state_dict().items():
+        assert torch.equal(value, own[key]), key
+    assert task.model.classifier.out_features == len(bf.TAGS)
+    pred, true = task.predict("test")  # words line up with MiniLM's pieces
+    assert len(pred) == len(true) > 0

@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label:15s} {getattr(result, key)}")
     if result.world_size > 1:
         print(f"processes       {result.world_size}")
+    if getattr(result, "wall_seconds", 0):
+        print(f"{'training time':15s} {result.cpu_seconds / 60:.2f} CPU-min, {result.wall_seconds / 60:.2f} wall-min "
+              "(resumed runs: all their processes)")
     for name, value in (result.metrics or {}).items():
         print(f"{name:15s} {value:.6g}")
     return 0

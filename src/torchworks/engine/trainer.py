@@ -18,6 +18,7 @@ GANs and other manual-optimisation tasks under DDP must list their networks as s
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class TrainResult:
         step: optimisation steps done in total (including those before a resume).
         epoch: completed epochs.
         stopped_early: whether early stopping ended the run.
+        cpu_seconds: CPU time (user + system, all threads of this process) spent in ``fit`` over the whole run,
+            earlier processes of a resumed run included; ``wall_seconds`` the same in wall-clock time. Runs
+            resumed from checkpoints written before this was recorded count from the resume.
         rank: this process's global rank, and world_size the number of processes.
         task: the trained task, on this process's device.
     """
@@ -69,6 +73,8 @@ class TrainResult:
     step: int
     epoch: int
     stopped_early: bool
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
     rank: int = 0
     world_size: int = 1
     task: Any = field(default=None, repr=False)
@@ -110,6 +116,8 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self.stopped_early = False
         self._launched = False
+        self._spent = (0.0, 0.0)  # (CPU, wall) seconds of fit() in earlier processes of this run
+        self._clock0 = (time.process_time(), time.perf_counter())
 
     def fit(self, task: Any, out_dir: str | Path, resume: str | Path | None = None, *,
             overwrite: bool = False) -> TrainResult:
@@ -126,6 +134,7 @@ class Trainer:
             ConfigError: ``out_dir`` holds an earlier run's checkpoints and neither ``resume`` nor ``overwrite``.
         """
         cfg, fabric, out_dir = self.config, self.fabric, Path(out_dir)
+        self._clock0, self._spent = (time.process_time(), time.perf_counter()), (0.0, 0.0)
         state = read_training_checkpoint(resume) if resume is not None else None  # fail before any work
         self._launch()
         rank0 = fabric.is_global_zero
@@ -170,12 +179,14 @@ class Trainer:
             title = (self.run_config.get("task") or {}).get("name")
             curves = plot_curves(logger.csv_path, out_dir / "curves.png", title=title)
         fabric.barrier()
+        spent = self.timing()
         return TrainResult(
             out_dir=out_dir, metrics_csv=logger.csv_path, curves_png=curves, tensorboard_dir=logger.tensorboard_dir,
             last_checkpoint=ckpts.last_path if ckpts.last_path.exists() else None,
             best_checkpoint=ckpts.best_path if ckpts.best_path.exists() else None,
             metrics={**loop.last_train, **self.metrics}, step=self.step, epoch=self.epoch,
-            stopped_early=self.stopped_early, rank=fabric.global_rank, world_size=fabric.world_size, task=task)
+            stopped_early=self.stopped_early, cpu_seconds=spent["cpu_seconds"], wall_seconds=spent["wall_seconds"],
+            rank=fabric.global_rank, world_size=fabric.world_size, task=task)
 
     def validate(self, task: Any, split: str = "val") -> dict[str, float]:
         """Evaluates ``task`` on a whole held-out set (all ranks); returns ``{"<split>/<name>": mean}``.
@@ -241,6 +252,8 @@ class Trainer:
         if state.get("best"):
             best.load_state_dict(state["best"])
         self.metrics = dict(state.get("metrics") or {})
+        timing = state.get("timing") or {}
+        self._spent = (float(timing.get("cpu_seconds", 0.0)), float(timing.get("wall_seconds", 0.0)))
         saved = state.get("rng") or []
         if len(saved) == self.fabric.world_size:
             set_rng_state(saved[self.fabric.global_rank])
@@ -258,8 +271,13 @@ class Trainer:
             "world_size": self.fabric.world_size, "rng": rngs,
             "early_stopping": early.state_dict() if early is not None else None,
             "best": best.state_dict(), "metrics": dict(self.metrics), "config": self.run_config,
-            **exported_model(task),
+            "timing": self.timing(), **exported_model(task),
         }
+
+    def timing(self) -> dict[str, float]:
+        """``{"cpu_seconds", "wall_seconds"}`` spent in ``fit`` so far, earlier processes of the run included."""
+        return {"cpu_seconds": self._spent[0] + time.process_time() - self._clock0[0],
+                "wall_seconds": self._spent[1] + time.perf_counter() - self._clock0[1]}
 
 
 def _fabric_class() -> Any:

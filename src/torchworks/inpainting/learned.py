@@ -27,11 +27,12 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 SHIPPED: dict[str, dict[str, Any]] = {
     "lama_tiny": {"file": "lama_tiny_faces64.safetensors", "model": "lama_tiny", "train_size": 64},
+    "relama_tiny": {"file": "relama_tiny_faces64.safetensors", "model": "relama_tiny", "train_size": 64},
 }
 """Method name -> weights file (in :data:`PRETRAINED_DIR`), registered model name, training crop size."""
 
-ALIASES: dict[str, str] = {"lama": "lama_tiny"}
-"""Generic names pointing at the best shipped model of a family (a ``relama`` alias joins when its weights ship)."""
+ALIASES: dict[str, str] = {"lama": "lama_tiny", "relama": "relama_tiny"}
+"""Generic names pointing at the best shipped model of a family (registered only when its weights file ships)."""
 
 
 class LearnedInpainter(Inpainter):

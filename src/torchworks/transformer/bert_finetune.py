@@ -53,8 +53,14 @@ CLASSIFY_KINDS = ("langid", "translation_pair")
 
 def _init_encoder(task: _BertTask, cfg: Any, head: str, num_labels: int,
                   train_text: Sequence[str] | None) -> None:
-    """Tokenizer + model for a fine-tuning task, from a ``bert_pretrain`` checkpoint or from scratch."""
-    if cfg.init_from:
+    """Tokenizer + model for a fine-tuning task: from a ``bert_pretrain`` checkpoint, from the installed
+    all-MiniLM-L6-v2 (``init_from: minilm``; its vocabulary, 512 positions and weights, a fresh head) or from
+    scratch."""
+    if cfg.init_from == "minilm":  # the real all-MiniLM-L6-v2 encoder and its own WordPiece vocabulary
+        task.tokenizer = _tokenizer_for("minilm", None, 0)
+        task.model_name, weights = "bert_minilm_l6", None
+        kwargs = {"pretrained": True}
+    elif cfg.init_from:
         state = load_checkpoint(cfg.init_from)
         spec, weights = state.get("model_spec"), state.get("model")
         raw = (state.get("task") or {}).get("tokenizer_json")
@@ -112,7 +118,8 @@ class BertClassifyConfig(_FineTuneConfig):
     segment alone tells the label.
 
     Attributes:
-        init_from: A ``bert_pretrain`` checkpoint (encoder, size and vocabulary); None trains from scratch with
+        init_from: A ``bert_pretrain`` checkpoint (encoder, size and vocabulary), ``"minilm"`` (the installed
+            all-MiniLM-L6-v2 encoder with its vocabulary), or None to train from scratch with
             ``model``/``model_args``/``vocab`` (``vocab: train`` learns it on the training sentences).
         dataset: Registered Multi30k data set; ``languages`` the classes (files ``raw/<split>.<lang>.gz``).
         data_root: A folder with that ``raw/`` layout to use instead of the registered data set (tests).
