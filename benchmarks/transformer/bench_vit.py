@@ -9,8 +9,10 @@ of the two ViTs for a few test images, and rewrites only its own section of ``do
     python benchmarks/transformer/bench_vit.py --train  # train the four runs first (one after another, 1 thread)
     python benchmarks/transformer/bench_vit.py --ship   # also export the ViTs to src/torchworks/transformer/pretrained/
 
-A run that was interrupted and resumed has several reports (``<name>.part1.time``, ``<name>.time``); their CPU
-and wall times are summed.
+CPU time, in order of preference: the engine's own count in the checkpoint (``timing``, summed over resumes),
+when it covers every step; else the GNU time reports (``<name>.time``, ``<name>.part*.time``, summed). When a
+process was killed its report is lost: ``<name>.steps`` then states how many steps the surviving reports cover,
+and the total is extrapolated from their CPU time per step (marked "est." in the table).
 """
 
 from __future__ import annotations
@@ -54,6 +56,21 @@ def parse_time_reports(log_dir: Path, name: str) -> tuple[float | None, float | 
     return (cpu, wall) if files else (None, None)
 
 
+def training_cpu(state: dict, log_dir: Path, name: str) -> tuple[float | None, float | None, str]:
+    """(CPU seconds, wall seconds, how they were obtained) for a finished run (see the module docstring)."""
+    step = int(state["step"])
+    timing = state.get("timing") or {}
+    if timing and int(timing.get("from_step", 0)) == 0:
+        return float(timing["cpu_seconds"]), float(timing["wall_seconds"]), "engine"
+    cpu, wall = parse_time_reports(log_dir, name)
+    covered = log_dir / f"{name}.steps"
+    if cpu is not None and covered.is_file():
+        n = int(covered.read_text().split()[0])
+        if 0 < n < step:
+            return cpu * step / n, None, f"est. from {n} of {step} steps"
+    return cpu, wall, "time"
+
+
 def train(name: str, log_dir: Path) -> None:
     """Runs ``torchworks train configs/<name>.yaml`` under GNU time (one thread)."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -88,11 +105,11 @@ def evaluate(name: str, runs: Path, log_dir: Path) -> dict | None:
         return None
     metrics = engine_run.evaluate(None, ckpt, split="test", threads=1, val_batch_size=500, progress=False)
     model = load_model(ckpt)
-    cpu, wall = parse_time_reports(log_dir, name)
+    cpu, wall, how = training_cpu(state, log_dir, name)
     cfg = state["config"]
     return {"name": name, "model": state["model_spec"]["name"], "params": sum(p.numel() for p in model.parameters()),
             "step": int(state["step"]), "max_steps": int(cfg["trainer"]["max_steps"]),
-            "batch": int(cfg["trainer"]["batch_size"]), "cpu_s": cpu, "wall_s": wall,
+            "batch": int(cfg["trainer"]["batch_size"]), "cpu_s": cpu, "wall_s": wall, "cpu_how": how,
             "val_acc": last_val_acc(runs / name), "test_acc": metrics["test/acc"], "ckpt": ckpt, "config": cfg}
 
 
@@ -208,7 +225,8 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
                                                                       r["cpu_s"] <= 1800 else "**not met**"))
         steps = f"{r['step']} ({epochs:.1f})" + ("" if r["step"] == r["max_steps"] else f" of {r['max_steps']}")
         lines.append(f"| {data} | {kind} `{r['model']}` | {r['params'] / 1e6:.3f}M | {steps} | "
-                     f"{fmt(r['cpu_s'], 1 / 60)} | {fmt(r['wall_s'], 1 / 60)} | {fmt(r['val_acc'], 100, 2)} | "
+                     f"{fmt(r['cpu_s'], 1 / 60)}{' (' + r['cpu_how'] + ')' if r['cpu_how'].startswith('est') else ''}"
+                     f" | {fmt(r['wall_s'], 1 / 60)} | {fmt(r['val_acc'], 100, 2)} | "
                      f"**{100 * r['test_acc']:.2f}** | {met} |")
     lines += ["", discussion(results), ""]
     if figure is not None:

@@ -130,15 +130,16 @@ def test_training_time_is_carried_across_a_resume(make_config, tmp_path):
     """The checkpoint records the CPU and wall time spent in fit(); a resumed run adds its own to it."""
     part = train(_config(make_config, "t", K))
     saved = load_checkpoint(part.last_checkpoint)["timing"]
-    assert saved["cpu_seconds"] > 0 and saved["wall_seconds"] > 0
+    assert saved["cpu_seconds"] > 0 and saved["wall_seconds"] > 0 and saved["from_step"] == 0
     assert (part.cpu_seconds, part.wall_seconds) >= (saved["cpu_seconds"], saved["wall_seconds"])
     state = load_checkpoint(part.last_checkpoint)
-    state["timing"] = {"cpu_seconds": 1000.0, "wall_seconds": 2000.0}  # as if earlier processes had run long
+    state["timing"] = {"cpu_seconds": 1000.0, "wall_seconds": 2000.0, "from_step": 0}  # earlier processes ran long
     save_checkpoint(tmp_path / "long.ckpt", state)
     resumed = train(_config(make_config, "t", S), resume=tmp_path / "long.ckpt")
     assert 1000.0 < resumed.cpu_seconds < 1000.0 + 120 and 2000.0 < resumed.wall_seconds < 2000.0 + 120
     final = load_checkpoint(resumed.last_checkpoint)["timing"]
-    assert final["cpu_seconds"] > 1000.0 and final["wall_seconds"] > 2000.0
-    state.pop("timing")  # a checkpoint from before timing was recorded: counts from the resume
+    assert final["cpu_seconds"] > 1000.0 and final["wall_seconds"] > 2000.0 and final["from_step"] == 0
+    state.pop("timing")  # a checkpoint from before timing was recorded: counts from the resume, and says so
     save_checkpoint(tmp_path / "old.ckpt", state)
-    assert train(_config(make_config, "t2", S), resume=tmp_path / "old.ckpt").cpu_seconds < 120
+    old = train(_config(make_config, "t2", S), resume=tmp_path / "old.ckpt")
+    assert old.cpu_seconds < 120 and load_checkpoint(old.last_checkpoint)["timing"]["from_step"] == K

@@ -117,6 +117,7 @@ class Trainer:
         self.stopped_early = False
         self._launched = False
         self._spent = (0.0, 0.0)  # (CPU, wall) seconds of fit() in earlier processes of this run
+        self._timed_from = 0  # the step the count starts at (> 0: resumed from a checkpoint without timing)
         self._clock0 = (time.process_time(), time.perf_counter())
 
     def fit(self, task: Any, out_dir: str | Path, resume: str | Path | None = None, *,
@@ -134,7 +135,7 @@ class Trainer:
             ConfigError: ``out_dir`` holds an earlier run's checkpoints and neither ``resume`` nor ``overwrite``.
         """
         cfg, fabric, out_dir = self.config, self.fabric, Path(out_dir)
-        self._clock0, self._spent = (time.process_time(), time.perf_counter()), (0.0, 0.0)
+        self._clock0, self._spent, self._timed_from = (time.process_time(), time.perf_counter()), (0.0, 0.0), 0
         state = read_training_checkpoint(resume) if resume is not None else None  # fail before any work
         self._launch()
         rank0 = fabric.is_global_zero
@@ -254,6 +255,7 @@ class Trainer:
         self.metrics = dict(state.get("metrics") or {})
         timing = state.get("timing") or {}
         self._spent = (float(timing.get("cpu_seconds", 0.0)), float(timing.get("wall_seconds", 0.0)))
+        self._timed_from = int(timing.get("from_step", 0)) if timing else self.step
         saved = state.get("rng") or []
         if len(saved) == self.fabric.world_size:
             set_rng_state(saved[self.fabric.global_rank])
@@ -275,9 +277,10 @@ class Trainer:
         }
 
     def timing(self) -> dict[str, float]:
-        """``{"cpu_seconds", "wall_seconds"}`` spent in ``fit`` so far, earlier processes of the run included."""
+        """``{"cpu_seconds", "wall_seconds", "from_step"}``: time spent in ``fit`` so far, earlier processes of the
+        run included, counted from step ``from_step`` (0, unless resumed from a checkpoint without timing)."""
         return {"cpu_seconds": self._spent[0] + time.process_time() - self._clock0[0],
-                "wall_seconds": self._spent[1] + time.perf_counter() - self._clock0[1]}
+                "wall_seconds": self._spent[1] + time.perf_counter() - self._clock0[1], "from_step": self._timed_from}
 
 
 def _fabric_class() -> Any:
