@@ -17,7 +17,6 @@ from torchworks.transformer.vit_task import (
     ImageClassifierConfig,
     crop_flip,
     random_crop_flip,
-    warmup_cosine,
 )
 
 IMG = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # (1, 1, 2, 2)
@@ -72,14 +71,19 @@ def test_random_flip_only_mirrors_about_half():
     assert bool((same | mirrored).all()) and 150 < int(mirrored.sum()) < 250
 
 
-def test_warmup_cosine_values():
-    assert warmup_cosine(0, 10, 110) == pytest.approx(0.1)
-    assert warmup_cosine(9, 10, 110) == pytest.approx(1.0)
-    assert warmup_cosine(10, 10, 110) == pytest.approx(1.0)
-    assert warmup_cosine(60, 10, 110, min_ratio=0.2) == pytest.approx(0.6)  # half-way down the cosine
-    assert warmup_cosine(110, 10, 110, min_ratio=0.2) == pytest.approx(0.2)
-    assert warmup_cosine(500, 10, 110) == pytest.approx(0.0)
-    assert warmup_cosine(500, 0, 0) == 1.0
+def _multipliers(steps, **cfg):
+    task = ImageClassifier(ImageClassifierConfig(dataset="synthetic", model="vit_tiny_patch4_28",
+                                                 model_args=TINY_VIT, **cfg))
+    (sched,) = task.configure_schedulers([task.configure_optimizers()])
+    return [sched.lr_lambdas[0](s) for s in steps]
+
+
+def test_schedule_is_nanogpt_warmup_then_cosine():
+    """Hand values: W = 10 warm-up steps give (k + 1) / 11; the cosine runs from step 10 to 110."""
+    got = _multipliers([0, 9, 10, 60, 110, 500], warmup_steps=10, total_steps=110, min_lr_ratio=0.2)
+    assert got == pytest.approx([1 / 11, 10 / 11, 1.0, 0.6, 0.2, 0.2])  # 0.6: half-way down from 1 to 0.2
+    assert _multipliers([0, 10, 500], warmup_steps=10) == pytest.approx([1 / 11, 1.0, 1.0])  # no total_steps
+    assert _multipliers([0, 500]) == [1.0, 1.0]
 
 
 def _vit_params(d: int, depth: int, mlp: int, chans: int, patch: int, n: int, k: int = 10) -> int:

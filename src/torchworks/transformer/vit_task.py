@@ -18,7 +18,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +30,9 @@ from torch.utils.data import Dataset
 from torchworks.core.checkpoint import build_model
 from torchworks.core.registry import TASKS
 from torchworks.engine.task import Task
+from torchworks.transformer.task import WarmupCosine
 
-__all__ = ["ImageClassifier", "ImageClassifierConfig", "crop_flip", "random_crop_flip", "warmup_cosine"]
+__all__ = ["ImageClassifier", "ImageClassifierConfig", "crop_flip", "random_crop_flip"]
 
 SPLIT_SEED = 12345
 #: Per-channel (mean, std) of the training images in [0, 1] units.
@@ -90,19 +90,6 @@ def random_crop_flip(images: Tensor, padding: int = 4, flip: bool = True,
     offsets = torch.randint(0, 2 * padding + 1, (2, b), generator=generator)
     mirror = torch.rand(b, generator=generator) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
     return crop_flip(images, padding, offsets[0], offsets[1], mirror)
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
-    """LR multiplier: linear warm-up from 1/warmup to 1, then cosine from 1 to ``min_ratio`` at ``total_steps``.
-
-    ``total_steps = 0`` keeps the multiplier at 1 after warm-up.
-    """
-    if warmup_steps and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if total_steps <= 0:
-        return 1.0
-    t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 @dataclass
@@ -285,8 +272,11 @@ class ImageClassifier(Task):
 
     def configure_schedulers(self, optimizers):
         c = self.cfg
-        return [torch.optim.lr_scheduler.LambdaLR(
-            optimizers[0], lambda s: warmup_cosine(s, c.warmup_steps, c.total_steps, c.min_lr_ratio))]
+        # nanoGPT's warm-up (step k < W: (k + 1) / (W + 1)) and cosine to min_lr_ratio at total_steps; without
+        # total_steps the multiplier stays at 1 after warm-up.
+        schedule = (WarmupCosine(c.warmup_steps, c.total_steps, c.min_lr_ratio) if c.total_steps > 0
+                    else WarmupCosine(c.warmup_steps, c.warmup_steps, 1.0))
+        return [torch.optim.lr_scheduler.LambdaLR(optimizers[0], schedule)]
 
     def trainable_modules(self):
         return [self.model]
