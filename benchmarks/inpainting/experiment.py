@@ -26,16 +26,18 @@ is the issue's 128 px plan with the ``*_small`` generators (lama_small 4.78 M) a
 stack with a hole L1 term and no perceptual term (its weights are not installed here: switched off so every
 machine trains the same thing), seeds 0-2 (the seed sets initialisation, data order, crops and masks, and is
 shared by the models so runs pair up). Evaluation: the final checkpoint (no selection on test images), masks thin
-/ medium / thick / box from the harness's fixed streams (the Context Encoder has a fixed input size: the pipeline
-resizes to its size and back).
+/ medium / thick / box / center from the harness's fixed streams (the seed's three cases: scratches = thin,
+region = medium + box, large = thick + center; the Context Encoder has a fixed input size: the pipeline resizes
+to its size and back).
 
 **The queue.** Jobs (classical baselines, then per seed: train and evaluate each model on each data set, then
 image grids) run in order; each finished job is written at once to ``results/experiment_<preset>.json``
 (atomically), and a rerun skips it. A training job that was interrupted resumes from its engine checkpoint
 (``results/runs/<preset>/<run>/checkpoints/last.ckpt``, written every ``checkpoint_every`` steps).
 Several workers (``--workers N``, or several shells) share the queue: each claims a job in the locked state file
-before running it (``experiment_state``). ``--budget-minutes`` stops before any job whose estimate would overrun the budget. Estimates come from step and
-forward times measured on this machine (``--dry-run`` measures them once, and finished runs replace them).
+before running it (``experiment_state``). ``--budget-minutes`` stops before any job whose estimate would overrun
+the budget. Estimates come from step and forward times measured on this machine (``--dry-run`` measures them
+once, and finished runs replace them).
 """
 
 from __future__ import annotations
