@@ -16,13 +16,33 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["COMPARISONS", "METRICS", "compare", "format_value", "mean_std", "render"]
+__all__ = ["CASES", "COMPARISONS", "METRICS", "case_records", "compare", "format_value", "mean_std", "render"]
 
 METRICS = (("psnr_hole", "hole PSNR dB", 2), ("ssim", "SSIM", 4), ("l1_hole", "hole L1", 4))
 """(key, column title, decimals) of the reported metrics; the spread verdicts use the first two."""
 
 COMPARISONS = (("relama", "lama"), ("lama", "plainconv"), ("relama", "plainconv"), ("lama", "telea"))
 """Pairs (A, B) whose difference A - B is judged against the seed spread, when both were evaluated."""
+
+
+CASES = {"scratches": ("thin",), "region": ("medium", "box"), "large": ("thick", "center")}
+"""The seed project's three cases as mask families (the same as ``torchworks.inpainting.evaluate.PRESETS``)."""
+
+
+def case_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (data set, method, seed, size): one record per seed case, the mean of its families' values (area and
+    metrics); a case is left out where one of its families is missing."""
+    keys = ["area", *(k for k, _, _ in METRICS)]
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["method"], r["seed"], r["size"]), {})[r["family"]] = r
+    out = []
+    for (ds, method, seed, size), fams in groups.items():
+        for case, members in CASES.items():
+            if all(f in fams for f in members):
+                out.append({"dataset": ds, "method": method, "seed": seed, "size": size, "family": case,
+                            **{k: sum(fams[f][k] for f in members) / len(members) for k in keys}})
+    return out
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
@@ -110,6 +130,36 @@ def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                         va, vb = vals(ds, size, fam, a, key), vals(ds, size, fam, b, key)
                         if va and vb:
                             verdicts.append((ds, size, fam, f"{a} - {b}", key, compare(va, vb, a in det, b in det)))
+    cases = case_records(records)
+    case_verdicts: list[tuple[str, int, str, str, str, dict[str, Any]]] = []
+    if cases:
+        out += ["", "### The seed project's three cases", "",
+                "Each run's value for a case is the mean over its mask families (" + "; ".join(
+                    f"{c} = {' + '.join(f)}" for c, f in CASES.items()) + "), then mean ± std over seeds.", "",
+                "| data | px | case | method | seeds | " + " | ".join(t for _, t, _ in METRICS) + " |",
+                "|---|---|---|---|---|" + "---:|" * len(METRICS)]
+
+        def cvals(ds: str, size: int, case: str, method: str, key: str) -> list[float]:
+            return [r[key] for r in cases if (r["dataset"], r["size"], r["family"], r["method"]) == (ds, size, case,
+                                                                                                      method)]
+
+        for ds in datasets:
+            for size in sorted({r["size"] for r in cases if r["dataset"] == ds}):
+                for case in CASES:
+                    for m in methods:
+                        if not cvals(ds, size, case, m, "psnr_hole"):
+                            continue
+                        n = "-" if m in det else str(len(cvals(ds, size, case, m, "psnr_hole")))
+                        cells = " | ".join(format_value(cvals(ds, size, case, m, k), d, m in det)
+                                           for k, _, d in METRICS)
+                        out.append(f"| {ds} | {size} | {case} | {labels.get(m, m)} | {n} | {cells} |")
+                    for a, b in COMPARISONS:
+                        for key, _, _ in METRICS[:2]:
+                            va, vb = cvals(ds, size, case, a, key), cvals(ds, size, case, b, key)
+                            if va and vb:
+                                case_verdicts.append((ds, size, case, f"{a} - {b}", key,
+                                                      compare(va, vb, a in det, b in det)))
+    verdicts = verdicts + case_verdicts
     if verdicts:
         out += ["", "### Differences against the seed spread", "",
                 "Rule: a difference counts only if `|mean_A - mean_B| > std_A + std_B` over seeds (the mean ± std "
@@ -123,9 +173,11 @@ def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             d = decimals[key]
             out.append(f"| {ds} | {size} | {fam} | {pair} | {titles[key]} | {c['diff']:+.{d}f} | {c['spread']:.{d}f} "
                        f"| {_verdict(c)} |")
-        out += ["", "**Conclusions (only where the difference exceeds the seed spread).**"]
+        out += ["", "**Conclusions (only where the difference exceeds the seed spread).**" + (
+            " Counted over the seed's three cases (the per-family rows above give the detail)." if case_verdicts
+            else "")]
         for a, b in COMPARISONS:
-            sel = [v for v in verdicts if v[3] == f"{a} - {b}" and v[4] == "psnr_hole"]
+            sel = [v for v in (case_verdicts or verdicts) if v[3] == f"{a} - {b}" and v[4] == "psnr_hole"]
             if not sel:
                 continue
             known = [v for v in sel if v[5]["exceeds"] is not None]

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "inpainting"))
 
-from experiment_report import compare, format_value, mean_std, render  # noqa: E402
+from experiment_report import CASES, case_records, compare, format_value, mean_std, render  # noqa: E402
 from markdown_sections import read_section, replace_section, write_section  # noqa: E402
 
 
@@ -73,6 +73,29 @@ def test_render_tables_and_verdicts():
     assert ("LaMa vs plain (hole PSNR): the difference exceeds the seed spread in all 1 cells (1 in favour of LaMa)"
             in md)
     assert "nothing to report" in render([], {"title": "T"})
+
+
+def test_seed_cases_average_their_families_and_carry_the_conclusions():
+    from torchworks.inpainting.evaluate import PRESETS
+
+    assert {k: tuple(v) for k, v in PRESETS.items()} == CASES
+    rows = []
+    for seed in (0, 1, 2):
+        for method, base in (("lama", 20.0), ("relama", 21.0)):
+            for fam, shift in (("thin", 4.0), ("medium", 1.0), ("box", 0.0), ("thick", -1.0)):  # no centre hole
+                rows.append({"dataset": "faces", "method": method, "seed": seed, "size": 64, "family": fam,
+                             "area": 0.1 if fam == "box" else 0.3, "psnr_hole": base + shift + 0.1 * seed,
+                             "ssim": 0.8, "l1_hole": 0.1})
+    cases = {(r["method"], r["seed"], r["family"]): r for r in case_records(rows)}
+    assert set(f for _, _, f in cases) == {"scratches", "region"}  # "large" needs the centre hole too
+    # region = mean(medium, box): lama seed 2 -> (21.2 + 20.2) / 2 = 20.7, area (0.3 + 0.1) / 2 = 0.2
+    assert cases[("lama", 2, "region")]["psnr_hole"] == pytest.approx(20.7)
+    assert cases[("lama", 2, "region")]["area"] == pytest.approx(0.2)
+    md = render(rows, {"title": "T", "train_size": 64, "labels": {"lama": "LaMa", "relama": "ReLaMa"}})
+    assert "### The seed project's three cases" in md
+    assert "| faces | 64 | region | ReLaMa | 3 | 21.60 ± 0.10 |" in md
+    # per case: relama - lama = +1.0 > 0.2 in both cases -> the conclusion counts the 2 case cells, not 4 families
+    assert "ReLaMa vs LaMa (hole PSNR): the difference exceeds the seed spread in all 2 cells (2 in favour" in md
 
 
 def test_sections_replace_only_their_own_text(tmp_path):
