@@ -102,7 +102,7 @@ CARD = """# {stem}: {name} trained on 64 px CelebA-HQ faces (CPU, 1 thread)
   (`lama_discriminator_tiny`), Adam G 1e-3 / D 1e-4, batch 8. Deviations: **hole L1 x10** (LaMa: 0) for the short
   budget; **no perceptual term** (LaMa's HRF ADE20k ResNet50 weights are unobtainable; the shipped lama_tiny was
   trained before the EfficientNet-Lite0 substitute in `losses.py` was installed, and the pair keeps one recipe).
-- **Training**: {step} steps (checkpoint `{ckpt}`), wall time {wall} on a shared 2-core CPU (load ~12), 1 thread.
+- **Training**: {step} steps (checkpoint `{ckpt}`), wall time {wall} on a shared 2-core CPU, 1 thread.
 - **Evaluation**: the {holdout} held-out faces, fixed masks (`MASKS` thin/medium/thick_256 drawn at 256 px with stream
   `(1234, i, 1)`, resized), metrics on the composite: hole PSNR (dB), hole L1, SSIM of the whole image. At 128 px
   the model runs at twice its training size (resolution transfer). Telea radius 3 (OpenCV) on the same inputs.

@@ -23,7 +23,7 @@ def random_weights(tmp_path, monkeypatch):
 
 def test_learned_inpainter_matches_its_generator(random_weights):
     method = learned.load_learned("lama")  # the alias resolves to lama_tiny
-    assert method.pad_mod == 8 and method.working_size == 256 and method.default_feather
+    assert method.pad_mod == 8 and method.working_size == 64 and method.default_feather  # its training size
     image, mask = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
     mask[..., 8:16, 8:24] = 1
     expected = random_weights.eval()(torch.cat([image * (1 - mask), mask], 1)).clamp(0, 1)
@@ -44,12 +44,14 @@ def test_missing_weights_name_the_file(tmp_path, monkeypatch):
         learned.load_learned("lama_tiny")
 
 
-@pytest.mark.skipif(not (learned.PRETRAINED_DIR / learned.SHIPPED["lama_tiny"]["file"]).is_file(),
-                    reason="no shipped lama_tiny weights")
-def test_shipped_weights_are_registered(photo, hole):
-    assert INPAINTERS.meta("lama_tiny")["kind"] == "learned" and "lama" in INPAINTERS.names()
-    out = inpaint(photo, hole, method="lama_tiny")
+@pytest.mark.parametrize("name,alias", [("lama_tiny", "lama"), ("relama_tiny", "relama")])
+def test_shipped_weights_are_registered(photo, hole, name, alias):
+    assert (learned.PRETRAINED_DIR / learned.SHIPPED[name]["file"]).is_file()  # both ship inside the package
+    assert (learned.PRETRAINED_DIR / learned.SHIPPED[name]["file"]).with_suffix(".md").is_file()  # model card
+    assert INPAINTERS.meta(name)["kind"] == "learned" and alias in INPAINTERS.names()
+    out = inpaint(photo, hole, method=alias)
     assert out.shape == photo.shape and (out != photo).any()
+    np.testing.assert_array_equal(out, inpaint(photo, hole, method=name))  # the alias is that model
 
 
 def test_relama_alias_loads_the_cbam_generator_and_rejects_a_lama_file(tmp_path, monkeypatch):

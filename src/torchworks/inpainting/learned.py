@@ -29,7 +29,14 @@ SHIPPED: dict[str, dict[str, Any]] = {
     "lama_tiny": {"file": "lama_tiny_faces64.safetensors", "model": "lama_tiny", "train_size": 64},
     "relama_tiny": {"file": "relama_tiny_faces64.safetensors", "model": "relama_tiny", "train_size": 64},
 }
-"""Method name -> weights file (in :data:`PRETRAINED_DIR`), registered model name, training crop size."""
+"""Method name -> weights file (in :data:`PRETRAINED_DIR`), registered model name, training crop size.
+
+The pipeline runs each model at its training size (``working_size`` = ``train_size``). Measured on the 8 held-out
+faces at 256 px (hole PSNR, dB, thin / medium / thick masks), filling at 64 / 128 / 256 px: lama_tiny 16.75 /
+14.62 / 14.56, 18.05 / 13.85 / 12.86, 17.59 / 12.36 / 11.83; relama_tiny 16.61 / 15.16 / 14.68, 17.25 / 13.29 /
+13.25, 15.87 / 9.84 / 11.79. These tiny models (1,800 CPU steps) do not transfer to 4x their training size the
+way the paper's LaMa does: at 256 px a periodic grid fills large holes.
+"""
 
 ALIASES: dict[str, str] = {"lama": "lama_tiny", "relama": "relama_tiny"}
 """Generic names pointing at the best shipped model of a family (registered only when its weights file ships)."""
@@ -42,8 +49,9 @@ class LearnedInpainter(Inpainter):
         model: the generator, (B, 4, H, W) -> (B, 3, H, W).
         name: registry name.
         pad_mod: the input side must be a multiple of this (``2 ** n_downsampling``).
-        working_size: longest side the pipeline hands over; larger crops are downscaled for the fill. LaMa-type
-            models transfer to a few times their training size, so it is 4x the training crop.
+        working_size: longest side the pipeline hands over; larger crops are downscaled for the fill and the
+            fill is upscaled back. The shipped tiny models use their training size: run at 4x it they leave a
+            periodic grid in large holes (see :data:`SHIPPED`).
     """
 
     # Learned fills leave colour fringes on tight masks (lama #311/#320): grow the hole and feather the seam.
@@ -84,7 +92,8 @@ def load_learned(name: str, weights: str | os.PathLike[str] | None = None) -> Le
     entry = SHIPPED[key]
     model = load_model(weights if weights is not None else weights_file(name), expect=entry["model"])
     pad = 2 ** int(getattr(model, "n_downsampling", 3))
-    return LearnedInpainter(model, name, pad_mod=max(pad, 8), working_size=4 * entry["train_size"])
+    return LearnedInpainter(model, name, pad_mod=max(pad, 8), working_size=entry.get("working_size",
+                                                                                     entry["train_size"]))
 
 
 def _factory(name: str):
