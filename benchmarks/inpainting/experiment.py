@@ -44,9 +44,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import subprocess
 import sys
 import time
+import traceback
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,9 @@ from experiment_timing import calibrate, estimate  # noqa: E402
 from markdown_sections import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "results" / "inpainting.md"
+# One token per invocation, shared with its --workers helpers: a job that failed in this run is not retried by
+# them (a later run retries it).
+RUN_TOKEN = os.environ.setdefault("TW_EXPERIMENT_RUN", uuid.uuid4().hex[:12])
 RESULTS = HERE / "results"
 
 
@@ -319,6 +325,9 @@ def run_queue(p: Preset, state: State, queue: list[dict[str, Any]], results: Pat
                 print(f"budget: {spent / 60:.1f} of {budget_minutes} min used; {job['id']} needs about "
                       f"{est / 60:.1f} min more: stopping (rerun to continue)")
                 break
+        if state.data["jobs"].get(job["id"], {}).get("run") == RUN_TOKEN:
+            print(f"skip (failed earlier in this run): {job['id']}")
+            continue
         if not state.claim(job["id"], started=datetime.datetime.now().isoformat(timespec="seconds")):
             print(f"skip (another worker runs it): {job['id']}")
             continue
@@ -326,9 +335,13 @@ def run_queue(p: Preset, state: State, queue: list[dict[str, Any]], results: Pat
         t0 = time.perf_counter()
         try:
             result = run_job(job, p, state, results, threads)
+        except Exception as e:  # recorded; the queue goes on (workers of this run do not retry it, a rerun does)
+            state.mark(job["id"], status="failed", error=f"{type(e).__name__}: {e}"[:500], run=RUN_TOKEN)
+            traceback.print_exc()
+            print(f"failed: {job['id']} (recorded; continuing with the queue)", flush=True)
+            continue
         except BaseException as e:
-            state.mark(job["id"], status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
-                       error=f"{type(e).__name__}: {e}"[:500])
+            state.mark(job["id"], status="interrupted", error=f"{type(e).__name__}: {e}"[:500])
             raise
         state.mark(job["id"], status="done", seconds=time.perf_counter() - t0, result=result,
                    finished=datetime.datetime.now().isoformat(timespec="seconds"))
@@ -386,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                 state.set_calibration(m, None)
         dry_run(p, state, queue, results, args.threads, calibrate_missing=not args.no_calibrate)
         return 0
+    codes: list[int] = []
+    failed: list[str] = []
     if not args.report_only:
         if args.workers < 1:
             raise SystemExit(f"--workers must be >= 1, got {args.workers}")
@@ -399,9 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         state.refresh()
         if any(codes):
             print(f"worker exit codes: {codes}", file=sys.stderr)
+        failed = [k for k, j in state.data["jobs"].items() if j.get("status") == "failed" and j.get("run") == RUN_TOKEN]
+        if failed:
+            print(f"failed jobs (see their errors in the state file): {', '.join(failed)}", file=sys.stderr)
     if not args.no_report:
         write_report(p, state, queue, results, doc)
-    return 0
+    return 1 if not args.report_only and (any(codes) or failed) else 0
 
 
 if __name__ == "__main__":

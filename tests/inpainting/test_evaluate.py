@@ -109,3 +109,26 @@ def test_fid_kid_sets_with_a_feature_model(folder):
     assert set(res.sets) == {("center", "mean"), ("center", "telea")}
     assert all(np.isfinite(v["fid"]) and v["fid"] >= -1e-6 for v in res.sets.values())
     assert "FID-Lite0" in summary_tables(res.rows, res.sets)
+
+
+def test_small_sizes_draw_masks_at_256_and_resize():
+    """Below 256 px a family's mask is its 256-px mask area-resized: the geometry (hole area) is kept, and thick
+    strokes drawn directly at 64 px (which cover over half the image and are redrawn until LaMa's 0.5 cap gives
+    up) never occur. Hand check: the 64-px mask is the 4x4 block-mean of the 256-px one, thresholded at 0.5."""
+    import torch
+    import torch.nn.functional as F
+
+    from torchworks.inpainting.evaluate import draw_mask, mask_generator
+
+    for fam in ("thin", "medium", "thick", "box", "center"):
+        gen = mask_generator(fam, 64)
+        for i in range(40):
+            big = gen(256, 256, seed=(0, i))
+            small = draw_mask(gen, 64, (0, i))
+            expected = (F.avg_pool2d(big[None], 4) >= 0.5).float()[0]
+            if expected.any():
+                assert torch.equal(small, expected), (fam, i)
+            assert small.shape == (1, 64, 64) and small.any()
+            assert abs(small.mean().item() - big.mean().item()) < 0.08, (fam, i)
+    at_256 = draw_mask(mask_generator("thick", 256), 256, (0, 3))
+    assert torch.equal(at_256, mask_generator("thick", 256)(256, 256, seed=(0, 3)))  # unchanged from 256 px up

@@ -73,3 +73,28 @@ def test_worker_skips_claimed_jobs_and_grid_waits_for_every_training_run(tmp_pat
 def test_helper_processes_get_the_arguments_without_workers():
     argv = ["--budget-minutes", "30", "--workers", "2", "--seeds", "0", "--workers=3"]
     assert exp._without_workers(argv) == ["--budget-minutes", "30", "--seeds", "0"]
+
+
+def test_a_failing_job_is_recorded_and_the_queue_goes_on(tmp_path, monkeypatch):
+    queue = build_queue(TINY, datasets=["faces"], models=["lama"], seeds=[0, 1])
+    state = exp.State(tmp_path / "s.json", TINY)
+    calls: list[str] = []
+
+    def run_job(job, p, st, results, threads):
+        calls.append(job["id"])
+        if job["id"] == "train/faces-lama-s0":
+            raise ValueError("no mask with 0 < area <= 0.5")
+        return {"checkpoint": "c.ckpt", "sec_per_step": 0.5, "step": p.steps, "resumed_from": 0}
+
+    monkeypatch.setattr(exp, "run_job", run_job)
+    ran = exp.run_queue(TINY, state, queue, tmp_path, threads=1)
+    # its evaluation waits, the next seed runs; the grid waits for the failed training run
+    assert calls == ["classical/faces", "train/faces-lama-s0", "train/faces-lama-s1", "eval/faces-lama-s1"]
+    assert "train/faces-lama-s0" not in ran
+    job = json.loads((tmp_path / "s.json").read_text())["jobs"]["train/faces-lama-s0"]
+    assert job["status"] == "failed" and "no mask" in job["error"] and job["run"] == exp.RUN_TOKEN
+    exp.run_queue(TINY, state, queue, tmp_path, threads=1)  # same run: not retried
+    assert calls.count("train/faces-lama-s0") == 1
+    monkeypatch.setattr(exp, "RUN_TOKEN", "a-later-run")
+    exp.run_queue(TINY, state, queue, tmp_path, threads=1)  # a later run retries it
+    assert calls.count("train/faces-lama-s0") == 2

@@ -115,7 +115,8 @@ def inpainting(ctx: DemoContext, res: SectionResult) -> None:
     from torchworks.data.images import write_image
     from torchworks.inpainting import MissingExtraError, inpaint, metrics
     from torchworks.inpainting.learned import ALIASES
-    from torchworks.inpainting.task import load_photo, scaled_mask
+    from torchworks.data.masks import scaled_mask
+    from torchworks.inpainting.task import load_photo
 
     out = shown(ctx.final_out)
     res.commands.append(demo_command(ctx, "inpainting"))

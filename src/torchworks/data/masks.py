@@ -276,3 +276,18 @@ def _center(area_ratio: float = 0.25) -> MaskGenerator:
 
 _make_preset("outpainting", [("outpainting", 1.0, {})], None,
              "LaMa's outpainting bands: each side with p=0.5, 4-25 % of the side.")
+
+
+def scaled_mask(gen: Any, size: int, mask_size: int, seed: int | Sequence[int]) -> torch.Tensor:
+    """A (1, size, size) {0, 1} mask drawn at ``mask_size`` px and area-resized (>= 0.5 is hole); never empty.
+
+    LaMa's mask sets are specified in pixels at 256 px; drawing there and resizing keeps their geometry (stroke
+    widths, hole areas) at smaller sizes, where drawing directly gives strokes too wide for the image.
+    """
+    m = gen(mask_size, mask_size, seed=seed)[None]
+    if mask_size != size:
+        m = (torch.nn.functional.interpolate(m, size=(size, size), mode="area") >= 0.5).float()
+    if not m.any():  # a thin mask can vanish when shrunk: fall back to a centre square
+        q = size // 4
+        m[..., q:size - q, q:size - q] = 1.0
+    return m[0]

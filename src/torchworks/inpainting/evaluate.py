@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from torchworks.core.registry import MASKS
-from torchworks.data.masks import MaskGenerator
+from torchworks.data.masks import MaskGenerator, scaled_mask
 from torchworks.inpainting import metrics as M
 from torchworks.inpainting.api import get_inpainter, inpaint
 from torchworks.inpainting.fid import extract_features, frechet_distance, kernel_inception_distance
@@ -70,6 +70,19 @@ def mask_generator(family: str, size: int) -> MaskGenerator:
         raise ValueError(f"unknown mask family {family!r}; known: {', '.join(FAMILIES)} or presets "
                          f"{', '.join(PRESETS)}")
     return MASKS.build(family)
+
+
+MASK_BASE = 256
+"""Masks for evaluation sizes below this are drawn at it and area-resized (LaMa's sets are defined in pixels at
+256 px: drawn directly at 64 px, thick strokes would cover most of the image)."""
+
+
+def draw_mask(gen: MaskGenerator, size: int, seed: tuple[int, ...]) -> torch.Tensor:
+    """Mask ``seed`` of a family at ``size`` px, (1, size, size) {0, 1}: drawn at ``size``, or below
+    :data:`MASK_BASE` drawn there and area-resized (never empty)."""
+    if size >= MASK_BASE:
+        return gen(size, size, seed=seed)
+    return scaled_mask(gen, size, MASK_BASE, seed)
 
 
 def expand_families(names: Iterable[str]) -> list[str]:
@@ -173,7 +186,7 @@ def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Seq
         for kind, (model, fn) in extractors.items():
             feats[kind].setdefault("original", []).append(fn(model, img))
         for fam in fams:
-            mask = gens[fam](size, size, seed=(seed, i))[None]
+            mask = draw_mask(gens[fam], size, (seed, i))[None]
             outs = []
             for name, inp in inpainters.items():
                 t0 = time.perf_counter()

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from torchworks.core.checkpoint import build_model
 from torchworks.core.registry import MASKS, TASKS
+from torchworks.data.masks import scaled_mask
 from torchworks.engine.task import Task
 from torchworks.inpainting import losses as L
 from torchworks.inpainting import metrics
@@ -68,17 +69,6 @@ def load_photo(path: Path, size: int) -> np.ndarray:
     s = min(h, w)
     img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def scaled_mask(gen: Any, size: int, mask_size: int, seed: tuple[int, ...]) -> torch.Tensor:
-    """A (1, size, size) {0, 1} mask drawn at ``mask_size`` px and area-resized (>= 0.5 is hole); never empty."""
-    m = gen(mask_size, mask_size, seed=seed)[None]
-    if mask_size != size:
-        m = (F.interpolate(m, size=(size, size), mode="area") >= 0.5).float()
-    if not m.any():  # a thin mask can vanish when shrunk: fall back to a centre square
-        q = size // 4
-        m[..., q:size - q, q:size - q] = 1.0
-    return m[0]
 
 
 class PhotoCrops(Dataset):
