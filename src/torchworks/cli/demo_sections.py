@@ -113,9 +113,9 @@ def inpainting(ctx: DemoContext, res: SectionResult) -> None:
 
     from torchworks.core.registry import INPAINTERS, MASKS
     from torchworks.data.images import write_image
+    from torchworks.data.masks import scaled_mask
     from torchworks.inpainting import MissingExtraError, inpaint, metrics
     from torchworks.inpainting.learned import ALIASES
-    from torchworks.data.masks import scaled_mask
     from torchworks.inpainting.task import load_photo
 
     out = shown(ctx.final_out)
