@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import torchworks.transformer.bert_data as bd
 import torchworks.transformer.bert_finetune as bf
 import torchworks.transformer.bert_task as bt
 from torchworks.core.checkpoint import load_checkpoint
@@ -105,6 +106,27 @@ def test_resume_gives_identical_losses(corpus, tmp_path):
     assert [a[s] for s in range(5, 9)] == [b[s] for s in range(5, 9)]
 
 
+def test_resume_and_evaluate_reuse_a_vocabulary_learned_at_start_up(corpus, tmp_path, monkeypatch):
+    # `vocab: train` learns WordPiece with `tokenizers`, whose tie-breaking differs between processes; simulate a
+    # new process by learning a different vocabulary the second time: resume and evaluate must take the
+    # checkpoint's vocabulary, not relearn one.
+    task = _pretrain(corpus, 4, vocab="train", vocab_size=60)
+    first = train(_run(task, 2, tmp_path / "run", eval_every=0))
+    learned = first.task.tokenizer.vocab
+
+    def other_vocabulary(sentences, vocab_size=8000, min_frequency=2):
+        return bd.WordPieceTokenizer.from_file(corpus[1], max_length=None, padding=None)
+
+    monkeypatch.setattr(bd, "train_wordpiece", other_vocabulary)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    resumed = train(_run(task, 4, tmp_path / "run", eval_every=0), resume=ckpt)
+    assert resumed.step == 4 and resumed.task.tokenizer.vocab == learned != other_vocabulary([]).vocab
+    assert evaluate(None, ckpt, split="val")["val/mlm_acc"] >= 0
+    with pytest.raises(CheckpointError, match="vocabulary differs"):  # a fresh build cannot load those weights
+        bt.BertPretrainTask(bt.BertPretrainConfig(**{k: v for k, v in task.items() if k != "name"}),
+                            ).load_state_dict(load_checkpoint(ckpt)["task"])
+
+
 def _tag_cfg(wiki: Path, ckpt: Path, steps: int) -> dict:
     return {"name": "bert_tag", "init_from": str(ckpt), "text_files": [str(wiki)], "val_fraction": 0.2,
             "test_fraction": 0.2, "max_len": 32, "lr": 0.005, "warmup_steps": 5, "decay_steps": steps}
@@ -182,13 +204,16 @@ def test_user_errors(corpus, tmp_path):
                                         val_fraction=0.2, test_fraction=0.2))
 
 
+DE_WORDS = ["hund", "katze", "mann", "frau", "baum", "haus", "vogel", "auto"]
+EN_WORDS = ["dog", "cat", "man", "woman", "tree", "house", "bird", "car"]
+
+
 def _parallel(root: Path, lines: int = 120) -> Path:
     # A toy parallel corpus: German line i is one word of an 8-word dictionary and English line i its
     # translation; a pair is a translation iff the words correspond, which only relating the segments can tell.
     import random
 
-    de = ["hund", "katze", "mann", "frau", "baum", "haus", "vogel", "auto"]
-    en = ["dog", "cat", "man", "woman", "tree", "house", "bird", "car"]
+    de, en = DE_WORDS, EN_WORDS
     rng = random.Random(0)
     (root / "raw").mkdir(parents=True)
     for split, count in (("train", lines), ("val", 40), ("test_2016_flickr", 40)):
@@ -197,6 +222,14 @@ def _parallel(root: Path, lines: int = 120) -> Path:
             with gzip.open(root / "raw" / f"{split}.{lang}.gz", "wt", encoding="utf-8") as fh:
                 fh.write("\n".join(words[i] for i in idx) + "\n")
     return root
+
+
+def _dictionary_vocab(folder: Path) -> Path:
+    # A fixed vocabulary: `vocab: train` on so small a corpus learns different pieces in each process
+    # (`tokenizers` breaks ties between equally frequent merges in hash order), which made this test flaky.
+    path = folder / "dictionary_vocab.txt"
+    path.write_text("\n".join(bt.SPECIAL_TOKENS + tuple(DE_WORDS + EN_WORDS)) + "\n", encoding="utf-8")
+    return path
 
 
 def test_translation_pairs_are_balanced_and_never_self_paired(tmp_path):
@@ -234,12 +267,12 @@ def test_overlap_threshold_baseline_by_hand():
 def test_translation_pair_classification_learns_the_dictionary(tmp_path):
     root = _parallel(tmp_path / "par")
     cfg = {"name": "bert_classify", "kind": "translation_pair", "data_root": str(root), "languages": ["de", "en"],
-           "train_pairs": 120, "vocab": "train", "vocab_size": 60, "model_args": TINY_BERT, "max_len": 12,
-           "lr": 0.003, "warmup_steps": 5, "decay_steps": 400}
-    res = train(_run(cfg, 400, tmp_path / "pair", batch_size=32))
+           "train_pairs": 120, "vocab": str(_dictionary_vocab(tmp_path)), "model_args": TINY_BERT, "max_len": 12,
+           "lr": 0.001, "warmup_steps": 5, "decay_steps": 600}
+    res = train(_run(cfg, 600, tmp_path / "pair", batch_size=32))
     pairs, labels = res.task.data["test"]
     baseline = bf.OverlapThreshold().fit(*res.task.data["train"]).predict(pairs)
     base_acc = sum(p == y for p, y in zip(baseline, labels, strict=True)) / len(labels)
     acc = sum(p == y for p, y in zip(res.task.predict("test"), labels, strict=True)) / len(labels)
     # Only "mann"/"man" share spelling: the overlap rule is near chance, the pair model learns the dictionary.
-    assert base_acc < 0.7 and acc > 0.8  # 0.8625 with this seed (deterministic on one thread)
+    assert base_acc < 0.7 and acc > 0.8  # 0.9125 with this seed (deterministic on one thread); seeds 1-3: 0.875-0.9

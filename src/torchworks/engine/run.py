@@ -67,6 +67,8 @@ def train(config: ConfigSource, overrides: Iterable[str] = (), resume: str | os.
 
     run_cfg, task_cfg = _load(config, overrides, out_dir, data_dir, trainer_overrides)
     trainer = Trainer(run_cfg.trainer, seed=run_cfg.seed, run_config=to_dict(run_cfg))  # seeds before build
+    if resume is not None and hasattr(task_cfg, "for_checkpoint"):  # e.g. a vocabulary learned at start-up
+        task_cfg = task_cfg.for_checkpoint(resume)
     task = build_task(run_cfg, task_cfg)
     return trainer.fit(task, run_cfg.out_dir, resume=resume, overwrite=overwrite)
 
@@ -100,6 +102,8 @@ def evaluate(config: ConfigSource | None, ckpt: str | os.PathLike[str], override
             raise CheckpointError(f"{ckpt} holds no run config; pass the config file it was trained with")
     run_cfg, task_cfg = _load(config, overrides, None, data_dir, trainer_overrides)
     trainer = Trainer(run_cfg.trainer, seed=run_cfg.seed, run_config=to_dict(run_cfg))
+    if hasattr(task_cfg, "for_checkpoint"):
+        task_cfg = task_cfg.for_checkpoint(ckpt)
     task = build_task(run_cfg, task_cfg)
     load_weights(task, state["task"], source=str(ckpt))
     if split is None:

@@ -34,6 +34,8 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,14 @@ class _Optim:
     decay_steps: int = 1000
     weight_decay: float = 0.01
 
+    def for_checkpoint(self, ckpt: str | os.PathLike[str]) -> _Optim:
+        """This config as it rebuilds the run saved in ``ckpt`` (``train(resume=...)``, ``evaluate``): a vocabulary
+        learned at start-up (``vocab: train``) is read from the checkpoint instead, since ``tokenizers`` breaks ties
+        between equally frequent merges differently in every process."""
+        if getattr(self, "vocab", None) == "train":
+            return dataclasses.replace(self, vocab=str(ckpt))  # type: ignore[type-var]
+        return self
+
 
 class _BertTask(Task):
     cfg: Any
@@ -117,7 +127,8 @@ class _BertTask(Task):
         if key in state_dict and not torch.equal(state_dict[key], self.tokenizer_json):
             raise CheckpointError("the checkpoint's WordPiece vocabulary differs from the one this config builds "
                                   "(`tokenizers` breaks ties between equally frequent merges differently from run "
-                                  "to run); rebuild with --set task.vocab=<that checkpoint>")
+                                  "to run); rebuild with --set task.vocab=<that checkpoint> (train --resume and "
+                                  "evaluate do this themselves)")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
