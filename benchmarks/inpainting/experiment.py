@@ -132,7 +132,7 @@ def run_job(job: dict[str, Any], p: Preset, state: State, results: Path, threads
     if job["kind"] == "classical":
         return evaluate_methods(list(p.classical), test_images(spec), p, None, p.eval_sizes)
     if job["kind"] == "grid":
-        return make_grid(job, p, state, results)
+        return make_grid(job, p, state, results, threads)
     rid = run_id(job["dataset"], job["model"], job["seed"])
     out = run_dir(results, p, rid)
     if job["kind"] == "train":
@@ -172,22 +172,33 @@ def train_run(p: Preset, job: dict[str, Any], out: Path, threads: int) -> dict[s
             "final": {k: float(v) for k, v in res.metrics.items() if isinstance(v, int | float)}}
 
 
-def make_grid(job: dict[str, Any], p: Preset, state: State, results: Path) -> dict[str, Any]:
+def make_grid(job: dict[str, Any], p: Preset, state: State, results: Path, threads: int) -> dict[str, Any]:
     """One comparison grid per data set at the first evaluation size: seed-``job['seed']`` models next to the
-    classical methods."""
+    classical methods. Checkpoints are not committed, so on a fresh checkout a missing one is retrained first
+    (same recipe and seed; the tables keep the original run's numbers)."""
     from torchworks.inpainting.evaluate import evaluate, write_results
 
     methods: list[Any] = list(p.classical)
+    retrained = []
     for m in p.generators:
-        r = state.result(f"train/{run_id(job['dataset'], m, job['seed'])}")
-        if r:
-            methods.append(learned_inpainter(results / r["checkpoint"], m))
+        rid = run_id(job["dataset"], m, job["seed"])
+        r = state.result(f"train/{rid}")
+        if not r:
+            continue
+        ckpt = results / r["checkpoint"]
+        if not ckpt.exists():
+            print(f"grid: {ckpt} is missing: retraining {rid} with its recipe and seed", flush=True)
+            run = {"dataset": job["dataset"], "model": m, "seed": job["seed"]}
+            ckpt = Path(train_run(p, run, run_dir(results, p, rid), threads)["checkpoint"])
+            retrained.append(rid)
+        methods.append(learned_inpainter(ckpt, m))
     images = test_images(p.datasets[job["dataset"]])[: p.grid_images]
     ev = evaluate(methods, images, list(p.families), size=p.eval_sizes[0], seed=0, grid_images=p.grid_images)
     out = results / "runs" / p.name / f"grid_{job['dataset']}"
     paths = write_results(ev, out)
     order = [m if isinstance(m, str) else m.name for m in methods]
-    return {"grid": str(paths.get("grid")), "columns": ["original", "masked", *order]}
+    return {"grid": _relative(Path(paths["grid"]), results) if paths.get("grid") else None,
+            "columns": ["original", "masked", *order], "seed": job["seed"], "retrained": retrained}
 
 
 def records(state: State, families: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -237,9 +248,9 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
              "are drawn at 256 px and area-resized), at the training size and, for resolution transfer, "
              "larger, where the model runs at the full size; no "
              "dilation or feathering for any method; metrics on the composite (hole PSNR, SSIM of the whole image, "
-             "hole L1). Per-image rows: `benchmarks/inpainting/results/runs/`; image grids (seed 0 models next to "
-             "the classical fills; not committed: research-only image licences) in the same folder. Produced by "
-             f"`python benchmarks/inpainting/experiment.py{' --tiny' if p.name == 'tiny' else ''}`.")
+             "hole L1). Per-image rows: `benchmarks/inpainting/results/runs/`; image grids (the last seed's models "
+             "next to the classical fills; not committed: research-only image licences) in the same folder. "
+             f"Produced by `python benchmarks/inpainting/experiment.py{' --tiny' if p.name == 'tiny' else ''}`.")
     status = (f"Status ({datetime.date.today()}): {n_done} of {len(queue)} queued jobs finished; {left}. "
               f"Plan `{p.name}` (hash {state.hash}).")
     return {"title": "Experiment: LaMa vs ReLaMa vs plain-conv at equal parameter budget", "status": status,

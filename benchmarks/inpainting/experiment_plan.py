@@ -123,7 +123,8 @@ def build_queue(p: Preset, datasets: list[str] | None = None, models: list[str] 
                 rid = run_id(d, m, s)
                 jobs.append({"id": f"train/{rid}", "kind": "train", "dataset": d, "model": m, "seed": s})
                 jobs.append({"id": f"eval/{rid}", "kind": "eval", "dataset": d, "model": m, "seed": s})
-    jobs += [{"id": f"grid/{d}", "kind": "grid", "dataset": d, "seed": ss[0]} for d in ds if ss and ms]
+    # grids show the last seed: its checkpoints are the ones most likely still on disk (they are not committed)
+    jobs += [{"id": f"grid/{d}", "kind": "grid", "dataset": d, "seed": ss[-1]} for d in ds if ss and ms]
     return jobs
 
 

@@ -47,6 +47,7 @@ def test_queue_order_and_filters():
     full = build_queue(TINY)
     assert len(full) == 2 + 2 * 2 * 4 * 2 + 2  # classical + (train, eval) x data x models x seeds + grids
     assert [j["seed"] for j in full if j["kind"] == "train"][:8] == [0] * 8  # seed 0 of everything first
+    assert [j["seed"] for j in full if j["kind"] == "grid"] == [TINY.seeds[-1]] * 2  # the latest checkpoints
 
 
 def test_interrupted_queue_records_done_jobs_and_resumes_where_it_stopped(tmp_path, monkeypatch):
@@ -117,6 +118,7 @@ def test_tiny_run_resumes_an_interrupted_training_from_its_checkpoint(tmp_path):
     """Real engine runs: a run stopped at step 2 (its last.ckpt) is resumed, not restarted, by the queue."""
     import torchworks.inpainting.nets  # noqa: F401
     import torchworks.inpainting.task  # noqa: F401
+    from torchworks.core.checkpoint import load_checkpoint
     from torchworks.engine.run import train
 
     out = exp.run_dir(tmp_path, TINY, "faces-lama-s0")
@@ -132,3 +134,9 @@ def test_tiny_run_resumes_an_interrupted_training_from_its_checkpoint(tmp_path):
     assert set(ev) == {"128", "256"} and set(ev["128"]) == {"thin", "box"} and ev["128"]["thin"]["n"] == 2
     assert state.result("grid/faces")["columns"] == ["original", "masked", "telea", "lama"]
     assert exp.run_queue(TINY, state, queue, tmp_path, threads=1) == []
+    # A fresh checkout has the state file but not the checkpoints: the grid retrains its run, same step count.
+    (tmp_path / train_res["checkpoint"]).unlink()
+    state.mark("grid/faces", status="failed")
+    assert exp.run_queue(TINY, state, queue, tmp_path, threads=1) == ["grid/faces"]
+    assert state.result("grid/faces")["retrained"] == ["faces-lama-s0"]
+    assert load_checkpoint(tmp_path / train_res["checkpoint"])["step"] == TINY.steps

@@ -88,8 +88,9 @@ def test_a_failing_job_is_recorded_and_the_queue_goes_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(exp, "run_job", run_job)
     ran = exp.run_queue(TINY, state, queue, tmp_path, threads=1)
-    # its evaluation waits, the next seed runs; the grid waits for the failed training run
-    assert calls == ["classical/faces", "train/faces-lama-s0", "train/faces-lama-s1", "eval/faces-lama-s1"]
+    # its evaluation waits, the next seed runs, and so does the grid (it shows the last seed's models)
+    assert calls == ["classical/faces", "train/faces-lama-s0", "train/faces-lama-s1", "eval/faces-lama-s1",
+                     "grid/faces"]
     assert "train/faces-lama-s0" not in ran
     job = json.loads((tmp_path / "s.json").read_text())["jobs"]["train/faces-lama-s0"]
     assert job["status"] == "failed" and "no mask" in job["error"] and job["run"] == exp.RUN_TOKEN
