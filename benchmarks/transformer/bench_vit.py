@@ -9,6 +9,10 @@ of the two ViTs for a few test images, and rewrites only its own section of ``do
     python benchmarks/transformer/bench_vit.py --train  # train the four runs first (one after another, 1 thread)
     python benchmarks/transformer/bench_vit.py --ship   # also export the ViTs to src/torchworks/transformer/pretrained/
 
+Each evaluated run's row is kept in ``benchmarks/transformer/results/vit_runs.json`` (committed; checkpoints under
+``runs/`` are not), so a run whose checkpoint is gone keeps its row in the table, and the rollout figure then uses
+the shipped ViT if one was exported from that run.
+
 CPU time, in order of preference: the engine's own count in the checkpoint (``timing``, summed over resumes),
 when it covers every step; else the GNU time reports (``<name>.time``, ``<name>.part*.time``, summed). When a
 process was killed its report is lost: ``<name>.steps`` then states how many steps the surviving reports cover,
@@ -37,6 +41,36 @@ START, END = "<!-- vit:start -->", "<!-- vit:end -->"
 RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "Fashion-MNIST", None),
         ("vit_cifar10", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", "CNN", "CIFAR-10", None)]
 TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
+STORE = ROOT / "benchmarks" / "transformer" / "results" / "vit_runs.json"
+SHIPPED = {"vit_fashion": "fashion_mnist", "vit_cifar10": "cifar10"}  # run -> data slug of the shipped model
+
+
+def load_store() -> dict[str, dict]:
+    import json
+
+    return json.loads(STORE.read_text()) if STORE.is_file() else {}
+
+
+def save_store(rows: dict[str, dict]) -> None:
+    import json
+
+    keep = {name: {k: (str(v.relative_to(ROOT)) if isinstance(v, Path) else v) for k, v in r.items()}
+            for name, r in rows.items()}
+    STORE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = STORE.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(keep, indent=1, default=str) + "\n")
+    tmp.replace(STORE)
+
+
+def stored_row(name: str, store: dict[str, dict]) -> dict | None:
+    """A run's stored row, its ``ckpt`` pointing at the shipped model exported from it (or None)."""
+    if name not in store:
+        return None
+    r = dict(store[name])
+    slug = SHIPPED.get(name)
+    shipped = [p for p in PRETRAINED.glob(f"vit_*_{slug}.safetensors")] if slug else []
+    r["ckpt"] = shipped[0] if r.get("shipped") and shipped else None
+    return r
 
 
 def parse_time_reports(log_dir: Path, name: str) -> tuple[float | None, float | None]:
@@ -124,6 +158,8 @@ def rollout_figure(results: dict[str, dict], per_row: int = 6) -> Path | None:
         if name not in results:
             continue
         r = results[name]
+        if r.get("ckpt") is None:
+            continue
         dataset = r["config"]["task"]["dataset"]
         images, labels = load_split(dataset, "test", r["config"].get("data_dir"))
         picks = [int((labels == c).nonzero()[0]) for c in range(per_row)]
@@ -315,16 +351,25 @@ def main() -> None:
     if args.train:
         for name, *_ in RUNS:
             train(name, args.logs)
-    results = {}
+    results, store = {}, load_store()
     for name, kind, data, goal in RUNS:
         r = evaluate(name, args.runs, args.logs)
+        if r is None and (r := stored_row(name, store)) is not None:
+            print(f"{name}: no checkpoint under {args.runs}; the row stored in {STORE.name} ({r.get('source')})")
+            results[name] = r
+            continue
         if r is not None:
+            r["source"] = f"evaluated {date.today()}"
+            r["shipped"] = bool(args.ship and kind == "ViT") or bool(store.get(name, {}).get("shipped")
+                                                                    and store[name].get("step") == r["step"])
+            store[name] = {k: v for k, v in r.items() if k != "ckpt"}
             results[name] = r
             print(f"{name:12s} {r['model']:20s} params {r['params']:,}  step {r['step']}  "
                   f"CPU {fmt(r['cpu_s'], 1 / 60)} min  wall {fmt(r['wall_s'], 1 / 60)} min  "
                   f"test acc {100 * r['test_acc']:.2f} %")
             if args.ship and kind == "ViT":
                 ship(r, data, goal)
+    save_store(store)
     figure = None if args.no_figure else rollout_figure(results)
     command = "python benchmarks/transformer/bench_vit.py" + (" --train" if args.train else "")
     write_section(section(results, figure, command))
