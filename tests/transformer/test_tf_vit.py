@@ -35,6 +35,24 @@ def test_patch_embedding_is_a_per_patch_linear_map():
     assert changed.tolist() == [False, False, False, True, False]
 
 
+def test_conv_stem_tokens_see_overlapping_pixels():
+    """Xiao et al.'s stem keeps the 2 x 2 token grid, but its 3x3 stride-2 layers overlap: pixel (3, 3), the
+    corner of the top-left patch, reaches all four tokens (layer 1 outputs 1 and 2 see input rows 1-3 and 3-5;
+    layer 2 outputs 0 and 1 see layer-1 rows -1..1 and 1..3), where the patch stem changes only token 0."""
+    x = torch.rand(1, 3, 8, 8)
+    y = x.clone()
+    y[:, :, 3, 3] += 1.0
+    for stem, expected in (("patch", [False, True, False, False, False]), ("conv", [False] + [True] * 4)):
+        model = ViT({**TINY, "stem": stem}).eval()  # eval: BatchNorm uses running statistics, no batch coupling
+        changed = (model.tokens(x) - model.tokens(y)).abs().amax(-1)[0] > 1e-6
+        assert changed.tolist() == expected, stem
+    conv = ViT({**TINY, "stem": "conv", "stem_channels": 8})
+    assert [m.out_channels for m in conv.patch_embed if isinstance(m, torch.nn.Conv2d)] == [8, 16, 16]
+    logits = conv(torch.rand(2, 3, 8, 8))
+    logits.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in conv.parameters())
+
+
 def test_rollout():
     model = ViT(TINY).eval()
     _, maps = model(torch.rand(2, 3, 8, 8), need_weights=True)
@@ -59,6 +77,10 @@ def test_bad_inputs():
         model(torch.rand(2, 1, 8, 8))
     with pytest.raises(ValueError, match="does not divide"):
         ViTConfig(image_size=30, patch_size=4)
+    with pytest.raises(ValueError, match="stem must be 'patch' or 'conv'"):
+        ViTConfig(stem="resnet")
+    with pytest.raises(ValueError, match="power-of-two patch_size"):
+        ViTConfig(image_size=28, patch_size=7, stem="conv")
     with pytest.raises(ValueError, match="unknown ViTConfig keys"):
         ViTConfig.from_dict({"width": 3})
     with pytest.raises(CheckpointError, match="cls_token"):
@@ -66,7 +88,8 @@ def test_bad_inputs():
 
 
 @pytest.mark.parametrize("name,shape", [("vit_tiny_patch4_28", (2, 1, 28, 28)), ("vit_tiny_patch4_32", (2, 3, 32, 32)),
-                                        ("vit_small_patch4_32", (2, 3, 32, 32))])
+                                        ("vit_small_patch4_32", (2, 3, 32, 32)),
+                                        ("vit_mini_convstem_32", (2, 3, 32, 32))])
 def test_registry_variants(name, shape, tmp_path):
     model = build_model(name, depth=1)
     x = torch.rand(shape)

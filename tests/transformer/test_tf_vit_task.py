@@ -99,9 +99,13 @@ def test_variant_parameter_counts_by_hand():
     assert sum(p.numel() for p in build_model("vit_tiny_patch4_28").parameters()) == 205_962
     assert _vit_params(64, 6, 128, 1, 4, 49) == 205_962
     assert sum(p.numel() for p in build_model("vit_mini_patch4_32").parameters()) == 546_186
+    assert sum(p.numel() for p in build_model("vit_mini_convstem_32").parameters()) == 546_186 - 6_272 + 27_808
     for name in MODELS.names("vit_*"):
         c = MODELS.build(name).config
         expected = _vit_params(c.dim, c.depth, c.mlp_dim, c.in_chans, c.patch_size, c.num_patches)
+        if c.stem == "conv":  # patchify conv (P*P*C*D + D) -> 3x3 convs without bias + BN (2 per channel) + 1x1 conv
+            stem = 9 * (c.in_chans * 32 + 32 * 64) + 2 * (32 + 64) + 64 * c.dim + c.dim
+            expected += stem - (c.patch_size ** 2 * c.in_chans * c.dim + c.dim)
         assert sum(p.numel() for p in MODELS.build(name).parameters()) == expected, name
     # cnn_vgg_28: 3x3 convs 1-27, 27-54, 54-54, 54-108, 108-108 without bias, BN 2 per channel, head 108*10+10.
     convs = 9 * (1 * 27 + 27 * 54 + 54 * 54 + 54 * 108 + 108 * 108)
