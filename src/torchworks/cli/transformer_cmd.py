@@ -49,7 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--file", help="read one sentence per line from this UTF-8 file ('-' = stdin)")
     tr.add_argument("--ckpt", help="translation training checkpoint or export (default: the shipped de->en model)")
     tr.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default 4)")
-    tr.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent of the beam (default 0.6)")
+    tr.add_argument("--alpha", type=float, default=1.4,
+                    help="GNMT length penalty exponent of the beam; larger favours longer outputs (default 1.4: "
+                    "chosen on Multi30k val for the shipped model, beam 4 BLEU 35.43 vs 34.85 at 0.6)")
     tr.add_argument("--max-new-tokens", type=int, help="longest output in tokens (default: 1.5 x source + 10)")
     tr.add_argument("--attention-png", metavar="PATH",
                     help="also draw the cross-attention of the first sentence's translation (per layer, heads "
