@@ -39,6 +39,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "results" / "transformer.md"
 START, END = "<!-- bert:start -->", "<!-- bert:end -->"
+LONG_START, LONG_END = "<!-- bert_long:start -->", "<!-- bert_long:end -->"
+LONG_STORE = ROOT / "benchmarks" / "transformer" / "results" / "bert_pretrain_long.json"
 RUNS = {"pretrain": "runs/bert_pretrain_small", "classify": "runs/bert_classify_langid",
         "pairs": "runs/bert_classify_pairs", "tag": "runs/bert_tag_case", "tag_scratch": "runs/bert_tag_case_scratch",
         "tag_minilm": "runs/bert_tag_case_minilm", "pairs_minilm": "runs/bert_classify_pairs_minilm"}
@@ -215,6 +217,51 @@ def _time_cells(run_dir: Path) -> str:
     return f"{t['cpu'] / 60:.1f} | {t['wall'] / 60:.1f}" if t else "n/a | n/a"
 
 
+def pretrain_lines(p: dict, times: dict | None, config: str, title: str = "MLM + NSP pre-training from scratch "
+                   "(`bert_pretrain`)") -> list[str]:
+    """The pre-training subsection: setup, held-out table, NSP verdict, baselines, validation curve, times."""
+    task = p["cfg"]["task"]
+    batch = p["cfg"]["trainer"]["batch_size"]
+    lines = [f"### {title}", "", "```bash", f"torchworks train {config} --threads 1", "```", "",
+             f"`{task['model']}` with {task.get('model_args')}: {p['params'] / 1e6:.2f}M parameters; "
+             f"WordPiece vocabulary of {p['vocab']:,} pieces learned on the training articles; WikiText-2 "
+             f"(valid + test files) split by article {p['articles']['train']}/{p['articles']['val']}/"
+             f"{p['articles']['test']}; {p['train_pairs']:,} training pairs of <= {task['max_len']} pieces "
+             f"({task['dupe_factor']} pairing rounds), batch {batch}, "
+             f"{p['step']} steps, lr {task['lr']} (warm-up {task['warmup_steps']}, cosine).", "",
+             "| split | pairs | masked pieces | MLM accuracy (masked positions) | NSP accuracy | random-B share |",
+             "|---|---|---|---|---|---|"]
+    for split in ("val", "test"):
+        e = p[split]
+        lines.append(f"| {split} (held-out articles) | {e['pairs']} | {e['masked_tokens']:,} | "
+                     f"**{e['mlm_acc']:.3f}** | **{e['nsp_acc']:.3f}** | {e['nsp_random_share']:.3f} |")
+    e, o = p["test"], p["overlap"]
+    pieces = batch * task["max_len"] * p["step"] / 1e6
+    if abs(e["nsp_acc"] - e["nsp_random_share"]) < 0.02 or abs(e["nsp_acc"] - (1 - e["nsp_random_share"])) < 0.02:
+        lines += ["", "**NSP was not learned in this budget**: the head predicts one class, so its accuracy equals "
+                  f"the share of that label. MLM learns, but slowly: the run saw about {pieces:.0f}M pieces "
+                  f"(batch {batch} x {task['max_len']} x {p['step']:,} steps), a ten-thousandth of BERT-base's "
+                  "pre-training, and NSP usually leaves its plateau only after MLM has built topic-aware "
+                  "representations."]
+    else:
+        left = next((s for s, _, n in p["curve"] if abs(n - 0.5) > 0.03), None)
+        lines += ["", f"**NSP left chance** (validation NSP first more than 3 points from 0.5 at step {left}): "
+                  f"{e['nsp_acc']:.3f} on the test pairs, "
+                  + ("still below" if e["nsp_acc"] < o["test_acc"] else "above")
+                  + f" the lexical-overlap rule's {o['test_acc']:.3f}; the run saw about {pieces:.0f}M pieces "
+                  f"(batch {batch} x {task['max_len']} x {p['step']:,} steps)."]
+    lines += ["", "Reference points: NSP chance is 0.5 (labels balanced by construction); a lexical-overlap rule "
+              "(\"random\" when the Jaccard overlap of A's and B's piece sets is below "
+              f"{o['threshold']:.3f}, fitted on the training pairs) scores **{o['test_acc']:.3f}** on the test "
+              f"pairs. MLM: always predicting the most frequent training piece (\"{p['unigram']['token']}\") "
+              f"scores {p['unigram']['test_acc']:.3f} on the test masks.", "",
+              "| step | val MLM acc | val NSP acc |", "|---|---|---|"]
+    lines += [f"| {s} | {m:.3f} | {n:.3f} |" for s, m, n in p["curve"]]
+    cells = f"{times['cpu'] / 60:.1f} CPU-min, {times['wall'] / 60:.1f}" if times else "n/a CPU-min, n/a"
+    lines += ["", f"Training: {cells} wall-min. Held-out evaluation (val + test): {p['eval_cpu']:.1f} CPU-s.", ""]
+    return lines
+
+
 def render(res: dict, dirs: dict[str, Path]) -> str:
     lines = [START, "## BERT", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread per run, "
@@ -226,37 +273,7 @@ def render(res: dict, dirs: dict[str, Path]) -> str:
              "(CPU minutes are the comparable number).", ""]
     p = res.get("pretrain")
     if p:
-        task = p["cfg"]["task"]
-        lines += ["### MLM + NSP pre-training from scratch (`bert_pretrain`)", "",
-                  "```bash", "torchworks train configs/bert_pretrain_small.yaml --threads 1", "```", "",
-                  f"`{task['model']}` with {task.get('model_args')}: {p['params'] / 1e6:.2f}M parameters; "
-                  f"WordPiece vocabulary of {p['vocab']:,} pieces learned on the training articles; WikiText-2 "
-                  f"(valid + test files) split by article {p['articles']['train']}/{p['articles']['val']}/"
-                  f"{p['articles']['test']}; {p['train_pairs']:,} training pairs of <= {task['max_len']} pieces "
-                  f"({task['dupe_factor']} pairing rounds), batch {p['cfg']['trainer']['batch_size']}, "
-                  f"{p['step']} steps, lr {task['lr']} (warm-up {task['warmup_steps']}, cosine).", "",
-                  "| split | pairs | masked pieces | MLM accuracy (masked positions) | NSP accuracy | random-B share |",
-                  "|---|---|---|---|---|---|"]
-        for split in ("val", "test"):
-            e = p[split]
-            lines.append(f"| {split} (held-out articles) | {e['pairs']} | {e['masked_tokens']:,} | "
-                         f"**{e['mlm_acc']:.3f}** | **{e['nsp_acc']:.3f}** | {e['nsp_random_share']:.3f} |")
-        e = p["test"]
-        if abs(e["nsp_acc"] - e["nsp_random_share"]) < 0.02 or abs(e["nsp_acc"] - (1 - e["nsp_random_share"])) < 0.02:
-            lines += ["", "**NSP was not learned in this budget**: the head predicts one class, so its accuracy equals "
-                      "the share of that label. MLM learns, but slowly: the run saw about 7M pieces "
-                      "(batch 32 x 128 x 1,700 steps), a ten-thousandth of BERT-base's pre-training, and NSP "
-                      "usually leaves its plateau only after MLM has built topic-aware representations."]
-        o = p["overlap"]
-        lines += ["", "Reference points: NSP chance is 0.5 (labels balanced by construction); a lexical-overlap rule "
-                  "(\"random\" when the Jaccard overlap of A's and B's piece sets is below "
-                  f"{o['threshold']:.3f}, fitted on the training pairs) scores **{o['test_acc']:.3f}** on the test "
-                  f"pairs. MLM: always predicting the most frequent training piece (\"{p['unigram']['token']}\") "
-                  f"scores {p['unigram']['test_acc']:.3f} on the test masks.", "",
-                  "| step | val MLM acc | val NSP acc |", "|---|---|---|"]
-        lines += [f"| {s} | {m:.3f} | {n:.3f} |" for s, m, n in p["curve"]]
-        lines += ["", f"Training: {_time_cells(dirs['pretrain']).replace(' | ', ' CPU-min, ')} wall-min. "
-                  f"Held-out evaluation (val + test): {p['eval_cpu']:.1f} CPU-s.", ""]
+        lines += pretrain_lines(p, train_times(dirs["pretrain"]), "configs/bert_pretrain_small.yaml")
         tried = tuning_runs()
         if tried:
             lines += ["Learning-rate choice: these runs of the same recipe were stopped early once the one above led "
@@ -360,26 +377,53 @@ def render(res: dict, dirs: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, doc: Path = DOC) -> None:
+def write_section(text: str, doc: Path = DOC, start: str = START, end: str = END) -> None:
     """Replace the marked section of ``doc`` (append it at the end when the markers are absent)."""
     old = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        new = head + text + rest.split(END, 1)[1]
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        new = head + text + rest.split(end, 1)[1]
     else:
         new = old.rstrip("\n") + "\n\n" + text + "\n"
     doc.write_text(new, encoding="utf-8")
+
+
+def long_run(run_dir: Path, doc: Path, dry_run: bool) -> None:
+    """Evaluates the long pre-training run (or reuses its stored numbers when the run is gone) and writes its
+    section between ``LONG_START`` and ``LONG_END``."""
+    import json
+
+    if (run_dir / "checkpoints" / "best.ckpt").is_file():
+        p = bench_pretrain(run_dir)
+        p["times"] = train_times(run_dir)
+        LONG_STORE.write_text(json.dumps(p, indent=1) + "\n")
+    else:
+        p = json.loads(LONG_STORE.read_text())
+        print(f"{run_dir} is gone: the numbers stored in {LONG_STORE.name}")
+    title = f"Longer pre-training: does NSP leave chance? ({p['step']:,} steps)"
+    lines = [LONG_START, *pretrain_lines(p, p["times"], "configs/bert_pretrain_long.yaml", title), LONG_END]
+    text = "\n".join(lines)
+    if dry_run:
+        print(text)
+    else:
+        write_section(text, doc, LONG_START, LONG_END)
+        print(f"wrote the long pre-training section of {doc}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for key, default in RUNS.items():
         ap.add_argument(f"--{key.replace('_', '-')}", default=default, help=f"run directory (default {default})")
+    ap.add_argument("--long", metavar="RUN_DIR", help="only the long pre-training run "
+                    "(configs/bert_pretrain_long.yaml): its own section after the BERT one, its numbers kept in "
+                    "results/bert_pretrain_long.json")
     ap.add_argument("--doc", default=str(DOC))
     ap.add_argument("--dry-run", action="store_true", help="print the section, do not write the document")
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.chdir(ROOT)  # configs name their init_from checkpoints relative to the repository root
+    if args.long:
+        return long_run(ROOT / args.long, Path(args.doc), args.dry_run)
     dirs = {k: ROOT / getattr(args, k) for k in RUNS}
     dirs = {k: d for k, d in dirs.items() if (d / "checkpoints" / "best.ckpt").is_file()}
     benches = {"pretrain": bench_pretrain, "classify": bench_classify, "pairs": bench_pairs, "tag": bench_tag,
