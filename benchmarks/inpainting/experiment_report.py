@@ -16,7 +16,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["CASES", "COMPARISONS", "METRICS", "case_records", "compare", "format_value", "mean_std", "render"]
+__all__ = ["CASES", "COMPARISONS", "METRICS", "TRANSFER_PAIRS", "case_records", "compare", "format_value",
+           "mean_std", "render", "transfer_drops"]
 
 METRICS = (("psnr_hole", "hole PSNR dB", 2), ("ssim", "SSIM", 4), ("l1_hole", "hole L1", 4))
 """(key, column title, decimals) of the reported metrics; the spread verdicts use the first two."""
@@ -85,6 +86,69 @@ def format_value(values: Sequence[float], decimals: int, deterministic: bool = F
 
 def _verdict(c: dict[str, Any]) -> str:
     return {True: "**yes**", False: "no", None: "n/a (1 seed)"}[c["exceeds"]]
+
+
+TRANSFER_PAIRS = (("lama", "plainconv"), ("relama", "lama"), ("relama", "plainconv"))
+"""Pairs whose resolution-transfer changes are compared (LaMa's claim: Fourier convolutions transfer better)."""
+
+
+def transfer_drops(cases: list[dict[str, Any]], train_size: int) -> dict[tuple, list[float]]:
+    """``{(data set, case, method, size): [hole PSNR at size - at the training size, per seed]}``: each seed is
+    paired with itself, so the seed-to-seed offset cancels; a deterministic method gives one value."""
+    at: dict[tuple, float] = {(r["dataset"], r["family"], r["method"], r["seed"], r["size"]): r["psnr_hole"]
+                              for r in cases}
+    out: dict[tuple, list[float]] = {}
+    for (ds, case, m, seed, size), v in at.items():
+        base = at.get((ds, case, m, seed, train_size))
+        if size != train_size and base is not None:
+            out.setdefault((ds, case, m, size), []).append(v - base)
+    return out
+
+
+def transfer_lines(cases: list[dict[str, Any]], meta: dict[str, Any], methods: list[str], det: set[str],
+                   labels: dict[str, str]) -> list[str]:
+    """Resolution transfer: the change of each method's hole PSNR from the training size to the larger sizes,
+    with the spread verdicts of :data:`TRANSFER_PAIRS` and a conclusion line."""
+    drops = transfer_drops(cases, meta.get("train_size"))
+    if not drops:
+        return []
+    sizes = sorted({k[3] for k in drops})
+    datasets = list(dict.fromkeys(k[0] for k in drops))
+    out = ["", "### Resolution transfer: change of hole PSNR from the training size", "",
+           f"Per seed, hole PSNR at the larger size minus at {meta.get('train_size')} px (same run, same case), then "
+           "mean ± std over seeds; the masks differ between sizes but not between methods, so compare methods "
+           "within a column. LaMa's claim is that Fourier convolutions lose less than plain convolutions."
+           + (" The Context Encoder always runs at its fixed input size (the photo is resized to it and the fill "
+              "back), so its rows measure that resizing, not transfer." if "ce" in methods else ""), "",
+           "| data | case | method | " + " | ".join(f"{meta.get('train_size')} -> {s} px (dB)" for s in sizes) + " |",
+           "|---|---|---|" + "---:|" * len(sizes)]
+    for ds in datasets:
+        for case in CASES:
+            for m in methods:
+                if not any((ds, case, m, s) in drops for s in sizes):
+                    continue
+                cells = " | ".join(format_value(drops.get((ds, case, m, s), []), 2, m in det) for s in sizes)
+                out.append(f"| {ds} | {case} | {labels.get(m, m)} | {cells} |")
+    for a, b in TRANSFER_PAIRS:
+        found = [(ds, case, s, compare(drops[(ds, case, a, s)], drops[(ds, case, b, s)]))
+                 for ds in datasets for case in CASES for s in sizes
+                 if (ds, case, a, s) in drops and (ds, case, b, s) in drops]
+        if not found:
+            continue
+        hits = [f for f in found if f[3]["exceeds"]]
+        name = f"{labels.get(a, a)} vs {labels.get(b, b)}"
+        where = ", ".join(f"{ds} {case} at {s} px ({c['diff']:+.2f} dB, spread {c['spread']:.2f})"
+                          for ds, case, s, c in hits)
+        if hits:
+            better = sum(f[3]["diff"] > 0 for f in hits)
+            out.append(f"- {name}: the difference of the transfer changes exceeds the seed spread in {len(hits)} of "
+                       f"{len(found)} cells ({better} in favour of {labels.get(a, a)}): {where}; within the spread "
+                       "elsewhere.")
+        else:
+            mean = sum(f[3]["diff"] for f in found) / len(found)
+            out.append(f"- {name}: the transfer changes differ by less than the seed spread in all {len(found)} "
+                       f"cells (mean difference {mean:+.2f} dB); no conclusion either way.")
+    return out
 
 
 def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -159,6 +223,7 @@ def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                             if va and vb:
                                 case_verdicts.append((ds, size, case, f"{a} - {b}", key,
                                                       compare(va, vb, a in det, b in det)))
+    out += transfer_lines(cases, meta, methods, det, labels)
     verdicts = verdicts + case_verdicts
     if verdicts:
         out += ["", "### Differences against the seed spread", "",

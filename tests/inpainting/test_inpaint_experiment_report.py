@@ -10,7 +10,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "inpainting"))
 
-from experiment_report import CASES, case_records, compare, format_value, mean_std, render  # noqa: E402
+from experiment_report import (  # noqa: E402
+    CASES,
+    case_records,
+    compare,
+    format_value,
+    mean_std,
+    render,
+    transfer_drops,
+)
 from markdown_sections import read_section, replace_section, write_section  # noqa: E402
 
 
@@ -119,3 +127,26 @@ def test_sections_replace_only_their_own_text(tmp_path):
     text = path.read_text()
     assert text.startswith("# Title\n\nintro\n\n<!-- speed:start -->\nS\n<!-- speed:end -->\n\ntail text\n")
     assert read_section(text, "experiment") == "E"
+
+
+def test_resolution_transfer_pairs_each_seed_with_itself():
+    # thin only -> case "scratches". lama: 64 px 20, 21, 22 and 256 px 19, 20.5, 21 -> per-seed drops -1, -0.5, -1
+    # (mean -0.8333, sd 0.2887); plainconv: 18, 19, 20 -> 15, 16, 17: drops -3, -3, -3 (sd 0).
+    # lama - plainconv = +2.1667 > 0.2887 -> exceeds, in favour of LaMa. Unpaired (256-px values alone) the seed
+    # offsets would dominate: 20.17 +- 1.04 vs 16 +- 1.
+    rows = []
+    for seed, (l64, l256, p64, p256) in enumerate([(20, 19, 18, 15), (21, 20.5, 19, 16), (22, 21, 20, 17)]):
+        for method, size, v in (("lama", 64, l64), ("lama", 256, l256), ("plainconv", 64, p64),
+                                ("plainconv", 256, p256)):
+            rows.append({"dataset": "scenes", "method": method, "seed": seed, "size": size, "family": "thin",
+                         "area": 0.2, "psnr_hole": float(v), "ssim": 0.8, "l1_hole": 0.1})
+    rows += [{"dataset": "scenes", "method": "telea", "seed": None, "size": s, "family": "thin", "area": 0.2,
+              "psnr_hole": v, "ssim": 0.8, "l1_hole": 0.1} for s, v in ((64, 21.0), (256, 20.25))]
+    drops = transfer_drops(case_records(rows), 64)
+    assert drops[("scenes", "scratches", "lama", 256)] == [-1.0, -0.5, -1.0]
+    assert drops[("scenes", "scratches", "telea", 256)] == [-0.75]
+    md = render(rows, {"title": "T", "train_size": 64, "labels": {"lama": "LaMa", "plainconv": "plain"}})
+    assert "| scenes | scratches | LaMa | -0.83 ± 0.29 |" in md
+    assert "| scenes | scratches | telea | -0.75 |" in md
+    assert ("LaMa vs plain: the difference of the transfer changes exceeds the seed spread in 1 of 1 cells (1 in "
+            "favour of LaMa): scenes scratches at 256 px (+2.17 dB, spread 0.29)") in md
