@@ -40,6 +40,7 @@ START, END = "<!-- vit:start -->", "<!-- vit:end -->"
 # (run name, model kind, data set label, goal on the test set or None)
 RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "Fashion-MNIST", None),
         ("vit_cifar10", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", "CNN", "CIFAR-10", None),
+        ("vit_fashion_convstem", "ViT, conv stem", "Fashion-MNIST", 0.90),
         ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
 TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
 STORE = ROOT / "benchmarks" / "transformer" / "results" / "vit_runs.json"
