@@ -251,11 +251,12 @@ def pretrain_lines(p: dict, times: dict | None, config: str, title: str = "MLM +
         left = next((s for s, _, n in p["curve"] if abs(n - 0.5) > 0.03), None)
         verdict = "; ".join(f"{k} {p[k]['nsp_acc']:.3f} against {const[k]:.3f} for the best constant answer"
                             for k in ("val", "test"))
-        lines += ["", f"**NSP starts to leave chance** (validation NSP first more than 3 points from 0.5 at step "
+        head = "NSP is learned" if all(above.values()) else "NSP starts to leave chance"
+        lines += ["", f"**{head}** (validation NSP first more than 3 points from 0.5 at step "
                   f"{left}): {verdict}" + ("" if all(above.values()) else
                                             f" (not yet on {'test' if above['val'] else 'val'})")
-                  + f"; far below the lexical-overlap rule's {o['test_acc']:.3f} on test. {seen[0].upper()}"
-                  f"{seen[1:]}."]
+                  + f"; {'below' if e['nsp_acc'] < o['test_acc'] else 'above'} the lexical-overlap rule's "
+                  f"{o['test_acc']:.3f} on test. {seen[0].upper()}{seen[1:]}."]
     lines += ["", "Reference points: NSP chance is 0.5 (labels balanced by construction); a lexical-overlap rule "
               "(\"random\" when the Jaccard overlap of A's and B's piece sets is below "
               f"{o['threshold']:.3f}, fitted on the training pairs) scores **{o['test_acc']:.3f}** on the test "
