@@ -18,8 +18,8 @@ SHIPPED = sorted(PRETRAINED.glob("vit_*.safetensors"))
 DATASET = {"fashion_mnist": "fashion_mnist", "cifar10": "cifar10"}
 
 
-def test_both_vits_ship():
-    assert {p.stem for p in SHIPPED} == {"vit_small_fashion_mnist", "vit_mini_cifar10"}
+def test_the_vits_ship():
+    assert {p.stem for p in SHIPPED} == {"vit_small_fashion_mnist", "vit_mini_cifar10", "vit_convstem_fashion_mnist"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
