@@ -66,8 +66,7 @@ def rebuild(run_dir: Path):
     ckpt = run_dir / "checkpoints" / "best.ckpt"
     state = load_checkpoint(ckpt)
     run_cfg, task_cfg = load_run_config(state["config"])
-    if not getattr(task_cfg, "init_from", None):  # a learned vocabulary is not bit-reproducible: reuse the run's
-        task_cfg.vocab = str(ckpt)
+    task_cfg = task_cfg.for_checkpoint(ckpt)  # a vocabulary learned at start-up: the run's own, not a relearned one
     task = TASKS.get(run_cfg.task["name"])(task_cfg, data_dir=run_cfg.data_dir)
     load_weights(task, state["task"], source=str(ckpt))
     return task.eval(), state
@@ -244,7 +243,7 @@ def pretrain_lines(p: dict, times: dict | None, config: str, title: str = "MLM +
     above = {k: p[k]["nsp_acc"] > const[k] + 0.02 for k in ("val", "test")}
     if not any(above.values()):
         lines += ["", "**NSP was not learned in this budget**: its accuracy is that of always answering the more "
-                  "frequent label (val " f"{const['val']:.3f}, test {const['test']:.3f}). MLM learns, but slowly: "
+                  f"frequent label (val {const['val']:.3f}, test {const['test']:.3f}). MLM learns, but slowly: "
                   f"{seen}, and NSP usually leaves its plateau only after MLM has built topic-aware "
                   "representations."]
     else:

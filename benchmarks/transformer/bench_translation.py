@@ -250,19 +250,21 @@ def write_doc(rec: dict) -> None:
 SWEEP_BEAMS, SWEEP_ALPHAS = (1, 4, 6, 8), (0.6, 1.0, 1.4, 2.0)
 
 
-def sweep(val, test, path: Path | None = None, done: list[dict] | None = None, save=None) -> dict:
+def sweep(val, test, path: Path | None = None, previous: dict | None = None, save=None) -> dict:
     """Beam size x length penalty chosen on val with the shipped (or given) model; test2016 scored once, for the
-    choice only (choosing on test would flatter it). ``done``: grid rows of an interrupted sweep of the same
-    model (kept); ``save(partial)`` is called after each new row."""
+    choice only (choosing on test would flatter it). ``previous``: an earlier (possibly interrupted) sweep, whose
+    grid rows are kept if it ran the same model file; ``save(partial)`` is called after each new row."""
     from torchworks.transformer.translation_data import DEFAULT_TRANSLATOR, load_translator, translate
 
     path = Path(path or DEFAULT_TRANSLATOR)
     model, tok = load_translator(path)
     name = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    previous = previous or {}
+    done = (previous.get("grid") or []) if previous.get("model") == name else []
     grid = []
     for beam in SWEEP_BEAMS:
         for alpha in SWEEP_ALPHAS if beam > 1 else (0.0,):  # the penalty does not change greedy output
-            old = [r for r in done or [] if r["beam"] == beam and r["alpha"] == alpha]
+            old = [r for r in done if r["beam"] == beam and r["alpha"] == alpha]
             if old:
                 grid.append(old[0])
                 continue
@@ -332,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         def save(partial: dict) -> None:
             RESULTS.write_text(json.dumps({**rec, "sweep": partial}, indent=1))
 
-        old = rec.get("sweep") or {}
-        rec["sweep"] = sweep(val, test, done=old.get("grid") if old.get("model") else None, save=save)
+        rec["sweep"] = sweep(val, test, previous=rec.get("sweep"), save=save)
         RESULTS.write_text(json.dumps(rec, indent=1))
         from torchworks.transformer.translation_data import DEFAULT_TRANSLATOR
 
