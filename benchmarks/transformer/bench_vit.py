@@ -1,12 +1,13 @@
 """ViT vs a same-size CNN on Fashion-MNIST and CIFAR-10 at the same CPU budget; attention-rollout figure.
 
-Evaluates the checkpoints of the four runs (``configs/{vit,cnn}_{fashion,cifar10}.yaml``) on the full test sets,
+Evaluates the checkpoints of the runs in ``RUNS`` (``configs/{vit,cnn}_{fashion,cifar10}.yaml`` and the conv-stem and
+patch-4 ViT variants) on the full test sets,
 reads each run's CPU and wall time from the ``/usr/bin/time -v`` reports next to it, draws attention-rollout maps
 of the two ViTs for a few test images, and rewrites only its own section of ``docs/results/transformer.md``
 (between ``<!-- vit:start -->`` and ``<!-- vit:end -->``; appended if absent).
 
     python benchmarks/transformer/bench_vit.py          # evaluate existing runs/<name>/checkpoints/last.ckpt
-    python benchmarks/transformer/bench_vit.py --train  # train the four runs first (one after another, 1 thread)
+    python benchmarks/transformer/bench_vit.py --train  # train the runs first (one after another, 1 thread)
     python benchmarks/transformer/bench_vit.py --ship   # also export the ViTs to src/torchworks/transformer/pretrained/
 
 Each evaluated run's row is kept in ``benchmarks/transformer/results/vit_runs.json`` (committed; checkpoints under
@@ -368,7 +369,7 @@ def write_section(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", action="store_true", help="train the four runs before evaluating")
+    parser.add_argument("--train", action="store_true", help="train every run in RUNS before evaluating")
     parser.add_argument("--ship", action="store_true", help="export the ViTs to the package's pretrained/ folder")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--logs", type=Path, default=ROOT / "runs" / "logs_vit", help="GNU time reports")
