@@ -168,3 +168,20 @@ def test_weights_match_hand_softmax():
     _, w = attention_reference(q, k, v)
     expected = torch.softmax(torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(D), dim=-1)
     assert (w - expected).abs().max() <= 1e-6
+
+
+def test_bfloat16_on_cpu_takes_the_explicit_path_with_the_same_mask_rules(monkeypatch):
+    # The fast path must not call torch's SDPA for bfloat16 CPU inputs (its flash kernel is ~3x slower there than
+    # in float32); the answer must still follow every masking rule of the float32 path.
+    import torchworks.nn.sdpa as sdpa
+
+    q, k, v = _qkv(5, 6)
+    kpm = torch.tensor([[False, False, True, False, False, False], [True, True, True, True, True, True]])
+    want = attention_sdpa(q, k, v, key_padding_mask=kpm, is_causal=True)  # float32, torch's SDPA
+    calls = []
+    monkeypatch.setattr(sdpa.F, "scaled_dot_product_attention", lambda *a, **kw: calls.append(a) or a[0])
+    got = attention_sdpa(*(t.bfloat16() for t in (q, k, v)), key_padding_mask=kpm, is_causal=True)
+    assert calls == [] and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, atol=3e-2, rtol=3e-2)
+    assert torch.equal(got[1], torch.zeros_like(got[1]))  # batch 1 has only padding keys: zero rows, not NaN
+
