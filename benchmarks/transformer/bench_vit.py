@@ -358,10 +358,11 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, start: str = START, end: str = END) -> None:
+    """Replace the section between the markers ``start`` and ``end`` of the results doc (append it if absent)."""
     doc = RESULTS.read_text() if RESULTS.is_file() else "# Transformer results\n"
-    if START in doc and END in doc:
-        doc = doc[: doc.index(START)] + text + doc[doc.index(END) + len(END):]
+    if start in doc and end in doc:
+        doc = doc[: doc.index(start)] + text + doc[doc.index(end) + len(end):]
     else:
         doc = doc.rstrip("\n") + "\n\n" + text + "\n"
     RESULTS.write_text(doc)
