@@ -74,3 +74,22 @@ def test_yaml_file_and_train_kwargs_are_validated(make_config, tmp_path):
     assert run.trainer.batch_size == 4
     with pytest.raises(ConfigError, match=r"trainer\.threads.*'many'"):
         train(path, threads="many")
+
+
+def test_every_recipe_in_configs_loads_with_strict_keys():
+    # A typo in a shipped recipe (unknown key, unknown task or model field, wrong type) must fail here, not an
+    # hour into a training run.
+    from pathlib import Path
+
+    from torchworks.catalog import load_all
+    from torchworks.core.registry import MODELS
+
+    load_all()
+    recipes = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(recipes) > 40
+    for path in recipes:
+        run, _ = load_run_config(path, [])
+        assert run.trainer.max_steps > 0, path.name
+        model = run.task.get("model")
+        if isinstance(model, str) and not run.task["name"].startswith("seq_"):  # seq tasks name a cell type here
+            assert model in MODELS, f"{path.name}: unknown model {model!r}; close: {MODELS.close_matches(model)}"
