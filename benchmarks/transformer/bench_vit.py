@@ -1,14 +1,16 @@
 """ViT vs a same-size CNN on Fashion-MNIST and CIFAR-10 at the same CPU budget; attention-rollout figure.
 
-Evaluates the checkpoints of the runs in ``RUNS`` (``configs/{vit,cnn}_{fashion,cifar10}.yaml`` and the conv-stem and
-patch-4 ViT variants) on the full test sets,
-reads each run's CPU and wall time from the ``/usr/bin/time -v`` reports next to it, draws attention-rollout maps
-of the two ViTs for a few test images, and rewrites only its own section of ``docs/results/transformer.md``
+Evaluates the checkpoints of the runs in ``RUNS`` (``configs/<run>.yaml``: ViTs and their same-size CNNs in float32
+and in bfloat16 autocast, and the conv-stem and patch-4 ViT variants) on the full test sets in float32,
+reads each run's CPU and wall time (see below), draws attention-rollout maps of the best plain ViT of each data set
+for a few test images, and rewrites only its own section of ``docs/results/transformer.md``
 (between ``<!-- vit:start -->`` and ``<!-- vit:end -->``; appended if absent).
 
     python benchmarks/transformer/bench_vit.py          # evaluate existing runs/<name>/checkpoints/last.ckpt
-    python benchmarks/transformer/bench_vit.py --train  # train the runs first (one after another, 1 thread)
-    python benchmarks/transformer/bench_vit.py --ship   # also export the ViTs to src/torchworks/transformer/pretrained/
+    python benchmarks/transformer/bench_vit.py --train  # train the runs first (one after another, 1 thread; each
+                                                        # run is sized for <= 30 CPU-minutes, so this takes hours)
+    python benchmarks/transformer/bench_vit.py --ship   # also export the best plain ViT per data set (and conv-stem
+                                                        # ViTs that meet their goal) to transformer/pretrained/
 
 Each evaluated run's row is kept in ``benchmarks/transformer/results/vit_runs.json`` (committed; checkpoints under
 ``runs/`` are not), so a run whose checkpoint is gone keeps its row in the table, and the rollout figure then uses
@@ -40,13 +42,14 @@ PRETRAINED = ROOT / "src" / "torchworks" / "transformer" / "pretrained"
 START, END = "<!-- vit:start -->", "<!-- vit:end -->"
 # (run name, model kind, data set label, goal on the test set or None)
 RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "Fashion-MNIST", None),
-        ("vit_cifar10", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", "CNN", "CIFAR-10", None),
+        ("vit_fashion_bf16", "ViT", "Fashion-MNIST", 0.90), ("vit_fashion_tiny_bf16", "ViT", "Fashion-MNIST", 0.90),
+        ("cnn_fashion_bf16", "CNN", "Fashion-MNIST", None),
         ("vit_fashion_patch4", "ViT, patch 4", "Fashion-MNIST", 0.90),
         ("vit_fashion_convstem", "ViT, conv stem", "Fashion-MNIST", 0.90),
-        ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70),
-        ("vit_fashion_bf16", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion_bf16", "CNN", "Fashion-MNIST", None),
-        ("vit_cifar10_bf16", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
-        ("vit_cifar10_bf16_b64", "ViT", "CIFAR-10", 0.70), ("vit_fashion_tiny_bf16", "ViT", "Fashion-MNIST", 0.90)]
+        ("vit_cifar10", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", "CNN", "CIFAR-10", None),
+        ("vit_cifar10_bf16", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_b64", "ViT", "CIFAR-10", 0.70),
+        ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
+        ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
 TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
 STORE = ROOT / "benchmarks" / "transformer" / "results" / "vit_runs.json"
 # Runs that may ship (run -> data slug of the shipped model): per data set the plain ViT run with the best test
@@ -62,6 +65,16 @@ PAIRS = (("Fashion-MNIST", "vit_fashion_bf16", "cnn_fashion_bf16"), ("Fashion-MN
 def precision(r: dict) -> str:
     """"bf16" for runs trained under bfloat16 autocast, else "fp32" (rows recovered without a config: fp32)."""
     return "bf16" if (r.get("config") or {}).get("trainer", {}).get("precision") == "bf16-mixed" else "fp32"
+
+
+def recipe(r: dict, data: str) -> str:
+    """Precision, batch, peak learning rate and crop padding of a run (rows recovered without a config: the base
+    recipe of its data set, which those runs used)."""
+    cfg = r.get("config")
+    if not cfg:
+        return f"fp32, batch 128, lr 0.001, crop {4 if data == 'CIFAR-10' else 0}"
+    t = cfg["task"]
+    return f"{precision(r)}, batch {cfg['trainer']['batch_size']}, lr {t['lr']:g}, crop {t['crop_padding']}"
 
 
 def best_plain(results: dict[str, dict], data: str) -> str | None:
@@ -287,17 +300,16 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
              "taken while five other jobs shared the two cores, which inflates CPU time per step (the configs "
              "measured 0.20 s (Fashion-MNIST ViT) and 0.6 s (CIFAR-10 ViT) on a quiet machine). Runs started now "
              "record their own CPU time in the checkpoint (`timing`).",
-             "", "Same recipe for both models of a data set (task `image_classifier`): batch 128, horizontal flip "
-             "(Fashion-MNIST) and random crop with 4 px zero padding + horizontal flip (CIFAR-10) as torch ops on "
-             "the batch, label smoothing 0.1, AdamW lr 1e-3 with weight decay 0.05 on weight matrices, 300 "
-             "linear warm-up steps then cosine to 0, gradient clipping at 1. The CNN (`cnn_vgg_*`, VGG-style "
-             "conv-BN-ReLU, three stages, global average pooling) is sized to the ViT's parameter count.", "",
-             "Precision \"bf16\": `trainer.precision: bf16-mixed`, bfloat16 autocast with float32 weights and "
-             "optimizer state; a step costs 1.6-2x less CPU time than in float32 on this CPU (section \"Training-step "
-             "CPU time\" below), so those runs take more steps in the same budget. The bf16 Fashion-MNIST ViT "
-             "(`configs/vit_fashion_bf16.yaml`) also gets +-2 px random crops (zero padding 2), against the "
-             "overfitting its float32 run showed (training accuracy 93.7 % vs validation 89.7 %).", "",
-             "| data | model | params | precision | steps (epochs) | CPU min | wall min | val acc | test acc | goal |",
+             "", "Shared recipe (task `image_classifier`, one config per row: `configs/<run>.yaml`): horizontal flips "
+             "and random crops after zero padding (the `crop` column; 0 = none) as torch ops on the batch, label "
+             "smoothing 0.1, AdamW with weight decay 0.05 on weight matrices, linear warm-up then cosine to 0, "
+             "gradient clipping at 1; the `recipe` column gives what differs between runs. \"bf16\" = "
+             "`trainer.precision: bf16-mixed`, bfloat16 autocast with float32 weights and optimizer state: a step "
+             "costs 1.6-2x less CPU time than in float32 on this CPU (section \"Training-step CPU time\" below), so "
+             "those runs take more steps in the same budget. Each CNN (`cnn_vgg_*`, VGG-style conv-BN-ReLU, three "
+             "stages, global average pooling) is sized to its ViT's parameter count and trained on its ViT's "
+             "recipe. Test accuracy is evaluated in float32 for every row.", "",
+             "| data | model | params | recipe | steps (epochs) | CPU min | wall min | val acc | test acc | goal |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, kind, data, goal in RUNS:
         r = results.get(name)
@@ -308,7 +320,7 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
         met = "" if goal is None else (f">= {100 * goal:.0f} %: " + ("met" if r["test_acc"] >= goal and
                                                                       r["cpu_s"] <= 1800 else "**not met**"))
         steps = f"{r['step']} ({epochs:.1f})" + ("" if r["step"] == r["max_steps"] else f" of {r['max_steps']}")
-        lines.append(f"| {data} | {kind} `{r['model']}` | {r['params'] / 1e6:.3f}M | {precision(r)} | {steps} | "
+        lines.append(f"| {data} | {kind} `{r['model']}` | {r['params'] / 1e6:.3f}M | {recipe(r, data)} | {steps} | "
                      f"{fmt(r['cpu_s'], 1 / 60)}{' (' + r['cpu_how'] + ')' if r['cpu_how'].startswith('est') else ''}"
                      f" | {fmt(r['wall_s'], 1 / 60) if r['wall_s'] is not None else 'n/a'} | "
                      f"{fmt(r['val_acc'], 100, 2)} | "
@@ -378,7 +390,8 @@ def discussion(results: dict[str, dict]) -> str:
         told = "; ".join(f"{d} {b['model']}: {b['step']} steps, {100 * b['test_acc']:.2f} % vs {f['step']} steps, "
                          f"{100 * f['test_acc']:.2f} % ({b['cpu_s'] / 60:.0f} vs {f['cpu_s'] / 60:.0f} CPU-min)"
                          for d, b, f in bf16)
-        text.append(f"**bfloat16 autocast vs float32** (same model and budget, more steps): {told}.")
+        text.append(f"**bfloat16 autocast vs float32** (same model and CPU budget, more steps; any other recipe "
+                    f"difference is in the table): {told}.")
     if "vit_fashion_patch4" in results and "vit_fashion_convstem" in results:
         p4, cs = results["vit_fashion_patch4"], results["vit_fashion_convstem"]
         text.append(f"The stem alone (Fashion-MNIST, same 49 tokens, blocks, recipe and {cs['step']} steps): conv stem "
