@@ -43,6 +43,7 @@ START, END = "<!-- vit:start -->", "<!-- vit:end -->"
 # (run name, model kind, data set label, goal on the test set or None)
 RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "Fashion-MNIST", None),
         ("vit_fashion_bf16", "ViT", "Fashion-MNIST", 0.90), ("vit_fashion_tiny_bf16", "ViT", "Fashion-MNIST", 0.90),
+        ("vit_fashion_wide_bf16", "ViT", "Fashion-MNIST", 0.90),
         ("cnn_fashion_bf16", "CNN", "Fashion-MNIST", None),
         ("vit_fashion_patch4", "ViT, patch 4", "Fashion-MNIST", 0.90),
         ("vit_fashion_convstem", "ViT, conv stem", "Fashion-MNIST", 0.90),
