@@ -309,7 +309,7 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
              "smoothing 0.1, AdamW with weight decay 0.05 on weight matrices, linear warm-up then cosine to 0, "
              "gradient clipping at 1; the `recipe` column gives what differs between runs. \"bf16\" = "
              "`trainer.precision: bf16-mixed`, bfloat16 autocast with float32 weights and optimizer state: a step "
-             "costs 1.6-2x less CPU time than in float32 on this CPU (section \"Training-step CPU time\" below), so "
+             "costs 1.5-1.9x less CPU time than in float32 on this CPU (section \"Training-step CPU time\" below), so "
              "those runs take more steps in the same budget. Each CNN (`cnn_vgg_*`, VGG-style conv-BN-ReLU, three "
              "stages, global average pooling) is sized to its ViT's parameter count and trained on its ViT's "
              "recipe. Test accuracy is evaluated in float32 for every row.", "",
