@@ -396,6 +396,14 @@ def discussion(results: dict[str, dict]) -> str:
                          for d, b, f in bf16)
         text.append(f"**bfloat16 autocast vs float32** (same model and CPU budget, more steps; any other recipe "
                     f"difference is in the table): {told}.")
+    repeats = [(n.removesuffix("_seed1"), r) for n, r in results.items() if n.endswith("_seed1")]
+    for base, r1 in repeats:
+        if base in results:
+            r0 = results[base]
+            text.append(f"**Seed repeat** (`{base}`, seed 0 vs seed 1, same recipe): {100 * r0['test_acc']:.2f} % vs "
+                        f"{100 * r1['test_acc']:.2f} % test ({abs(r0['test_acc'] - r1['test_acc']) * 100:.2f} points "
+                        "apart), so a goal met by one run by less than that margin is met by that run, not by the "
+                        "recipe reliably.")
     if "vit_fashion_patch4" in results and "vit_fashion_convstem" in results:
         p4, cs = results["vit_fashion_patch4"], results["vit_fashion_convstem"]
         text.append(f"The stem alone (Fashion-MNIST, same 49 tokens, blocks, recipe and {cs['step']} steps): conv stem "
