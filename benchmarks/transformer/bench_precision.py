@@ -23,7 +23,7 @@ import argparse
 import statistics
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -74,7 +74,7 @@ def step_times(name: str, setting: str, steps: int, batch: int = 128) -> float:
         opt.step()
 
     times = []
-    ctx = torch_sdpa_attention() if setting == "bf16, torch SDPA" else _nothing()
+    ctx = torch_sdpa_attention() if setting == "bf16, torch SDPA" else nullcontext()
     with ctx:
         for i in range(steps + 2):  # two warm-up steps
             t = time.process_time()
@@ -82,11 +82,6 @@ def step_times(name: str, setting: str, steps: int, batch: int = 128) -> float:
             if i >= 2:
                 times.append(time.process_time() - t)
     return statistics.median(times)
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 def section(cells: dict[tuple[str, str], list[float]], command: str, repeats: int, steps: int) -> str:
