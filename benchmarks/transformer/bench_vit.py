@@ -56,6 +56,8 @@ RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "F
         ("vit_cifar10_bf16_seed1", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_long_seed1", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long_seed2", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_long_crop2", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_long_crop2_seed1", "ViT", "CIFAR-10", 0.70),
         ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
         ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
 TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
@@ -273,7 +275,7 @@ images ({t['holdout']:,} more held out for validation, fixed permutation seed 12
 Inputs are normalised with the per-channel mean/std in `torchworks.transformer.vit_task.STATS['{t['dataset']}']`.
 
 ## Recipe
-`torchworks train configs/{r['name']}.yaml --threads 1` (task `image_classifier`, seed 0): {r['step']} steps of
+`torchworks train configs/{r['name']}.yaml --threads 1` (task `image_classifier`, seed {r['config'].get('seed', 0)}): {r['step']} steps of
 batch {r['batch']} ({epochs:.1f} epochs), random crop (zero padding {t['crop_padding']}) + horizontal flip, label
 smoothing {t['label_smoothing']}, AdamW lr {t['lr']} (weight decay {t['weight_decay']} on weight matrices only),
 {t['warmup_steps']} warm-up steps then cosine to 0, gradient clipping at 1{
