@@ -56,8 +56,10 @@ RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "F
         ("vit_cifar10_bf16_seed1", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_long_seed1", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long_seed2", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_long_seed3", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long_crop2", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long_crop2_seed1", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_long_crop2_seed2", "ViT", "CIFAR-10", 0.70),
         ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
         ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
 TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
