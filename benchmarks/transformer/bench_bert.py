@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import re
 import resource
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_vit import write_section  # noqa: E402  (one section writer for transformer.md)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "results" / "transformer.md"
@@ -413,22 +418,9 @@ def merge_with_store(fresh: dict, stored: dict) -> tuple[dict, list[str]]:
     return res, reused
 
 
-def write_section(text: str, doc: Path = DOC, start: str = START, end: str = END) -> None:
-    """Replace the marked section of ``doc`` (append it at the end when the markers are absent)."""
-    old = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-    if start in old and end in old:
-        head, rest = old.split(start, 1)
-        new = head + text + rest.split(end, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    doc.write_text(new, encoding="utf-8")
-
-
 def long_run(run_dir: Path, doc: Path, dry_run: bool) -> None:
     """Evaluates the long pre-training run (or reuses its stored numbers when the run is gone) and writes its
     section between ``LONG_START`` and ``LONG_END``."""
-    import json
-
     if (run_dir / "checkpoints" / "best.ckpt").is_file():
         p = bench_pretrain(run_dir)
         p["times"] = train_times(run_dir)
@@ -442,7 +434,7 @@ def long_run(run_dir: Path, doc: Path, dry_run: bool) -> None:
     if dry_run:
         print(text)
     else:
-        write_section(text, doc, LONG_START, LONG_END)
+        write_section(text, LONG_START, LONG_END, doc)
         print(f"wrote the long pre-training section of {doc}")
 
 
@@ -460,8 +452,6 @@ def main() -> None:
     os.chdir(ROOT)  # configs name their init_from checkpoints relative to the repository root
     if args.long:
         return long_run(ROOT / args.long, Path(args.doc), args.dry_run)
-    import json
-
     dirs = {k: ROOT / getattr(args, k) for k in RUNS}
     dirs = {k: d for k, d in dirs.items() if (d / "checkpoints" / "best.ckpt").is_file()}
     benches = {"pretrain": bench_pretrain, "classify": bench_classify, "pairs": bench_pairs, "tag": bench_tag,
@@ -488,7 +478,7 @@ def main() -> None:
         return
     if any(k in fresh for k in RUNS):
         STORE.write_text(json.dumps({k: v for k, v in res.items() if k != "_first_tag"}, indent=1, default=str) + "\n")
-    write_section(text, Path(args.doc))
+    write_section(text, START, END, Path(args.doc))
     print(f"wrote the BERT section of {args.doc}")
 
 

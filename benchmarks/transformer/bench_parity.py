@@ -18,7 +18,6 @@ Rewrites only its own section of ``docs/results/transformer.md`` (``<!-- parity:
 from __future__ import annotations
 
 import argparse
-import gzip
 import platform
 import statistics
 import sys
@@ -30,9 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vit import _cpu_name, write_section  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- parity:start -->", "<!-- parity:end -->"
-CAPTIONS = ROOT.parent / "shared" / "data" / "multi30k" / "raw" / "test_2016_flickr.en.gz"
 # sentence-transformers' README for all-MiniLM-L6-v2: the similarities of its three example sentences.
 CARD = {("The weather is lovely today.", "It's so sunny outside!"): 0.6660,
         ("The weather is lovely today.", "He drove to the stadium."): 0.1046,
@@ -175,10 +172,9 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true", help="print the section, do not write the document")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if not CAPTIONS.is_file():
-        raise SystemExit(f"missing {CAPTIONS} (the shared Multi30k data set)")
-    with gzip.open(CAPTIONS, "rt", encoding="utf-8") as fh:
-        captions = [line.strip() for line in fh if line.strip()]
+    from torchworks.transformer.translation_data import load_multi30k
+
+    captions = [en for _, en in load_multi30k("test2016", "de", "en")]
     text = render(minilm(captions, args.repeats), tiny(), args.repeats)
     if args.dry_run:
         print(text)

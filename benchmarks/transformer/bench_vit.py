@@ -453,14 +453,14 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
-def write_section(text: str, start: str = START, end: str = END) -> None:
-    """Replace the section between the markers ``start`` and ``end`` of the results doc (append it if absent)."""
-    doc = RESULTS.read_text() if RESULTS.is_file() else "# Transformer results\n"
-    if start in doc and end in doc:
-        doc = doc[: doc.index(start)] + text + doc[doc.index(end) + len(end):]
+def write_section(text: str, start: str = START, end: str = END, doc: Path = RESULTS) -> None:
+    """Replace the section between the markers ``start`` and ``end`` of ``doc`` (append it if absent)."""
+    old = doc.read_text(encoding="utf-8") if doc.is_file() else "# Transformer results\n"
+    if start in old and end in old:
+        new = old[: old.index(start)] + text + old[old.index(end) + len(end):]
     else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(doc)
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    doc.write_text(new, encoding="utf-8")
 
 
 def main() -> None:
