@@ -307,8 +307,9 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
     lines = [START, "## ViT vs a same-size CNN at the same CPU budget (benchmarks/transformer/bench_vit.py)", "",
              f"Command: `{command}` ({date.today()}, {platform.machine()} {_cpu_name()}, 2 cores, torch "
              f"{torch.__version__}, one thread per run). CPU = user + sys seconds of the whole training process "
-             "(data loading, validation and checkpoints included); the machine was shared with other jobs, so wall "
-             "times are several times the CPU times. Test accuracy is that of the last step on the full test set. "
+             "(data loading, validation and checkpoints included). The older float32 rows ran while the machine was "
+             "shared with other jobs, so their wall times are up to twice their CPU times; runs that had a core to "
+             "themselves have wall close to CPU time. Test accuracy is that of the last step on the full test set. "
              "\"est.\": the processes that ran the first steps were killed at session ends and left no time "
              "report, so the total is the surviving report's CPU time per step times all steps; that report was "
              "taken while five other jobs shared the two cores, which inflates CPU time per step (the configs "
