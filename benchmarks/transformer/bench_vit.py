@@ -60,6 +60,11 @@ RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "F
         ("vit_cifar10_bf16_long_crop2", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long_crop2_seed1", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_long_crop2_seed2", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_lr2_seed1", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_crop1_seed1", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1_seed2", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1_seed3", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1_lr07_seed1", "ViT", "CIFAR-10", 0.70),
         ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
         ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
 TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
@@ -416,6 +421,12 @@ def discussion(results: dict[str, dict]) -> str:
         text.append(f"**Seed repeats** (`{base}`, same recipe, only the seed differs): {told} test (mean "
                     f"{mean:.2f} %, {max(accs) - min(accs):.2f} points from lowest to highest)"
                     + ("." if goal is None else seed_verdict(accs, mean, 100 * goal)))
+    same = same_seed_recipes(results, "CIFAR-10", 1)
+    if len(same) >= 3:
+        told = "; ".join(f"{recipe(r, 'CIFAR-10').split(', ', 1)[1]}, {r['step']} steps: "
+                         f"{100 * r['test_acc']:.2f} %" for _, r in same)
+        text.append("**CIFAR-10 recipes on one seed** (seed 1, the seed that lands lowest in every recipe, so these "
+                    f"differ only in the recipe): {told}.")
     if "vit_fashion_patch4" in results and "vit_fashion_convstem" in results:
         p4, cs = results["vit_fashion_patch4"], results["vit_fashion_convstem"]
         text.append(f"The stem alone (Fashion-MNIST, same 49 tokens, blocks, recipe and {cs['step']} steps): conv stem "
@@ -431,6 +442,21 @@ def seed_verdict(accs: list[float], mean: float, goal: float) -> str:
         return f": every run meets the {goal:.0f} % goal."
     return (f": {met} of {len(accs)} runs meet the {goal:.0f} % goal and the mean "
             f"{'meets' if mean >= goal else 'misses'} it, so a single run's pass or miss is partly its seed.")
+
+
+def run_seed(name: str, r: dict) -> int:
+    """The seed of a run: its config's, else the ``_seed<k>`` suffix of its name, else 0."""
+    cfg = r.get("config") or {}
+    if "seed" in cfg:
+        return int(cfg["seed"])
+    m = re.fullmatch(r".+_seed(\d+)", name)
+    return int(m[1]) if m else 0
+
+
+def same_seed_recipes(results: dict[str, dict], data: str, seed: int) -> list[tuple[str, dict]]:
+    """Plain-ViT runs of ``data`` with one seed, in ``RUNS`` order: recipes compared without the seed's noise."""
+    return [(n, results[n]) for n, kind, d, _ in RUNS
+            if kind == "ViT" and d == data and n in results and run_seed(n, results[n]) == seed]
 
 
 def seed_groups(results: dict[str, dict]) -> dict[str, list[tuple[int, dict]]]:

@@ -21,3 +21,13 @@ def test_seed_verdict_counts_runs_at_goal_and_judges_the_mean():
     text = bench_vit.seed_verdict([70.1, 69.8, 71.0], 70.3, 70.0)
     assert text.startswith(": 2 of 3 runs meet the 70 % goal and the mean meets it")
     assert "the mean misses it" in bench_vit.seed_verdict([70.9, 69.0], 69.95, 70.0)
+
+
+def test_same_seed_recipes_pick_plain_vits_of_one_data_set_and_seed(monkeypatch):
+    monkeypatch.setattr(bench_vit, "RUNS", [("v", "ViT", "CIFAR-10", 0.7), ("v_seed1", "ViT", "CIFAR-10", 0.7),
+                                            ("w", "ViT", "CIFAR-10", 0.7), ("c_seed1", "CNN", "CIFAR-10", None),
+                                            ("f_seed1", "ViT", "Fashion-MNIST", 0.9)])
+    results = {"v": {}, "v_seed1": {}, "w": {"config": {"seed": 1}}, "c_seed1": {}, "f_seed1": {}}
+    assert [n for n, _ in bench_vit.same_seed_recipes(results, "CIFAR-10", 1)] == ["v_seed1", "w"]
+    assert [n for n, _ in bench_vit.same_seed_recipes(results, "CIFAR-10", 0)] == ["v"]
+    assert bench_vit.run_seed("x_seed12", {}) == 12 and bench_vit.run_seed("x_seed12", {"config": {"seed": 3}}) == 3
