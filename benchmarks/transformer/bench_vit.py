@@ -64,6 +64,10 @@ RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "F
         ("vit_cifar10_bf16_crop1", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_crop1_seed1", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_crop1_seed2", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_crop1_seed3", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1_seed4", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1_seed5", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1_seed6", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_crop1_seed7", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_crop1_lr07_seed1", "ViT", "CIFAR-10", 0.70),
         ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
         ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
