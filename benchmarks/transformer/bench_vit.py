@@ -41,33 +41,28 @@ RESULTS = ROOT / "docs" / "results" / "transformer.md"
 FIGURE = ROOT / "docs" / "results" / "transformer" / "vit_rollout.png"
 PRETRAINED = ROOT / "src" / "torchworks" / "transformer" / "pretrained"
 START, END = "<!-- vit:start -->", "<!-- vit:end -->"
+
+
+def _repeats(base: str, data: str, goal: float, seeds: range) -> list[tuple[str, str, str, float]]:
+    """The base ViT run of a recipe and its ``_seed<k>`` repeats, as ``RUNS`` rows."""
+    return [(base, "ViT", data, goal)] + [(f"{base}_seed{k}", "ViT", data, goal) for k in seeds]
+
+
 # (run name, model kind, data set label, goal on the test set or None)
 RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "Fashion-MNIST", None),
         ("vit_fashion_bf16", "ViT", "Fashion-MNIST", 0.90), ("vit_fashion_tiny_bf16", "ViT", "Fashion-MNIST", 0.90),
         ("vit_fashion_wide_bf16", "ViT", "Fashion-MNIST", 0.90),
-        ("vit_fashion_bf16_crop1", "ViT", "Fashion-MNIST", 0.90),
-        ("vit_fashion_bf16_crop1_seed1", "ViT", "Fashion-MNIST", 0.90),
-        ("vit_fashion_bf16_crop1_seed2", "ViT", "Fashion-MNIST", 0.90),
+        *_repeats("vit_fashion_bf16_crop1", "Fashion-MNIST", 0.90, range(1, 3)),
         ("cnn_fashion_bf16", "CNN", "Fashion-MNIST", None),
         ("vit_fashion_patch4", "ViT, patch 4", "Fashion-MNIST", 0.90),
         ("vit_fashion_convstem", "ViT, conv stem", "Fashion-MNIST", 0.90),
         ("vit_cifar10", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", "CNN", "CIFAR-10", None),
         ("vit_cifar10_bf16", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_b64", "ViT", "CIFAR-10", 0.70),
         ("vit_cifar10_bf16_seed1", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_long", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_long_seed1", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_long_seed2", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_long_seed3", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_long_crop2", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_long_crop2_seed1", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_long_crop2_seed2", "ViT", "CIFAR-10", 0.70),
+        *_repeats("vit_cifar10_bf16_long", "CIFAR-10", 0.70, range(1, 4)),
+        *_repeats("vit_cifar10_bf16_long_crop2", "CIFAR-10", 0.70, range(1, 3)),
         ("vit_cifar10_bf16_lr2_seed1", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_crop1", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_crop1_seed1", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_crop1_seed2", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_crop1_seed3", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_crop1_seed4", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_crop1_seed5", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_crop1_seed6", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_crop1_seed7", "ViT", "CIFAR-10", 0.70),
+        *_repeats("vit_cifar10_bf16_crop1", "CIFAR-10", 0.70, range(1, 8)),
         ("vit_cifar10_bf16_crop1_lr07_seed1", "ViT", "CIFAR-10", 0.70),
         ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
         ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
