@@ -260,6 +260,8 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
 def _n_train(spec: Any) -> int:
     from torchworks.inpainting.task import list_photos
 
+    if spec.train_sources:
+        return len(list_photos(list(spec.train_sources))[: spec.limit])
     return len(list_photos(spec.name, list(spec.subdirs))[: spec.limit]) - spec.holdout
 
 
@@ -393,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1,
                     help="run the queue in this many processes at once (one per core; they share the state file)")
-    ap.add_argument("--results-dir", default=str(RESULTS))
+    ap.add_argument("--results-dir", default=os.environ.get("TW_EXPERIMENT_RESULTS", str(RESULTS)),
+                    help="state file and runs (default $TW_EXPERIMENT_RESULTS or benchmarks/inpainting/results)")
     ap.add_argument("--doc", default=None, help="Markdown file for the report (default: docs/results/inpainting.md; "
                     "with --tiny: <results-dir>/experiment_tiny.md)")
     args = ap.parse_args(argv)

@@ -38,11 +38,33 @@ from torchworks.inpainting import metrics
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def list_photos(root: str | Path, subdirs: list[str] | None = None) -> list[Path]:
-    """Image files under ``root`` (or under its ``subdirs``), recursively, sorted by path."""
+def _photo_dir(entry: str | Path) -> Path:
+    """A folder of photos: an existing path, ``NAME[/SUB]`` of a registered data set, or a shared-data folder."""
     from torchworks.data import dataset_path
+    from torchworks.data.locate import shared_data_dirs
 
-    base = Path(root) if Path(root).exists() else Path(dataset_path(str(root)))
+    if Path(entry).exists():
+        return Path(entry)
+    name, _, sub = str(entry).partition("/")
+    try:
+        base = Path(dataset_path(name))
+    except Exception:
+        hits = [d / name for d in shared_data_dirs() if (d / name).is_dir()]
+        if not hits:
+            raise FileNotFoundError(f"no photo folder or data set called {entry!r}") from None
+        base = hits[0]
+    return base / sub if sub else base
+
+
+def list_photos(root: str | Path | list[str], subdirs: list[str] | None = None) -> list[Path]:
+    """Image files under ``root`` (or under its ``subdirs``), recursively, sorted by path.
+
+    ``root`` is a folder, a data-set name (``"bsds500"``, ``"bsds500/train"``), a folder of the shared data
+    directory, or a list of those (their files are concatenated in list order, each list sorted by path).
+    """
+    if isinstance(root, (list, tuple)):
+        return [f for r in root for f in list_photos(r, subdirs)]
+    base = _photo_dir(root)
     dirs = [base / s for s in subdirs] if subdirs else [base]
     files = sorted(p for d in dirs for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -50,8 +72,12 @@ def list_photos(root: str | Path, subdirs: list[str] | None = None) -> list[Path
     return files
 
 
-def load_photo(path: Path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 RGB: the centre square of the photo, area-resized (JPEG decoded at reduced scale)."""
+def load_photo(path: Path, size: int, square: bool = True) -> np.ndarray:
+    """uint8 RGB photo, area-resized (JPEG decoded at reduced scale when that stays >= ``size``).
+
+    ``square=True``: the centre square at (size, size, 3). ``square=False``: the whole photo with its short side
+    resized to ``size`` (aspect kept), so random crops can come from anywhere in it.
+    """
     import cv2
 
     head = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
@@ -63,11 +89,16 @@ def load_photo(path: Path, size: int) -> np.ndarray:
         if short // f >= size:
             head = cv2.imread(str(path), flag[f])
             break
-    img = cv2.cvtColor(head if head.ndim == 3 else cv2.cvtColor(head, cv2.COLOR_GRAY2BGR), cv2.COLOR_BGR2RGB)
+    if head.ndim == 2:
+        head = cv2.cvtColor(head, cv2.COLOR_GRAY2BGR)
+    img = cv2.cvtColor(np.ascontiguousarray(head[..., :3]), cv2.COLOR_BGR2RGB)
     h, w = img.shape[:2]
     s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    if square:
+        img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    out = (max(size, round(w * size / s)), max(size, round(h * size / s)))
+    return cv2.resize(img, out, interpolation=cv2.INTER_AREA)
 
 
 class PhotoCrops(Dataset):
@@ -95,11 +126,16 @@ class PhotoCrops(Dataset):
         img = self.photos[i % len(self.photos)]
         rng = np.random.default_rng((self.seed, i))
         if self.train:
-            side = int(rng.integers(self.crop, img.shape[0] + 1))
-            y, x = rng.integers(0, img.shape[0] - side + 1, size=2)
+            h, w = img.shape[:2]
+            side = int(rng.integers(self.crop, min(h, w) + 1))
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             img = img[y:y + side, x:x + side]
             if rng.random() < 0.5:
                 img = img[:, ::-1]
+        else:  # validation: the centre square of a photo stored with its aspect
+            h, w = img.shape[:2]
+            side = min(h, w)
+            img = img[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
         if img.shape[0] != self.crop:
             img = cv2.resize(np.ascontiguousarray(img), (self.crop, self.crop), interpolation=cv2.INTER_AREA)
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
@@ -115,7 +151,12 @@ class InpaintTaskConfig:
             perceptual) or ``"context_encoder"`` (hole L2 * ``rec`` + NS-adversarial * ``adversarial``).
         generator, generator_args: registered generator and overrides; ``discriminator``, ``discriminator_args``
             likewise (a ``(logits, features)`` discriminator).
-        data: a folder of photos, or a dataset name for ``dataset_path``; ``subdirs`` restricts it.
+        data: a folder of photos, a data-set name (``"bsds500/train"``), a shared-data folder, or a list of
+            those; ``subdirs`` restricts each.
+        val_data: photos (same forms) used for validation instead of the last ``holdout`` of ``data``; when it
+            is set, every photo of ``data`` trains.
+        keep_aspect: store photos with their short side at ``load_size`` (aspect kept) so training crops come
+            from the whole photo; validation takes the centre square. False: centre squares only.
         limit: use only the first N photos (before the hold-out split is taken from the end).
         holdout: the last N photos are validation/test only.
         crop: training and validation side; ``load_size``: side photos are stored at (crops take 1x..load/crop).
@@ -133,8 +174,10 @@ class InpaintTaskConfig:
     generator_args: dict[str, Any] = field(default_factory=dict)
     discriminator: str = "lama_discriminator_tiny"
     discriminator_args: dict[str, Any] = field(default_factory=dict)
-    data: str = "celebahq_samples"
+    data: str | list[str] = "celebahq_samples"
     subdirs: list[str] | None = None
+    val_data: str | list[str] | None = None
+    keep_aspect: bool = False
     limit: int | None = None
     holdout: int = 8
     crop: int = 64
@@ -183,11 +226,18 @@ class InpaintGANTask(Task):
 
     def _split(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         if self._photos is None:
-            files = list_photos(self.cfg.data, self.cfg.subdirs)[: self.cfg.limit]
-            if len(files) <= self.cfg.holdout:
-                raise ValueError(f"{len(files)} photos in {self.cfg.data!r}, need more than holdout={self.cfg.holdout}")
-            photos = [load_photo(p, self.cfg.load_size) for p in files]
-            cut = len(photos) - self.cfg.holdout
+            c = self.cfg
+            files = list_photos(c.data, c.subdirs)[: c.limit]
+            square = not c.keep_aspect
+            if c.val_data is not None:
+                train = [load_photo(p, c.load_size, square) for p in files]
+                val = [load_photo(p, c.load_size, square) for p in list_photos(c.val_data)]
+                self._photos = train, val
+                return self._photos
+            if len(files) <= c.holdout:
+                raise ValueError(f"{len(files)} photos in {c.data!r}, need more than holdout={c.holdout}")
+            photos = [load_photo(p, c.load_size, square) for p in files]
+            cut = len(photos) - c.holdout
             self._photos = photos[:cut], photos[cut:]
         return self._photos
 
