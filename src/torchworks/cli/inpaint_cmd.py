@@ -56,6 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="grey mask level above which a pixel is a hole")
     p.add_argument("--quality", type=int, help="write lossy JPEG/WebP at this quality (default: lossless)")
     p.add_argument("--overwrite", action="store_true", help="allow the output to replace the input file")
+    p.add_argument("--weights", metavar="FILE", help="weights of a learned method: for big_lama the official "
+                   "best.ckpt or big-lama.pt (read safely, nothing executed) or an imported .safetensors")
+    p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda, "
+                   "cuda:N or mps; classical methods always run on the CPU")
+    p.add_argument("--precision", choices=("fp32", "bf16", "channels_last"),
+                   help="arithmetic of a learned method (default fp32; bf16 is faster on recent CPUs)")
     e = subparsers.add_parser("inpaint-eval", help="benchmark inpainting methods on images with fixed-seed masks",
                               description="Run every method on every image (short side resized to --size, centre "
                               "square crop) with fixed-seed masks of each family; write metrics.csv, summary.md "
@@ -78,6 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--inception-weights", metavar="PATH", help="add Inception-FID per set with pytorch-fid's "
                    "pt_inception-2015-12-05-6726825d.pth (default $TORCHWORKS_INCEPTION_WEIGHTS; off when neither)")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable per-image timings)")
+    e.add_argument("--device", default="auto", help="where learned methods run: auto (default), cpu, cuda, "
+                   "cuda:N or mps")
 
 
 def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
@@ -127,11 +135,14 @@ def inpaint_file(src: Path, mask_path: Path, out: Path, args: argparse.Namespace
     pixels, info = read_image(src)
     mask, _ = read_image(mask_path)
     opts = {"radius": args.radius} if args.radius is not None else {}
+    if getattr(args, "weights", None):
+        opts["weights"] = args.weights
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NonBinaryMaskWarning)
         result = inpaint(pixels, mask, args.method, dilate=args.dilate, feather=args.feather or None,
-                         strategy=args.strategy, threshold=args.threshold, resize_mask=args.resize_mask, **opts)
+                         strategy=args.strategy, threshold=args.threshold, resize_mask=args.resize_mask,
+                         device=getattr(args, "device", "auto"), precision=getattr(args, "precision", None), **opts)
     notes += [f"{mask_path.name}: {w.message}" for w in caught if issubclass(w.category, NonBinaryMaskWarning)]
     if out.suffix.lower() not in LOSSLESS_SUFFIXES and not (out.suffix.lower() == ".webp" and args.quality is None):
         notes.append(f"{out.name}: lossy format, quality {args.quality or 95}")
@@ -193,7 +204,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         inception = load_fid_inception(args.inception_weights)
     result = evaluate(methods, images, families, size=args.size, seed=args.seed, feature_model=model,
-                      lpips_model=lpips, inception_model=inception)
+                      lpips_model=lpips, inception_model=inception, device=args.device)
     paths = write_results(result, args.out)
     print(summary_tables(result.rows, result.sets))
     for kind, path in paths.items():

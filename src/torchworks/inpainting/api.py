@@ -139,13 +139,18 @@ def get_inpainter(method: str | Inpainter, **opts: Any) -> Inpainter:
         if opts:
             raise InpaintInputError(f"options {sorted(opts)} apply to a method name, not to an Inpainter instance")
         return method
+    if method not in INPAINTERS:
+        from torchworks.inpainting.learned import EXTERNAL
+
+        if method in EXTERNAL:  # user-supplied weights, not imported yet: the factory says how to get them
+            return EXTERNAL[method](**opts)
     return INPAINTERS.build(method, **opts)
 
 
 def inpaint(image: Any, mask: Any, method: str | Inpainter = "telea", *, dilate: int | None = None,
             feather: bool | None = None, strategy: str = "auto", margin: int = 128, crop_trigger: int = 800,
             resize_limit: int | None = None, threshold: float = 0.5, resize_mask: bool = False,
-            **opts: Any) -> Any:
+            device: str = "auto", precision: str | None = None, **opts: Any) -> Any:
     """Fills the holes of an image.
 
     Args:
@@ -164,6 +169,9 @@ def inpaint(image: Any, mask: Any, method: str | Inpainter = "telea", *, dilate:
         resize_limit: longest side the method runs at (default: its ``working_size``; ``"resize"``: 1280).
         threshold: mask level above which a pixel is a hole.
         resize_mask: scale a mask of another size to the image instead of raising :class:`MaskError`.
+        device: where a learned method runs: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"`` or ``"mps"``; classical methods always run on the CPU (the name is still checked).
+        precision: a learned method's arithmetic, ``"fp32"`` (default), ``"bf16"`` or ``"channels_last"``.
         **opts: options of the method (``radius=5`` for telea/ns, ``quality="best"`` for fsr).
 
     Returns:
@@ -173,9 +181,15 @@ def inpaint(image: Any, mask: Any, method: str | Inpainter = "telea", *, dilate:
     Raises:
         MaskError: mask of another size (without ``resize_mask``), no hole, or no known pixel.
         MissingExtraError: the method needs an optional package (OpenCV, OpenCV contrib).
+        DeviceError: the requested device is not on this machine.
         ValueError, TypeError: unsupported image or mask types, shapes, dtypes or value ranges.
     """
+    from torchworks.core.device import resolve_device
+
+    dev = resolve_device(device)
     inpainter = get_inpainter(method, **opts)
+    if hasattr(inpainter, "to") and (isinstance(method, str) or precision is not None):
+        inpainter.to(dev, precision)
     native, restore = _image_to_native(image)
     if native.dtype.is_floating_point:
         lo, hi = float(native.min()), float(native.max())

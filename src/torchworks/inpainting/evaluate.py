@@ -150,7 +150,7 @@ class Evaluation:
 def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Sequence[str], size: int = 256,
              seed: int = 0, grid_images: int = 2, method_opts: dict[str, dict[str, Any]] | None = None,
              feature_model: torch.nn.Module | None = None, lpips_model: torch.nn.Module | None = None,
-             inception_model: torch.nn.Module | None = None) -> Evaluation:
+             inception_model: torch.nn.Module | None = None, device: str = "cpu") -> Evaluation:
     """Runs every method on every image and mask family.
 
     Args:
@@ -160,6 +160,7 @@ def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Seq
         size: side of the square evaluation crops, pixels.
         seed: mask seed; mask ``i`` of each family uses the stream ``(seed, i)``.
         grid_images: images per family shown in the comparison grid (0 = no grid).
+        device: where learned methods run (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
         method_opts: per-method options, e.g. ``{"telea": {"radius": 5}}``.
         feature_model: an :class:`~torchworks.inpainting.fid.EfficientNetLite0` to add FID/KID per set.
         lpips_model: an :class:`~torchworks.inpainting.lpips.LPIPS` (see ``load_lpips``) to add LPIPS per row.
@@ -170,7 +171,13 @@ def evaluate(methods: Sequence[str], images: Sequence[str | Path], families: Seq
         An :class:`Evaluation`.
     """
     fams = expand_families(families)
+    from torchworks.core.device import resolve_device
+
+    dev = resolve_device(device)
     inpainters = {m: get_inpainter(m, **(method_opts or {}).get(m, {})) for m in methods}
+    for inp in inpainters.values():
+        if hasattr(inp, "to"):
+            inp.to(dev)
     gens = {f: mask_generator(f, size) for f in fams}
     use_ms = size > 160
     rows: list[Row] = []

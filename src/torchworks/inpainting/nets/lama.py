@@ -42,7 +42,7 @@ from torchworks.core.registry import MODELS
 from torchworks.nn.cbam import BranchCBAM
 from torchworks.nn.ffc import FFC_BN_ACT, FFCResnetBlock, merge_branches, split_channels
 
-__all__ = ["LAMA_VARIANTS", "FFCResNetGenerator", "convert_reference_state_dict"]
+__all__ = ["LAMA_VARIANTS", "FFCResNetGenerator", "convert_reference_state_dict", "to_reference_state_dict"]
 
 OUT_ACTS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "none": nn.Identity}
 ATTENTIONS = (None, "cbam")
@@ -164,6 +164,23 @@ def convert_reference_state_dict(state_dict: Mapping[str, Tensor], n_downsamplin
         else:
             raise ValueError(f"key {key!r} does not fit n_downsampling={n_downsampling}, n_blocks={n_blocks}")
         out[new] = value
+    return out
+
+
+def to_reference_state_dict(state_dict: Mapping[str, Tensor], n_downsampling: int = 3,
+                            n_blocks: int = 9, prefix: str = "generator.") -> dict[str, Tensor]:
+    """The inverse of :func:`convert_reference_state_dict`: this module's keys to the reference's
+    ``<prefix>model.<i>.`` keys (to hand weights trained here to LaMa's tools, and to build test stand-ins)."""
+    first_block, first_up = 2 + n_downsampling, 3 + n_downsampling + n_blocks
+    head = first_up + 3 * n_downsampling + 1
+    offsets = {"stem": lambda i: 1, "down": lambda i: 2 + i, "blocks": lambda i: first_block + i,
+               "up": lambda i: first_up + i, "head": lambda i: head}
+    out = {}
+    for key, value in state_dict.items():
+        part, idx, rest = key.split(".", 2)
+        if part not in offsets:
+            raise ValueError(f"not a torchworks LaMa generator key: {key!r}")
+        out[f"{prefix}model.{offsets[part](int(idx))}.{rest.replace('fu.conv.', 'fu.conv_layer.')}"] = value
     return out
 
 
