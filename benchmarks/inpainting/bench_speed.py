@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,16 +35,20 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+from _common import Machine, write_section  # noqa: E402
 from lama_reference import build_reference, find_source, reference_generator_class, source_commit  # noqa: E402
-from markdown_sections import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "results" / "inpainting.md"
 RAW = HERE / "results" / "speed.json"
 ARCH = {"lama_fourier": (64, 3, 9), "lama_small": (32, 3, 6), "lama_tiny": (16, 2, 3)}
 """Our variant -> (ngf, n_downsampling, n_blocks) of the same reference generator."""
 RELAMA = {"lama_fourier": "relama_fourier", "lama_small": "relama_small", "lama_tiny": "relama_tiny"}
+OVERSUBSCRIBED = 1.5
+"""A row with several threads whose CPU time per forward exceeds this multiple of the 1-thread row of the same
+model and size is withdrawn: the extra CPU time is threads spinning on a machine with no core free for them, not
+work of the model, and it skews every ratio of that row."""
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -192,19 +195,37 @@ def _ms(s: float) -> str:
     return f"{1000 * s:,.0f}"
 
 
+def withdrawn(rows: list[dict[str, Any]]) -> dict[tuple[str, int, int], float]:
+    """``{(model, px, threads): CPU time per forward / that of the 1-thread row}`` for the rows above
+    :data:`OVERSUBSCRIBED` (only rows with a 1-thread row of the same model and size can be judged)."""
+    one = {(r["model"], r["size"]): r["median_cpu_s"].get("ours") for r in rows if r["threads"] == 1}
+    out = {}
+    for r in rows:
+        base, cpu = one.get((r["model"], r["size"])), r["median_cpu_s"].get("ours")
+        if r["threads"] > 1 and base and cpu and cpu / base > OVERSUBSCRIBED:
+            out[(r["model"], r["size"], r["threads"])] = cpu / base
+    return out
+
+
 def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The Markdown body of the ``speed`` section."""
     import torchworks.inpainting.nets  # noqa: F401  (registers the generators)
     from torchworks.inpainting.nets.relama import count_parameters
 
+    out_of = withdrawn(rows)
+    gone = [r for r in rows if (r["model"], r["size"], r["threads"]) in out_of]
+    rows = [r for r in rows if r not in gone]
+    cores = f" on {meta['cores']} cores" if meta.get("cores") else ""
+    busy = meta.get("cores") is None or meta["load_max"] > meta["cores"]
     lines = [
         "## Speed: our generator vs the reference LaMa module (CPU inference)",
         "",
         f"Produced by `{meta['command']}` on {meta['date']} in {meta['seconds']:.0f} s; machine: {meta['machine']}, "
         f"torch {meta['torch']}; reference advimman/lama `{meta['reference']}`, imported from a temporary copy "
         "(`benchmarks/inpainting/lama_reference.py`), random weights shared by both models. Batch 1, forward "
-        "under `torch.inference_mode`, eval mode. Other jobs loaded the machine (load average "
-        f"{meta['load_min']:.1f}-{meta['load_max']:.1f} on 2 cores), so all variants of a row were timed "
+        "under `torch.inference_mode`, eval mode. "
+        + ("Other jobs loaded the machine" if busy else "Load during the timing") + " (load average "
+        f"{meta['load_min']:.1f}-{meta['load_max']:.1f}{cores}), so all variants of a row were timed "
         "**interleaved** (one call each per repeat, rotating order): the ratio columns are medians of per-repeat "
         "ratios and are the numbers to trust; absolute milliseconds are upper bounds.",
         "",
@@ -266,6 +287,13 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "Raw per-repeat times: `benchmarks/inpainting/results/speed.json`.",
     ]
+    if gone:
+        lines[-2:-2] = ["- Withdrawn pending a re-run on a quiet machine: " + "; ".join(
+            f"{r['model']} {r['size']} px {r['threads']} threads (its CPU time per forward was "
+            f"{out_of[(r['model'], r['size'], r['threads'])]:.1f}x that of the 1-thread row, load average "
+            f"{r['load_before']:.1f}-{r['load_after']:.1f}: its threads spun waiting for a core, so its ratios, "
+            f"ReLaMa x{r['ratio_vs_ours_cpu']['relama']:.2f} and bf16 x{r['ratio_vs_ours_cpu']['bf16']:.2f}, "
+            "measure contention, not the models)" for r in gone) + "; their raw times stay in the JSON file."]
     if meta.get("pending"):
         lines[-2:-2] = [f"- Not measured in this run (stopped, or still running, when this was written): "
                         f"{', '.join(meta['pending'])}."]
@@ -338,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         print("no advimman/lama source: pass --lama-ref or set TORCHWORKS_LAMA_REF", file=sys.stderr)
         return 2
     started = time.time()
+    machine = Machine.measure()
+    if machine.busy:
+        print(f"warning: {machine.load_text()} on {machine.cores} cores: wall times will be inflated; the ratios "
+              "are interleaved, but publish only a run on a quiet machine", file=sys.stderr)
     rows = []
     cells = plan_cells(args.models, args.sizes, args.threads, args.small_one_thread)
     with reference_generator_class(src) as ref_cls:
@@ -357,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             pending = [f"{m} {s} px {t} thr" for m, s, t in cells[len(rows):]]
             meta = {"command": "python benchmarks/inpainting/bench_speed.py " + " ".join(argv or sys.argv[1:]),
                     "date": datetime.date.today().isoformat(), "seconds": time.time() - started,
-                    "machine": f"{platform.machine()}, {os.cpu_count()} vCPUs (shared)", "torch": torch.__version__,
+                    "machine": f"{machine.arch} {machine.cpu}, {machine.cores} cores", "cores": machine.cores,
+                    "torch": torch.__version__,
                     "reference": source_commit(src), "load_min": min(loads), "load_max": max(loads),
                     "pending": pending}
             out_rows = rows

@@ -5,17 +5,16 @@ Run from the repository root (needs ../shared/data and the [cv] extra; 15-40 min
     .venv/bin/python benchmarks/inpainting/classical.py            # full run
     .venv/bin/python benchmarks/inpainting/classical.py --quick    # 4 images per set, for a smoke test
 
-One torch thread throughout: on this 2-core machine shared with other jobs, 1-thread timings were the stable ones
+One torch thread throughout: on a small machine shared with other jobs, 1-thread timings were the stable ones
 (research notes section 7). Timings are wall-clock; the large-photo table also reports CPU time and the minimum
-of 3 runs.
+of 3 runs. The run rewrites only its own sections of the results file (``classical``, ``masks``, ``large-photos``,
+``photos``); the text around them and the sections of other scripts are kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,14 +25,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "data"
 OUT = ROOT / "docs" / "results"
+sys.path[:0] = [str(ROOT / "src"), str(Path(__file__).resolve().parents[1])]
 
-# (label, folders, size, images per folder in the full run)
+from _common import Machine, atomic_write_text, markers, read_section, replace_section, write_section  # noqa: E402
+
+# (label, folders, size, images per folder in the full run, whether the licence lets us commit the image grid)
 SETS = [
-    ("Kodak24", ["kodak24"], 256, 24),
-    ("BSDS500 test", ["bsds500_images/test"], 256, 40),
-    ("CelebA-HQ faces", ["faces_celebahq_samples/stargan_v2", "faces_celebahq_samples/sean"], 256, 15),
-    ("Sun-Hays-80 scenes", ["sun_hays80_scenes"], 512, 20),
+    ("Kodak24", ["kodak24"], 256, 24, True),
+    ("BSDS500 test", ["bsds500_images/test"], 256, 40, False),
+    ("CelebA-HQ faces", ["faces_celebahq_samples/stargan_v2", "faces_celebahq_samples/sean"], 256, 15, False),
+    ("Sun-Hays-80 scenes", ["sun_hays80_scenes"], 512, 20, False),
 ]
+SECTIONS = {"classical": None, "masks": "## Mask generators: coverage (LaMa parity)",
+            "large-photos": "## Large photos: 4000x3000, a 45x30 hole and a 200x4 scratch",
+            "photos": "## Classical methods on real photos"}
+"""The sections of the results file this script writes, with the heading each goes under when appended."""
 METHODS = ["telea", "ns", "blur", "mean"]
 FAMILIES = ["thin", "medium", "thick", "box", "center"]
 
@@ -41,9 +47,6 @@ FAMILIES = ["thin", "medium", "thick", "box", "center"]
 # LaMa's reference generator, measured in the research notes (section 1.4): mean %, p10-p90 %, share > 50 %.
 LAMA_REFERENCE = {"thin_512": "27.9 / 9-45", "medium_512": "27.0 / 7-45", "thick_512": "26.0 / 8-45",
                   "lama_train_large": "35.5 / 11-68 (23 % > 50 %)", "lama_train_narrow": "22.5 / -"}
-MASK_MARKERS = ("<!-- masks:start -->", "<!-- masks:end -->")
-KEPT_SECTIONS = ("speed", "experiment")
-"""Marked sections of the results file written by other benchmarks; a full run here carries them over."""
 
 
 def mask_coverage_table(n: int = 1000) -> str:
@@ -51,7 +54,7 @@ def mask_coverage_table(n: int = 1000) -> str:
     from torchworks.core.registry import MASKS
     from torchworks.data import masks  # noqa: F401  (registers the generators)
 
-    lines = [MASK_MARKERS[0], "| generator | size | ours: mean % | median % | p10-p90 % | > 50 % | ms / mask | "
+    lines = ["| generator | size | ours: mean % | median % | p10-p90 % | > 50 % | ms / mask | "
              "LaMa reference: mean % / p10-p90 % |", "|---|---|---|---|---|---|---|---|"]
     for name in ("thin_256", "medium_256", "thick_256", "thin_512", "medium_512", "thick_512", "lama_train_large",
                  "lama_train_narrow", "box", "outpainting", "center"):
@@ -65,7 +68,7 @@ def mask_coverage_table(n: int = 1000) -> str:
                      f"{LAMA_REFERENCE.get(name, '-')} |")
     lines.append(f"\n{n} masks per generator, seeds (0, i); CPU time per mask. Strokes are rasterised as capsules "
                  "sized like `cv2.line` (area within 2 % of OpenCV's on average), so no OpenCV is needed.")
-    return "\n".join(lines + [MASK_MARKERS[1]])
+    return "\n".join(lines)
 
 
 def large_photo_timings(repeats: int = 3) -> list[str]:
@@ -95,6 +98,14 @@ def large_photo_timings(repeats: int = 3) -> list[str]:
     return rows
 
 
+def merge_sections(old: str, new: str) -> str:
+    """``old`` with this script's sections (:data:`SECTIONS`) taken from ``new``: hand-written text and the
+    sections of other scripts stay as they are; a section ``old`` lacks is appended under its heading."""
+    for name, heading in SECTIONS.items():
+        old = replace_section(old, name, read_section(new, name) or "", heading=heading)
+    return old
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="4 images per set")
@@ -103,12 +114,8 @@ def main() -> int:
     parser.add_argument("--only-masks", action="store_true", help="recompute only the mask-coverage section of --out")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    sys.path.insert(0, str(ROOT / "src"))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.only_masks:
-        doc = Path(args.out).read_text()
-        start, end = doc.index(MASK_MARKERS[0]), doc.index(MASK_MARKERS[1]) + len(MASK_MARKERS[1])
-        Path(args.out).write_text(doc[:start] + mask_coverage_table() + doc[end:])
+        write_section(args.out, "masks", mask_coverage_table(), heading=SECTIONS["masks"])
         print(f"updated the mask section of {args.out}")
         return 0
     from torchworks.inpainting.evaluate import evaluate, list_images, summary_tables, write_results
@@ -125,25 +132,31 @@ def main() -> int:
     except MissingExtraError:
         model, fid_note = None, "FID/KID skipped: EfficientNet-Lite0 weights not installed."
     started = time.time()
+    machine = Machine.measure()
     parts = []
-    for label, folders, size, n in SETS:
+    for label, folders, size, n, grid_ok in SETS:
         limit = 4 if args.quick else n
         images = list_images([DATA / f for f in folders], limit)
         t0 = time.time()
         result = evaluate(METHODS, images, FAMILIES, size=size, seed=0, grid_images=1, feature_model=model)
         slug = label.split()[0].lower().replace("-", "")
         write_results(result, OUT / "inpainting" / slug)
+        grid = (f"![{label} grid](inpainting/{slug}/grid.jpg)" if grid_ok else
+                "(Image grid not committed: this data set's license is research/non-commercial only. "
+                "`benchmarks/inpainting/classical.py` writes it to "
+                f"`docs/results/inpainting/{slug}/grid.jpg` locally.)")
         parts.append(f"### {label}: {len(images)} images, {size}x{size} centre crops ({time.time() - t0:.0f} s)\n\n"
-                     f"{summary_tables(result.rows, result.sets)}\n\n![{label} grid](inpainting/{slug}/grid.jpg)\n\n"
+                     f"{summary_tables(result.rows, result.sets)}\n\n{grid}\n\n"
                      f"Per-sample rows: `inpainting/{slug}/metrics.csv`.\n")
         print(f"{label}: done in {time.time() - t0:.0f} s", flush=True)
     timings = large_photo_timings()
     cmd = "python benchmarks/inpainting/classical.py" + (" --quick" if args.quick else "")
+    machine.finish()
     doc = f"""# Inpainting results: classical methods
 
+{markers("classical")[0]}
 Produced by `{cmd}` on {datetime.date.today()} in {time.time() - started:.0f} s;
-machine: {platform.machine()}, {os.cpu_count()} vCPUs (AMD EPYC VM shared with other jobs),
-{torch.get_num_threads()} torch thread, torch {torch.__version__}, Python {platform.python_version()}.
+machine: {machine.describe()}.
 
 **What the numbers are.** Each image is resized so its short side is the crop size (bicubic) and centre-cropped.
 Masks come from our re-implementation of LaMa's generators, seeded per image (`(seed 0, image index)`), so every
@@ -156,33 +169,32 @@ Inception-FID/LPIPS: their weights cannot be had offline). {fid_note} Those are 
 Inception FID**, and with tens of images per set FID is biased upwards: compare methods within a table only.
 `blur` is our push-pull smooth fill, `mean` the mean colour of the known pixels. Times are per image (wall clock;
 load from other tenants adds noise).
+{markers("classical")[1]}
 
 ## Mask generators: coverage (LaMa parity)
 
+{markers("masks")[0]}
 {mask_coverage_table()}
+{markers("masks")[1]}
 
 ## Large photos: 4000x3000, a 45x30 hole and a 200x4 scratch
 
+{markers("large-photos")[0]}
 {chr(10).join(timings)}
 
 `auto` crops each hole with 128 px of context (IOPaint's Crop defaults, `crop_trigger` 800) and never converts
 the rest of the photo; `full` runs OpenCV on all 12 megapixels; `resize` fills a 1280 px copy and upsamples the fill
 into the hole only (blurrier, meant for learned models with a working size).
+{markers("large-photos")[1]}
 
 ## Classical methods on real photos
 
+{markers("photos")[0]}
 {chr(10).join(parts)}
+{markers("photos")[1]}
 """
     out = Path(args.out)
-    if out.exists():  # keep the sections other benchmarks own (bench_speed.py, experiment.py)
-        from markdown_sections import read_section, replace_section
-
-        old = out.read_text()
-        for name in KEPT_SECTIONS:
-            body = read_section(old, name)
-            if body is not None:
-                doc = replace_section(doc, name, body)
-    out.write_text(doc)
+    atomic_write_text(out, merge_sections(out.read_text(), doc) if out.exists() else doc)
     print(f"wrote {args.out}")
     return 0
 

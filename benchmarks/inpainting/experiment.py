@@ -56,8 +56,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+from _common import atomic_write_text, write_section  # noqa: E402
 from experiment_plan import (  # noqa: E402
     LABELS,
     PRESETS,
@@ -71,7 +72,6 @@ from experiment_plan import (  # noqa: E402
 from experiment_report import render  # noqa: E402
 from experiment_state import State  # noqa: E402
 from experiment_timing import calibrate, estimate  # noqa: E402
-from markdown_sections import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "results" / "inpainting.md"
 # One token per invocation, shared with its --workers helpers: a job that failed in this run is not retried by
@@ -248,8 +248,9 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
              "are drawn at 256 px and area-resized), at the training size and, for resolution transfer, "
              "larger, where the model runs at the full size; no "
              "dilation or feathering for any method; metrics on the composite (hole PSNR, SSIM of the whole image, "
-             "hole L1). Per-image rows: `benchmarks/inpainting/results/runs/`; image grids (the last seed's models "
-             "next to the classical fills; not committed: research-only image licences) in the same folder. "
+             "hole L1). Means per run, size and mask family: "
+             f"`{_shown(summary_csv(results, p))}` (per-image rows and image grids of the last seed's models next to "
+             "the classical fills stay in the run folders, not committed: research-only image licences). "
              f"Produced by `python benchmarks/inpainting/experiment.py{' --tiny' if p.name == 'tiny' else ''}`.")
     status = (f"Status ({datetime.date.today()}): {n_done} of {len(queue)} queued jobs finished; {left}. "
               f"Plan `{p.name}` (hash {state.hash}).")
@@ -265,10 +266,41 @@ def _n_train(spec: Any) -> int:
     return len(list_photos(spec.name, list(spec.subdirs))[: spec.limit]) - spec.holdout
 
 
+CSV_FIELDS = ("dataset", "method", "seed", "size", "family", "n", "area", "psnr_hole", "ssim", "l1_hole", "psnr")
+
+
+def summary_csv(results: Path, p: Preset) -> Path:
+    """The committed CSV of per-(run, size, family) means, beside the state file."""
+    return results / f"experiment_{p.name}.csv"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def write_csv(recs: list[dict[str, Any]], path: Path) -> None:
+    """One row per record (run or classical method, size, family), written atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in recs:
+        w.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]))
+                    for k in CSV_FIELDS})
+    atomic_write_text(path, buf.getvalue())
+
+
 def write_report(p: Preset, state: State, queue: list[dict[str, Any]], results: Path, doc: Path) -> None:
-    write_section(doc, "experiment", render(records(state, p.families), report_meta(p, state, queue, results)),
-                  heading=None)
-    print(f"wrote the experiment section of {doc}")
+    recs = records(state, p.families)
+    write_csv(recs, summary_csv(results, p))
+    write_section(doc, "experiment", render(recs, report_meta(p, state, queue, results)), heading=None)
+    print(f"wrote the experiment section of {doc} and {summary_csv(results, p)}")
 
 
 def dry_run(p: Preset, state: State, queue: list[dict[str, Any]], results: Path, threads: int,

@@ -121,9 +121,19 @@ SCENES128 = Preset(
 PRESETS = {"cpu64": CPU64, "full": FULL, "tiny": TINY, "scenes128": SCENES128}
 
 
+LATER_FIELDS = ("train_sources", "test_sources")
+"""``DataSpec`` fields added after plans had run: hashed only when set, so the older plans keep their hash (and
+their state files stay readable)."""
+
+
 def plan_hash(p: Preset) -> str:
     """Short hash of a preset's settings."""
-    return hashlib.sha256(json.dumps(asdict(p), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    d = asdict(p)
+    for spec in d["datasets"].values():
+        for k in LATER_FIELDS:
+            if spec.get(k) is None:
+                spec.pop(k, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def run_id(dataset: str, model: str, seed: int) -> str:

@@ -1,4 +1,4 @@
-"""Statistics and Markdown of the LaMa experiment report, and the marked sections of the results file."""
+"""Statistics and Markdown of the LaMa experiment report."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from experiment_report import (  # noqa: E402
     render,
     transfer_drops,
 )
-from markdown_sections import read_section, replace_section, write_section  # noqa: E402
 
 
 def test_mean_and_sample_std_against_hand_computed_values():
@@ -104,29 +103,6 @@ def test_seed_cases_average_their_families_and_carry_the_conclusions():
     assert "| faces | 64 | region | ReLaMa | 3 | 21.60 ± 0.10 |" in md
     # per case: relama - lama = +1.0 > 0.2 in both cases -> the conclusion counts the 2 case cells, not 4 families
     assert "ReLaMa vs LaMa (hole PSNR): the difference exceeds the seed spread in all 2 cells (2 in favour" in md
-
-
-def test_sections_replace_only_their_own_text(tmp_path):
-    doc = "# Title\n\nintro\n\n<!-- speed:start -->\nold speed\n<!-- speed:end -->\n\ntail text\n"
-    new = replace_section(doc, "speed", "new speed\n")
-    assert new == "# Title\n\nintro\n\n<!-- speed:start -->\nnew speed\n<!-- speed:end -->\n\ntail text\n"
-    assert replace_section(new, "speed", "new speed") == new  # idempotent
-    both = replace_section(new, "experiment", "exp", heading="## Experiment")
-    assert both.startswith(new) and both.endswith("## Experiment\n\n<!-- experiment:start -->\nexp\n"
-                                                  "<!-- experiment:end -->\n")
-    assert read_section(both, "speed") == "new speed" and read_section(both, "experiment") == "exp"
-    assert read_section(both, "masks") is None
-    with pytest.raises(ValueError, match="one start and one end"):
-        replace_section(doc + "<!-- speed:start -->\n", "speed", "x")
-    with pytest.raises(ValueError, match="before the start"):
-        replace_section("<!-- a:end -->\n<!-- a:start -->\n", "a", "x")
-    path = tmp_path / "r.md"
-    path.write_text(doc)
-    write_section(path, "experiment", "E")
-    write_section(path, "speed", "S")
-    text = path.read_text()
-    assert text.startswith("# Title\n\nintro\n\n<!-- speed:start -->\nS\n<!-- speed:end -->\n\ntail text\n")
-    assert read_section(text, "experiment") == "E"
 
 
 def test_resolution_transfer_pairs_each_seed_with_itself():

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "inpainting"
-sys.path.insert(0, str(BENCH))
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 _spec = importlib.util.spec_from_file_location("tw_inpaint_bench_speed", BENCH / "bench_speed.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
+from _common import read_section  # noqa: E402
 from lama_reference import find_source, reference_generator_class  # noqa: E402
-from markdown_sections import read_section  # noqa: E402
 
 
 def test_interleaved_times_rotate_the_order_and_time_each_call():
@@ -61,6 +61,26 @@ def test_report_states_the_verdict_and_the_ratios(tmp_path):
         in md
     assert "at least as fast as the reference in every row" in md and "lama_tiny +" in md
     assert "above 1 in at least one row (worst 1.020)" in bench.report([_row(), _row(ratio=1.02)], meta)
+
+
+def test_an_oversubscribed_row_is_withdrawn_and_left_out_of_the_findings():
+    # the 2-thread row spends 8.6x the CPU time of the 1-thread row on the same forward: threads spun waiting
+    one, two = _row(), _row()
+    two.update(threads=2, load_before=5.0, load_after=5.0, median_cpu_s={"ours": 7.64},
+               ratio_vs_ours_cpu={**two["ratio_vs_ours_cpu"], "relama": 1.24, "bf16": 1.26})
+    one["median_cpu_s"] = {"ours": 0.89}
+    assert bench.withdrawn([one, two]) == {("lama_tiny", 256, 2): pytest.approx(7.64 / 0.89)}
+    two["median_cpu_s"] = {"ours": 1.2}  # 1.35x: the cost of a second thread, kept
+    assert bench.withdrawn([one, two]) == {}
+    two["median_cpu_s"] = {"ours": 7.64}
+    meta = {"command": "c", "date": "d", "seconds": 1.0, "machine": "m", "cores": 2, "torch": "t", "reference": "r",
+            "load_min": 3.0, "load_max": 5.0}
+    md = bench.report([one, two], meta)
+    assert "| lama_tiny | 256 | 2 |" not in md and "costs x1.08-x1.08 the CPU time" in md
+    assert "bf16 autocast x0.70-x0.70" in md and "load average 3.0-5.0 on 2 cores" in md
+    assert ("Withdrawn pending a re-run on a quiet machine: lama_tiny 256 px 2 threads (its CPU time per forward was "
+            "8.6x that of the 1-thread row, load average 5.0-5.0") in md
+    assert "ReLaMa x1.24 and bf16 x1.26, measure contention" in md
 
 
 @pytest.mark.skipif(find_source() is None, reason="no advimman/lama checkout or mirror (TORCHWORKS_LAMA_REF)")
