@@ -9,6 +9,7 @@ Kendall's tau-b.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import statistics
 import time
@@ -129,8 +130,6 @@ def _machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor() or platform.machine()
-    import os
-
     import torch
 
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
@@ -184,6 +183,7 @@ def render(state: dict[str, Any], summary: dict[str, dict[str, Any]], exported: 
               "every method except the baseline also pays the teacher's forward pass (AB and FSP keep running it "
               "after their init stage, as RepDistiller does). \\*OFD, DKD, DIST: from the DKD and DIST papers on "
               "RepDistiller's protocol, not from RepDistiller itself.", ""]
+    lines += _length_lines(summary, sched) + [""]
     lines += _ranking_lines(summary) + _crd_lines(summary, sched) + [""] + _noise_lines(summary, sigma, n_pairs, base)
     if exported:
         lines += ["", exported]
@@ -218,6 +218,23 @@ def _plan_lines(state: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _length_lines(summary: dict[str, dict[str, Any]], sched: Schedule) -> list[str]:
+    """What a gain measured on this schedule means, next to the published gains after 240 epochs."""
+    epochs = sched.epochs
+    pub = [PUBLISHED[m] - PUBLISHED[BASELINE] for m in summary if m in DISTILLED]
+    base = summary.get(BASELINE)
+    best = max((m for m in summary if m in DISTILLED), key=lambda m: summary[m]["mean_last"], default=None)
+    if not pub or not base or best is None:
+        return []
+    gain = summary[best]["mean_last"] - base["mean_last"]
+    return [f"**What the gains mean at this length.** Every gain above is measured after {epochs:.1f} epochs "
+            f"({100 * epochs / 240:.1f} % of RepDistiller's 240): the students are far from converged (the "
+            f"undistilled one ends at {base['mean_last']:.2f} %), so a gain such as {LABELS[best]}'s "
+            f"{gain:+.2f} pp says how much faster the teacher makes early training, not how much better the "
+            f"converged student is. RepDistiller's gains after 240 epochs are {min(pub):+.2f} to {max(pub):+.2f} pp "
+            "over the same methods; whether ours shrink to that size on a full schedule is not measured here."]
+
+
 def _ranking_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
     out = ["**Ranking vs RepDistiller.** Published numbers are CIFAR-100 (100 classes, 240 epochs, a 72.34 % "
            "teacher); ours are CIFAR-10 (10 classes, JPEG-q75 copy) at a few epochs with a 77.39 % teacher, so only "
@@ -241,37 +258,93 @@ def _crd_lines(summary: dict[str, dict[str, Any]], sched: Schedule) -> list[str]
     crd, base = summary.get("crd"), summary.get(BASELINE)
     if not crd or not base or crd["mean_last"] >= base["mean_last"]:
         return []
-    epochs = sched.steps * sched.batch / 50_000
-    return [f"- CRD ends below the undistilled student. Its two memory banks (one 128-d embedding per training "
+    epochs = sched.epochs
+    seeds = len(crd["last"])
+    verdict = "one seed, no verdict" if seeds < 2 else f"{seeds} seeds; see the seed-noise verdict below"
+    return [f"- CRD ends {base['mean_last'] - crd['mean_last']:.2f} pp below the undistilled student ({verdict}). "
+            "If that holds, a likely reason is its memory: its two memory banks (one 128-d embedding per training "
             f"image, momentum 0.5) refresh an entry only when that image is drawn: {epochs:.1f} times per entry in "
             "this schedule against 240 in RepDistiller's, so most of the 4096 negatives of every step are stale "
-            "or still the random initial vectors. This is the likely reason (not isolated by a separate run); "
+            "or still the random initial vectors (not isolated by a separate run); "
             "the other methods compare the teacher's and the student's features of the same batch and have no "
             "such warm-up."]
+
+
+ALPHA = 0.05  #: two-sided level of the seed-noise verdicts
+
+
+def seed_test(method: dict[str, Any], base: dict[str, Any]) -> dict[str, Any] | None:
+    """t-test of a method's last accuracy against the baseline's, with the seeds each actually ran.
+
+    Paired (``scipy.stats.ttest_rel`` on the per-seed differences, df = n - 1) when both ran the same seeds:
+    seed k gives every method the same student initialisation and batch order, so the pair shares those sources
+    of noise. Otherwise Welch's test (``ttest_ind(equal_var=False)``, Welch-Satterthwaite df). None when either
+    side has a single seed: it has no spread of its own, so there is no verdict.
+
+    Returns:
+        ``{"test", "n", "n_base", "t", "df", "p", "gain"}``; ``gain`` is the difference of the means (pp).
+    """
+    from scipy import stats
+
+    a, b = method["last"], base["last"]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    gain = statistics.fmean(a) - statistics.fmean(b)
+    if sorted(method["seeds"]) == sorted(base["seeds"]):
+        by_seed = dict(zip(base["seeds"], b, strict=True))
+        diffs = [v - by_seed[s] for s, v in zip(method["seeds"], a, strict=True)]
+        r = stats.ttest_rel(diffs, [0.0] * len(diffs))
+        test, df = "paired", len(diffs) - 1
+    else:
+        r = stats.ttest_ind(a, b, equal_var=False)
+        va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+        test, df = "Welch", (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return {"test": test, "n": len(a), "n_base": len(b), "t": float(r.statistic), "df": float(df),
+            "p": float(r.pvalue), "gain": gain}
+
+
+def _t_crit(df: float) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(1 - ALPHA / 2, df))
+
+
+def _seeds_text(r: dict[str, Any]) -> str:
+    n = f"{r['n']} seeds each" if r["n"] == r["n_base"] else f"{r['n']} seeds vs {r['n_base']}"
+    return f"{n}, {r['test']} t = {r['t']:.1f}, df {r['df']:.3g}, p = {r['p']:.3f}"
 
 
 def _noise_lines(summary, sigma, n_pairs, base) -> list[str]:
     acc = (base["mean_last"] if base else 70.0) / 100
     binom = 100 * math.sqrt(acc * (1 - acc) / 10_000)
-    if sigma is None:
-        return [f"**Seed noise.** Not measured (no method finished two seeds). The test set alone gives a binomial "
-                f"standard error of {binom:.2f} pp per accuracy, a lower bound on run-to-run noise: read gains "
-                f"below about {2 * math.sqrt(2) * binom:.1f} pp as ties."]
     b = summary.get(BASELINE)
     spread = f"baseline seeds {' / '.join(f'{v:.2f}' for v in b['last'])}; " if b and len(b["last"]) > 1 else ""
-    clear, within = [], []
+    scale = (f"pooled seed standard deviation {sigma:.2f} pp from {n_pairs} method(s) run twice, "
+             if sigma is not None else "")
+    clear, within, single = [], [], []
     for m, s in sorted(summary.items(), key=lambda kv: -kv[1]["mean_last"]):
         if m == BASELINE or not base:
             continue
-        sd = sigma * math.sqrt(1 / len(s["last"]) + 1 / len(base["last"]))
         gain = s["mean_last"] - base["mean_last"]
-        (clear if abs(gain) > 2 * sd else within).append(f"{LABELS[m]} {gain:+.2f}")
-    return [f"**Seed noise.** {spread}pooled seed standard deviation {sigma:.2f} pp from {n_pairs} method(s) run "
-            f"twice (test-set binomial standard error {binom:.2f} pp). A gain counts as beyond seed noise when it "
-            "exceeds twice the standard deviation of the difference of the means (sigma*sqrt(1/n_method + "
-            "1/n_baseline)).",
-            f"- beyond seed noise: {', '.join(clear) or 'none'}.",
-            f"- within seed noise of the baseline: {', '.join(within) or 'none'}."]
+        r = seed_test(s, base)
+        if r is None:
+            single.append(f"{LABELS[m]} {gain:+.2f}" + ("" if len(s["last"]) < 2 else
+                                                        f" ({len(s['last'])} seeds vs a one-seed baseline)"))
+            continue
+        (clear if r["p"] < ALPHA else within).append(f"{LABELS[m]} {gain:+.2f} ({_seeds_text(r)})")
+    lines = [f"**Seed noise.** {spread}{scale}test-set binomial standard error {binom:.2f} pp. A verdict tests "
+             f"the gain in last accuracy over the baseline at the {100 * ALPHA:.0f} % level (two-sided) with the "
+             "t distribution of the seeds actually run: a paired t-test on the per-seed differences when the "
+             "method and the baseline ran the same seeds (seed k gives every method the same student "
+             "initialisation and batch order), Welch's otherwise; no correction for testing several methods. "
+             f"With 2 seeds each the paired test has 1 degree of freedom (critical t {_t_crit(1):.1f}), so only "
+             "large, consistent gains pass. A method run with one seed has no spread of its own and gets no verdict, "
+             "whatever its gain.",
+             f"- beyond seed noise: {'; '.join(clear) or 'none'}.",
+             f"- within seed noise of the baseline: {'; '.join(within) or 'none'}."]
+    if single:
+        lines.append(f"- one seed, no verdict: {', '.join(single)}.")
+    return lines
 
 
 # --- export -----------------------------------------------------------------------------------------------------
@@ -336,10 +409,21 @@ def export_best(state: dict[str, Any], out_dir: Path = PRETRAINED) -> tuple[Path
     return path, "\n".join(card)
 
 
+def shipped_card(state: dict[str, Any], out_dir: Path = PRETRAINED) -> tuple[Path, str] | None:
+    """The card already shipped for the best run's method (``report --no-export``: run checkpoints may be gone)."""
+    name = best_distilled_run(state)
+    card = out_dir / f"resnet20_cifar10_{state['runs'][name]['method']}.md" if name else None
+    if card is None or not card.is_file():
+        return None
+    return card.with_suffix(".safetensors"), card.read_text().rstrip("\n")
+
+
 def report(state: dict[str, Any] | Path, out: Path, export: bool = True) -> None:
     """Writes the protocol section of ``out`` (the rest of the file is kept) and exports the best student.
 
     ``state`` is the protocol state (or its file); a state without finished runs gives the plan and estimate.
+    With ``export=False`` the student is not exported again (its run checkpoint may be gone) and the section
+    carries the card already shipped for that method. ``out`` is replaced atomically.
     """
     if isinstance(state, Path):
         from protocol_queue import load_state
@@ -349,14 +433,16 @@ def report(state: dict[str, Any] | Path, out: Path, export: bool = True) -> None
             raise SystemExit(f"no protocol state at {path}: run protocol.py first")
     summary = summarize(state)
     exported = None
-    if export and not state.get("tiny"):
-        done = export_best(state)
+    if not state.get("tiny"):
+        done = export_best(state) if export else shipped_card(state)
         if done:
             exported = "### Shipped student (model card)\n\n" + "\n".join(done[1].splitlines()[2:])
     section = render(state, summary, exported)
     section += f"\n\n_Written by `protocol.py report` on {time.strftime('%Y-%m-%d %H:%M')}._"
     text = out.read_text() if out.is_file() else ""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(replace_section(text, section))
-    print(f"wrote the protocol section of {out}" + ("; exported the best student to " + str(PRETRAINED)
-                                                     if exported else ""))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(replace_section(text, section))
+    os.replace(tmp, out)
+    what = "exported the best student to" if export and exported else "kept the student shipped in"
+    print(f"wrote the protocol section of {out}" + (f"; {what} {PRETRAINED}" if exported else ""))

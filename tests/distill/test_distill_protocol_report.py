@@ -18,6 +18,7 @@ from protocol_report import (  # noqa: E402
     replace_section,
     report,
     seed_sigma,
+    seed_test,
     summarize,
 )
 
@@ -87,9 +88,12 @@ def test_report_writes_only_its_section(tmp_path):
     section = text.split(START)[1].split(END)[0]
     assert "Tiny smoke run" in section and "| KD | 0,1 | 70.00 / 70.00 |" in section
     assert "+9.00" in section  # KD's gain over the mean baseline (61 %)
-    # kd: +9 pp, 2 sd of the difference = 2 * 1 * sqrt(1/2 + 1/2) = 2 -> beyond; AT +0.5 -> within.
-    assert "beyond seed noise: KD +9.00, CRD +4.00" in section
-    assert "within seed noise of the baseline: AT +0.50" in section
+    # KD and the baseline ran seeds 0 and 1: paired differences 10 and 8 -> t = 9 / (sqrt(2) / sqrt(2)) = 9, df 1,
+    # p = 2 atan(1/9) / pi = 0.070: not beyond seed noise despite +9 pp. AT and CRD ran one seed: no verdict.
+    assert "within seed noise of the baseline: KD +9.00 (2 seeds each, paired t = 9.0, df 1, p = 0.070)" in section
+    assert "beyond seed noise: none." in section
+    assert "one seed, no verdict: CRD +4.00, AT +0.50." in section
+    assert "after 0.0 epochs" not in section and "after 1.0 epochs" in section  # 8 steps x 16 of 128 images
     assert "tau = " in section and "Shipped student" not in section
     assert not math.isnan(float(section.split("tau = ")[1].split()[0]))
 
@@ -114,3 +118,31 @@ def test_export_ships_the_best_student_with_a_card(tmp_path, monkeypatch):
     assert "**50.00 %**" in card and "KD from the shipped resnet56" in card
     assert (out / "resnet20_cifar10_kd.md").is_file()
     assert sum(p.numel() for p in load_model(path, expect="resnet20").parameters()) > 0
+
+
+def _seeds(values, seeds):
+    return {"last": list(values), "seeds": list(seeds)}
+
+
+def test_seed_test_paired_uses_the_t_distribution_of_the_seed_count():
+    # Differences 3, 1, 2 -> mean 2, sd 1, t = 2 / (1 / sqrt(3)) = 2 sqrt(3), df 2. For df 2 the t CDF is closed:
+    # F(t) = 1/2 + t / (2 sqrt(2 + t^2)), so the two-sided p = 1 - t / sqrt(2 + t^2) = 1 - sqrt(12/14).
+    # Listed in different seed orders: paired by seed (s0 74 - 71, s1 70 - 69, s2 72 - 70), not by position.
+    method, base = _seeds([72.0, 74.0, 70.0], [2, 0, 1]), _seeds([69.0, 70.0, 71.0], [1, 2, 0])
+    r = seed_test(method, base)
+    assert r["test"] == "paired" and r["df"] == 2 and r["n"] == r["n_base"] == 3
+    assert r["t"] == pytest.approx(2 * math.sqrt(3)) and r["gain"] == pytest.approx(2.0)
+    assert r["p"] == pytest.approx(1 - math.sqrt(12 / 14))
+    # A normal approximation would call this clear (|z| = 3.46 -> p = 0.0005); with 3 seeds it is not.
+    assert r["p"] > 0.05
+
+
+def test_seed_test_welch_when_the_seeds_differ_and_none_for_one_seed():
+    method, base = _seeds([74.0, 76.0, 75.0], [0, 1, 2]), _seeds([70.0, 71.0], [0, 1])
+    r = seed_test(method, base)
+    va, vb = 1.0 / 3, 0.5 / 2  # sample variances 1 and 0.5 over their seed counts
+    assert r["test"] == "Welch" and r["n"] == 3 and r["n_base"] == 2
+    assert r["t"] == pytest.approx(4.5 / math.sqrt(va + vb))
+    assert r["df"] == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 1))
+    assert seed_test(_seeds([66.0], [0]), base) is None  # one seed: no verdict, whatever the gain
+    assert seed_test(method, _seeds([70.0], [0])) is None
