@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -25,7 +23,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-BEGIN, END = "<!-- bench_forecast: begin -->", "<!-- bench_forecast: end -->"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Machine, write_section  # noqa: E402
 
 
 def clean_pollution(src: Path, dst: Path) -> Path:
@@ -93,7 +93,7 @@ def main() -> None:
         arima_note = f"statsmodels {statsmodels.__version__}"
     except ImportError:
         have_arima, arima_note = False, "statsmodels not installed"
-    load = os.getloadavg()
+    machine = Machine.measure(threads=1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, s in enumerate(series_list(Path(tmp))):
@@ -105,14 +105,13 @@ def main() -> None:
                                features=s.get("features", []))
             rows.append((s, rep, time.perf_counter() - t0, time.process_time() - cpu0))
             print("\n".join(rep.lines()), flush=True)
-    write(args, rows, load, arima_note)
+    write(args, rows, machine.finish(), arima_note)
 
 
-def write(args: argparse.Namespace, rows: list, load: tuple, arima_note: str) -> None:
-    lines = [BEGIN, "## Forecasting: LSTM vs naive baselines", "",
+def write(args: argparse.Namespace, rows: list, machine: Machine, arima_note: str) -> None:
+    lines = ["## Forecasting: LSTM vs naive baselines", "",
              f"Command: `python {shlex.join(['benchmarks/sequence/bench_forecast.py', *sys.argv[1:]])}`", "",
-             f"Machine: {platform.platform()}, os.cpu_count()={os.cpu_count()}, torch {torch.__version__}, 1 thread, "
-             f"load average before the run {', '.join(f'{v:.2f}' for v in load)}; ARIMA: {arima_note}", "",
+             f"Machine: {machine.describe()}; ARIMA: {arima_note}", "",
              f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}", "",
              "Protocol: chronological split 70/15/15 of the rows; min-max scaler fitted on the training rows; LSTM(32) "
              f"on windows predicting the change from the last value (so it starts at persistence), Adam 3e-3, "
@@ -150,16 +149,8 @@ def write(args: argparse.Namespace, rows: list, load: tuple, arima_note: str) ->
         lines += ["", f"Unstable across seeds, so its verdict is weak: {'; '.join(shaky)}. A short trending series "
                   "whose test period lies above the training range (the scaler saw only the first 70 %) is where "
                   "one lucky seed can beat persistence and the next cannot."]
-    lines += ["", END]
-    out = Path(args.out)
-    text = out.read_text() if out.exists() else "# Sequence models: measured results\n"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + "\n".join(lines) + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    out.write_text(text)
-    print(f"wrote {out}")
+    write_section(args.out, "bench_forecast", "\n".join(lines), title="# Sequence models: measured results")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

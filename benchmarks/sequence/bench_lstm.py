@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -23,6 +22,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Machine, write_section  # noqa: E402
 
 
 def build(args: argparse.Namespace) -> dict[str, tuple[nn.Module, object]]:
@@ -73,20 +75,13 @@ def measure(impls: dict, repeats: int, iters: int, warmup: int) -> dict[str, dic
     return {n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()}
 
 
-def machine() -> str:
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"{platform.platform()}, {platform.processor() or platform.machine()}, os.cpu_count()={os.cpu_count()}, "
-            f"torch {torch.__version__}, torch threads {torch.get_num_threads()}, Python {platform.python_version()}, "
-            f"load average before the run {load}")
-
-
-def table(results: dict, args: argparse.Namespace, header: str) -> str:
+def table(results: dict, args: argparse.Namespace, header: str, machine: Machine) -> str:
     ref = results["torch.nn.LSTM"]
     lines = [
         "## LSTM training step (forward + backward)", "",
         f"B={args.batch}, T={args.steps}, F={args.features}, U={args.units}; many-to-one (last h -> Linear -> MSE); "
         f"median over {args.repeats} repeats of the mean of {args.iters} steps; implementations interleaved.", "",
-        f"Command: `{header}`", "", f"Machine: {machine()}", "",
+        f"Command: `{header}`", "", f"Machine: {machine.describe()}", "",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC", "",
         "| implementation | wall ms/step | CPU ms/step | wall ratio vs torch.nn.LSTM | CPU ratio |",
         "|---|---|---|---|---|",
@@ -116,28 +111,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     header = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *sys.argv[1:]])
+    machine = Machine.measure()
     results = measure(build(args), args.repeats, args.iters, args.warmup)
-    text = table(results, args, header)
+    text = table(results, args, header, machine.finish())
     print(text)
     if str(args.out) != "-":
-        write_section(args.out, text)
+        write_section(args.out, "bench_lstm", text, title="# Sequence models: measured results")
         print(f"wrote {args.out}")
-
-
-BEGIN, END = "<!-- bench_lstm: begin -->", "<!-- bench_lstm: end -->"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replaces this benchmark's section of ``path`` (between its markers), leaving other sections alone."""
-    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Sequence models: measured results\n\n"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END):]
-    else:  # first run on this file: the section goes right after the title
-        head, _, rest = old.partition("\n\n")
-        new = f"{head}\n\n{section}\n\n{rest}".rstrip() + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":
