@@ -91,3 +91,50 @@ def test_regressor_built_from_inferred_shapes_trains_on_foreign_models():
             losses.append(loss.item())
     assert losses[-1] < losses[0]
     assert all(p.grad is None for p in teacher.parameters())
+
+
+class SharedRelu(nn.Module):
+    """One ``nn.ReLU`` used twice in forward, as torchvision's BasicBlock does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.conv2(self.act(self.conv1(x))))
+
+
+def test_module_run_twice_in_one_forward_is_an_error_naming_it():
+    model = SharedRelu()
+    with FeatureTaps(model, ["act"]) as taps:
+        with pytest.raises(ValueError, match=r"'act' ran twice in one forward pass of SharedRelu"):
+            model(torch.randn(1, 3, 8, 8))
+        with pytest.raises(ValueError, match="ran twice"):  # every forward, not only the first
+            model(torch.randn(1, 3, 8, 8))
+    with FeatureTaps(model, ["conv2"]) as taps:  # a module that runs once is fine in the same model
+        model(torch.randn(1, 3, 8, 8))
+        assert taps.outputs()[0].shape == (1, 4, 8, 8)
+
+
+def test_only_calls_inside_a_forward_of_the_model_count():
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh())
+
+        def forward(self, x):
+            return checkpoint(self.body, x, use_reentrant=False).sum()
+
+    model = Checkpointed()
+    x = torch.randn(1, 3, 6, 6)
+    with FeatureTaps(model, ["body.1"]) as taps:
+        loss = model(x)
+        (kept,) = taps.outputs()
+        loss.backward()  # recomputes body under backward: neither an error nor a replaced output
+        assert taps.outputs()[0] is kept
+        model.body(x * 3)  # a direct call of the submodule leaves the stored output alone too
+        assert taps.outputs()[0] is kept
+        torch.testing.assert_close(kept, model.body(x))

@@ -43,6 +43,13 @@ class FeatureTaps:
     teacher run under ``torch.no_grad()`` holds no graph. A module whose output is a tuple (e.g. a zoo block
     asked for its pre-activation) is stored as the tuple's first element unless ``take`` says otherwise.
 
+    One forward pass of ``model`` gives one tensor per path. **A tapped module that runs twice in one forward
+    pass is an error** (``ValueError`` raised from the second call, naming the path): a module reused inside
+    ``forward`` (a shared ``nn.ReLU``, a weight-tied layer) has no single output to distil, and keeping either
+    call silently would pair the wrong tensors. Tap a module that runs once instead (the enclosing block, or the
+    layer feeding the reused one). Only calls made while ``model`` itself runs count: a recomputation by
+    activation checkpointing during backward, or a direct call of the submodule, leaves the stored outputs alone.
+
     Args:
         model: any module.
         paths: dotted module paths, e.g. ``["layer1", "layer2.0.conv1"]``.
@@ -62,13 +69,29 @@ class FeatureTaps:
         self.capture, self.take = capture, take
         modules = [resolve_module(model, p) for p in self.paths]  # validate all before hooking any
         self._store: dict[str, Tensor] = {}
+        self._running = False  # inside a forward of `model`: the only calls that count
+        self._model_name = type(model).__name__
         self._handles = []
         for path, module in zip(self.paths, modules, strict=True):
             self._handles.append(module.register_forward_hook(self._hook(path)))
-        self._pre = model.register_forward_pre_hook(lambda *_: self._store.clear())
+        self._handles.append(model.register_forward_pre_hook(self._start))
+        self._handles.append(model.register_forward_hook(self._stop, always_call=True))
+
+    def _start(self, *_: object) -> None:
+        self._store.clear()
+        self._running = True
+
+    def _stop(self, *_: object) -> None:
+        self._running = False
 
     def _hook(self, path: str):
         def hook(_module: nn.Module, args: tuple, output: object) -> None:
+            if not self._running:
+                return
+            if path in self._store:
+                raise ValueError(f"FeatureTaps: module {path!r} ran twice in one forward pass of "
+                                 f"{self._model_name} (a module reused inside forward); its output is ambiguous, "
+                                 "so tap a module that runs once (e.g. the enclosing block)")
             value = args[0] if self.capture == "input" else output
             if isinstance(value, (tuple, list)):
                 value = value[self.take]
@@ -91,7 +114,6 @@ class FeatureTaps:
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
-        self._pre.remove()
         self._handles.clear()
         self._store.clear()
 
