@@ -4,10 +4,12 @@ Each trained run contributes one number per (data set, evaluation size, mask fam
 held-out test images. Across the seeds of a method we report mean ± sample standard deviation (ddof 1). Classical
 methods are deterministic: one value, no spread.
 
-**The spread rule.** A difference between methods A and B counts as larger than the seed spread only when the
-mean ± std intervals do not overlap: ``|mean_A - mean_B| > std_A + std_B`` (a deterministic method has std 0). It
-needs at least two seeds on the learned side. It is a deliberately plain, conservative screen, not a significance
-test; with 3 seeds a difference that passes it is worth reporting and one that fails it is not a finding.
+**The spread rule.** A difference between methods A and B counts as larger than the seed spread only when it
+exceeds the half-width of its 95 % confidence interval from the t-distribution for the number of seeds: Welch's
+interval ``t(0.975, df) * sqrt(s_A^2 / n_A + s_B^2 / n_B)`` with the Welch-Satterthwaite ``df`` for two learned
+methods, and the one-sample interval ``t(0.975, n_A - 1) * s_A / sqrt(n_A)`` against a deterministic method
+(std 0). It needs at least two seeds on the learned side; every verdict prints its seed counts. With 3 seeds
+``t(0.975, 2) = 4.30``, so only large, consistent differences pass: one that fails is not a finding.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["CASES", "COMPARISONS", "METRICS", "TRANSFER_PAIRS", "case_records", "compare", "format_value",
-           "mean_std", "render", "transfer_drops"]
+           "mean_std", "render", "t_quantile", "transfer_drops"]
 
 METRICS = (("psnr_hole", "hole PSNR dB", 2), ("ssim", "SSIM", 4), ("l1_hole", "hole L1", 4))
 """(key, column title, decimals) of the reported metrics; the spread verdicts use the first two."""
@@ -56,22 +58,36 @@ def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
     return m, sd, len(v)
 
 
+def t_quantile(df: float, q: float = 0.975) -> float:
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (SciPy)."""
+    from scipy.stats import t
+
+    return float(t.ppf(q, df))
+
+
 def compare(a: Sequence[float], b: Sequence[float], a_deterministic: bool = False,
             b_deterministic: bool = False) -> dict[str, Any]:
-    """Difference ``mean(a) - mean(b)`` against the spread ``std(a) + std(b)``.
+    """Difference ``mean(a) - mean(b)`` against its 95 % t-interval half-width (see the module docstring).
 
     A side with one value counts as deterministic only if flagged so; a learned method with a single seed has
     an unknown spread, and the verdict is then None.
 
     Returns:
-        ``{"diff", "spread", "exceeds" (bool or None), "n_a", "n_b"}``.
+        ``{"diff", "spread" (the half-width), "exceeds" (bool or None), "n_a", "n_b", "df"}``.
     """
     ma, sa, na = mean_std(a)
     mb, sb, nb = mean_std(b)
     known = (na >= 2 or (a_deterministic and na == 1)) and (nb >= 2 or (b_deterministic and nb == 1))
-    diff, spread = ma - mb, sa + sb
-    return {"diff": diff, "spread": spread, "exceeds": bool(abs(diff) > spread) if known else None,
-            "n_a": na, "n_b": nb}
+    diff = ma - mb
+    if not known or (na < 2 and nb < 2):
+        return {"diff": diff, "spread": math.nan, "exceeds": None, "n_a": na, "n_b": nb, "df": math.nan}
+    va, vb = (sa * sa / na if na > 1 else 0.0), (sb * sb / nb if nb > 1 else 0.0)
+    if va + vb == 0.0:
+        df = float(max(na, nb) - 1)
+    else:  # Welch-Satterthwaite; reduces to n - 1 when one side is deterministic
+        df = (va + vb) ** 2 / ((va * va / (na - 1) if na > 1 else 0.0) + (vb * vb / (nb - 1) if nb > 1 else 0.0))
+    spread = t_quantile(df) * math.sqrt(va + vb)
+    return {"diff": diff, "spread": spread, "exceeds": bool(abs(diff) > spread), "n_a": na, "n_b": nb, "df": df}
 
 
 def format_value(values: Sequence[float], decimals: int, deterministic: bool = False) -> str:
@@ -227,16 +243,17 @@ def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     verdicts = verdicts + case_verdicts
     if verdicts:
         out += ["", "### Differences against the seed spread", "",
-                "Rule: a difference counts only if `|mean_A - mean_B| > std_A + std_B` over seeds (the mean ± std "
-                "intervals do not overlap; a classical method has std 0). Positive hole-PSNR/SSIM differences "
-                "favour A.",
-                "", "| data | px | mask | A - B | metric | difference | spread | exceeds spread? |",
-                "|---|---|---|---|---|---:|---:|---|"]
+                "Rule: a difference counts only if it exceeds the half-width of its 95 % t-interval for the seed "
+                "counts n_A, n_B (Welch; one-sample against a classical method, which has std 0). Positive "
+                "hole-PSNR/SSIM differences favour A.",
+                "", "| data | px | mask | A - B | metric | n_A, n_B | difference | ±95 % CI (t) | exceeds? |",
+                "|---|---|---|---|---|---|---:|---:|---|"]
         titles = {k: t for k, t, _ in METRICS}
         decimals = {k: d for k, _, d in METRICS}
         for ds, size, fam, pair, key, c in verdicts:
             d = decimals[key]
-            out.append(f"| {ds} | {size} | {fam} | {pair} | {titles[key]} | {c['diff']:+.{d}f} | {c['spread']:.{d}f} "
+            out.append(f"| {ds} | {size} | {fam} | {pair} | {titles[key]} | {c['n_a']}, {c['n_b']} "
+                       f"| {c['diff']:+.{d}f} | {c['spread']:.{d}f} "
                        f"| {_verdict(c)} |")
         out += ["", "**Conclusions (only where the difference exceeds the seed spread).**" + (
             " Counted over the seed's three cases (the per-family rows above give the detail)." if case_verdicts

@@ -32,18 +32,18 @@ def test_mean_and_sample_std_against_hand_computed_values():
 
 
 def test_exceeds_spread_rule_by_hand():
-    # A: 20, 21, 23 (21.333 +- 1.528); B: 17, 18, 19 (18 +- 1): diff 3.333 > 2.528 -> exceeds
+    # Welch: A 20, 21, 23 (s^2 = 2.3333), B 17, 18, 19 (s^2 = 1); diff 10/3; se = sqrt(2.3333/3 + 1/3) = 1.0541;
+    # df = 1.1111^2 / (0.7778^2/2 + 0.3333^2/2) = 3.4483; scipy.stats.t.ppf(0.975, 3.4483) * 1.0541 = 3.1209
     c = compare([20.0, 21.0, 23.0], [17.0, 18.0, 19.0])
-    assert c["diff"] == pytest.approx(10 / 3) and c["spread"] == pytest.approx(1.5275252 + 1.0)
-    assert c["exceeds"] is True
-    # B: 19, 20, 21 (20 +- 1): diff 1.333 < 2.528 -> within the spread
+    assert c["diff"] == pytest.approx(10 / 3) and c["df"] == pytest.approx(3.4483, abs=1e-3)
+    assert c["spread"] == pytest.approx(3.1209, abs=1e-3) and c["exceeds"] is True
+    # B: 19, 20, 21: diff 1.333 < its half-width -> within the spread
     assert compare([20.0, 21.0, 23.0], [19.0, 20.0, 21.0])["exceeds"] is False
-    # a deterministic baseline has no spread: 21.333 - 19.5 = 1.833 > 1.528
+    # against a deterministic baseline: one-sample, t(0.975, 2) = 4.3027 * 1.5275 / sqrt(3) = 3.7946
     c = compare([20.0, 21.0, 23.0], [19.5], b_deterministic=True)
-    assert c["spread"] == pytest.approx(1.5275252) and c["exceeds"] is True
-    # a difference equal to the spread does not exceed it: 1, 2, 3 (2 +- 1) against 1, 1 (1 +- 0)
-    c = compare([1.0, 2.0, 3.0], [1.0, 1.0])
-    assert (c["diff"], c["spread"], c["exceeds"]) == (1.0, 1.0, False)
+    assert c["spread"] == pytest.approx(3.7946, abs=1e-3) and c["exceeds"] is False and c["df"] == 2
+    c = compare([25.0, 25.5, 26.0], [19.5], b_deterministic=True)  # 4.302653 * 0.5 / sqrt(3) = 1.2421
+    assert c["spread"] == pytest.approx(1.2421, abs=1e-3) and c["exceeds"] is True
     # a single learned seed has an unknown spread: no verdict
     assert compare([20.0], [19.0, 20.0])["exceeds"] is None
 
@@ -72,10 +72,11 @@ def test_render_tables_and_verdicts():
     assert "### faces, 128 px (training size)" in md
     assert "| thick | 30.0 % | LaMa | 3 | 21.33 ± 1.53 |" in md
     assert "| thick | 30.0 % | telea | - | 19.50 |" in md
-    # relama 22 +- 0.5 vs lama 21.333 +- 1.528: +0.667 < 2.028 -> no; lama - plain 3.333 > 2.528 -> yes
-    assert "| faces | 128 | thick | relama - lama | hole PSNR dB | +0.67 | 2.03 | no |" in md
-    assert "| faces | 128 | thick | lama - plainconv | hole PSNR dB | +3.33 | 2.53 | **yes** |" in md
-    assert "| faces | 128 | thick | lama - telea | hole PSNR dB | +1.83 | 1.53 | **yes** |" in md
+    # 95 % t half-widths (3 seeds): relama - lama +0.667 < 3.393 -> no; lama - plain 3.333 > 3.121 -> yes;
+    # lama - telea (one-sample, t(0.975, 2) = 4.303) 1.833 < 3.795 -> no
+    assert "| faces | 128 | thick | relama - lama | hole PSNR dB | 3, 3 | +0.67 | 3.39 | no |" in md
+    assert "| faces | 128 | thick | lama - plainconv | hole PSNR dB | 3, 3 | +3.33 | 3.12 | **yes** |" in md
+    assert "| faces | 128 | thick | lama - telea | hole PSNR dB | 3, 1 | +1.83 | 3.79 | no |" in md
     assert "ReLaMa vs LaMa (hole PSNR): the difference stays within the seed spread in all 1 cells" in md
     assert ("LaMa vs plain (hole PSNR): the difference exceeds the seed spread in all 1 cells (1 in favour of LaMa)"
             in md)
@@ -101,14 +102,14 @@ def test_seed_cases_average_their_families_and_carry_the_conclusions():
     md = render(rows, {"title": "T", "train_size": 64, "labels": {"lama": "LaMa", "relama": "ReLaMa"}})
     assert "### The seed project's three cases" in md
     assert "| faces | 64 | region | ReLaMa | 3 | 21.60 ± 0.10 |" in md
-    # per case: relama - lama = +1.0 > 0.2 in both cases -> the conclusion counts the 2 case cells, not 4 families
+    # per case: relama - lama = +1.0 (both sd 0.1, Welch half-width 0.23) in both cases -> the conclusion counts the 2 case cells, not 4 families
     assert "ReLaMa vs LaMa (hole PSNR): the difference exceeds the seed spread in all 2 cells (2 in favour" in md
 
 
 def test_resolution_transfer_pairs_each_seed_with_itself():
     # thin only -> case "scratches". lama: 64 px 20, 21, 22 and 256 px 19, 20.5, 21 -> per-seed drops -1, -0.5, -1
     # (mean -0.8333, sd 0.2887); plainconv: 18, 19, 20 -> 15, 16, 17: drops -3, -3, -3 (sd 0).
-    # lama - plainconv = +2.1667 > 0.2887 -> exceeds, in favour of LaMa. Unpaired (256-px values alone) the seed
+    # lama - plainconv = +2.1667 > 4.303 * 0.2887 / sqrt(3) = 0.717 -> exceeds, in favour of LaMa. Unpaired (256-px values alone) the seed
     # offsets would dominate: 20.17 +- 1.04 vs 16 +- 1.
     rows = []
     for seed, (l64, l256, p64, p256) in enumerate([(20, 19, 18, 15), (21, 20.5, 19, 16), (22, 21, 20, 17)]):
@@ -125,4 +126,4 @@ def test_resolution_transfer_pairs_each_seed_with_itself():
     assert "| scenes | scratches | LaMa | -0.83 ± 0.29 |" in md
     assert "| scenes | scratches | telea | -0.75 |" in md
     assert ("LaMa vs plain: the difference of the transfer changes exceeds the seed spread in 1 of 1 cells (1 in "
-            "favour of LaMa): scenes scratches at 256 px (+2.17 dB, spread 0.29)") in md
+            "favour of LaMa): scenes scratches at 256 px (+2.17 dB, spread 0.72)") in md
