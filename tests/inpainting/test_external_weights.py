@@ -266,3 +266,25 @@ def test_reference_generator_weights_load_bit_for_bit(tmp_path, fmt):
         x = torch.rand(2, 4, 64, 64)
         with torch.no_grad():
             assert torch.equal(load_lama_generator(path)(x), ref(x))
+
+
+@pytest.mark.parametrize(("precision", "tol"), [("fp32", 0.0), ("channels_last", 1e-6), ("bf16", 0.01)])
+def test_precision_options_stay_within_their_stated_tolerance(precision, tol):
+    from torchworks.core.device import DeviceError
+    from torchworks.inpainting.learned import LearnedInpainter
+
+    g = _generator(4)
+    inp = LearnedInpainter(g, "big_lama", pad_mod=8, working_size=None, device="cpu", precision=precision)
+    image, mask = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
+    mask[..., 16:40, 8:50] = 1
+    with torch.no_grad():
+        ref = g(torch.cat([image * (1 - mask), mask], 1)).clamp(0, 1)
+    out = inp.fill(image, mask)
+    assert out.is_contiguous() and out.dtype == torch.float32
+    assert float((out - ref).abs().max()) <= tol
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        inp.to("cpu", "fp8")
+    with pytest.raises(DeviceError, match="no CUDA GPU" if not torch.cuda.is_available() else "only cuda"):
+        inp.to("cuda:99")
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        inp.to("tpu")
