@@ -102,14 +102,16 @@ def test_seed_cases_average_their_families_and_carry_the_conclusions():
     md = render(rows, {"title": "T", "train_size": 64, "labels": {"lama": "LaMa", "relama": "ReLaMa"}})
     assert "### The seed project's three cases" in md
     assert "| faces | 64 | region | ReLaMa | 3 | 21.60 ± 0.10 |" in md
-    # per case: relama - lama = +1.0 (both sd 0.1, Welch half-width 0.23) in both cases -> the conclusion counts the 2 case cells, not 4 families
+    # per case: relama - lama = +1.0 (both sd 0.1, Welch half-width 0.23) in both cases -> the conclusion counts
+    # the 2 case cells, not 4 families
     assert "ReLaMa vs LaMa (hole PSNR): the difference exceeds the seed spread in all 2 cells (2 in favour" in md
 
 
 def test_resolution_transfer_pairs_each_seed_with_itself():
     # thin only -> case "scratches". lama: 64 px 20, 21, 22 and 256 px 19, 20.5, 21 -> per-seed drops -1, -0.5, -1
     # (mean -0.8333, sd 0.2887); plainconv: 18, 19, 20 -> 15, 16, 17: drops -3, -3, -3 (sd 0).
-    # lama - plainconv = +2.1667 > 4.303 * 0.2887 / sqrt(3) = 0.717 -> exceeds, in favour of LaMa. Unpaired (256-px values alone) the seed
+    # lama - plainconv = +2.1667 > 4.303 * 0.2887 / sqrt(3) = 0.717 -> exceeds, in favour of LaMa. Unpaired
+    # (256-px values alone) the seed
     # offsets would dominate: 20.17 +- 1.04 vs 16 +- 1.
     rows = []
     for seed, (l64, l256, p64, p256) in enumerate([(20, 19, 18, 15), (21, 20.5, 19, 16), (22, 21, 20, 17)]):

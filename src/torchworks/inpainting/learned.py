@@ -204,5 +204,5 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["ALIASES", "EXTERNAL", "PRECISIONS", "PRETRAINED_DIR", "SHIPPED", "LearnedInpainter", "load_big_lama", "load_learned",
-           "weights_file"]
+__all__ = ["ALIASES", "EXTERNAL", "PRECISIONS", "PRETRAINED_DIR", "SHIPPED", "LearnedInpainter", "load_big_lama",
+           "load_learned", "weights_file"]
