@@ -12,8 +12,6 @@ on a shared machine they move far less with the load. Writes ``docs/results/engi
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -24,6 +22,9 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Machine, atomic_write_text  # noqa: E402
 
 
 def plain_loop(steps: int, seed: int) -> tuple[float, float, float]:
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "engine.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
+    machine = Machine.measure()
     rows = {"plain PyTorch loop": [], "torchworks Trainer": []}
     for r in range(args.repeats):  # interleave so machine noise hits both alike
         rows["plain PyTorch loop"].append(plain_loop(args.steps, seed=r))
@@ -91,15 +93,15 @@ def main() -> None:
         print(f"repeat {r}: " + ", ".join(f"{k} {v[-1][0]:.1f}s wall {v[-1][1]:.1f}s cpu acc {v[-1][2]:.4f}"
                                           for k, v in rows.items()), flush=True)
     base = statistics.median(c for _, c, _ in rows["plain PyTorch loop"])
-    load = os.getloadavg()[0]
+    machine.finish()
     lines = [
         "# Engine overhead (Fashion-MNIST MLP)",
         "",
         f"Command: `python benchmarks/engine/bench_engine_overhead.py --steps {args.steps} --repeats {args.repeats}`",
         "",
-        f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"1 thread, Python {sys.version.split()[0]}. Shared machine (1-min load average {load:.1f} at the end on "
-        f"{os.cpu_count()} cores): read the CPU-time ratio, not the seconds.",
+        f"Machine: {machine.describe()}. "
+        + ("Shared machine (load above its cores): " if machine.busy else "")
+        + "read the CPU-time ratio, not the seconds.",
         "",
         f"Recipe: fashion_mlp (784-256-128-10), AdamW lr 2e-3 cosine, batch 128, {args.steps} steps, "
         "55k training images; test accuracy on the 10k test set. The Trainer's wall time includes Fabric set-up, "
@@ -116,7 +118,7 @@ def main() -> None:
         accs = [a for _, _, a in vals]
         lines.append(f"| {name} | {cpu:.1f} | {1000 * cpu / args.steps:.2f} | {cpu / base:.2f}x | {wall:.1f} | "
                      f"{statistics.median(accs):.4f} | {', '.join(f'{a:.4f}' for a in accs)} |")
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

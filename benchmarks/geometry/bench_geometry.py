@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
-import os
 import platform
 import statistics
 import sys
@@ -26,7 +25,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
+
+from _common import Machine, atomic_write_text  # noqa: E402
 
 from torchworks.geometry.camera import intrinsics_matrix, project_points, projection_matrix  # noqa: E402
 from torchworks.geometry.epipolar import find_fundamental, sampson_distance  # noqa: E402
@@ -249,7 +250,7 @@ def combine(per_run: list[list]) -> list:
     return rows
 
 
-def render(rows, args, elapsed: float, per_run: list[list]) -> str:
+def render(rows, args, elapsed: float, per_run: list[list], machine: Machine) -> str:
     try:
         import kornia
 
@@ -259,15 +260,14 @@ def render(rows, args, elapsed: float, per_run: list[list]) -> str:
     except ImportError:
         kornia_version = ""
         kornia_note = "kornia is not installed, so its rows are absent."
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     lines = [
         "# Geometry benchmark: torchworks.geometry vs OpenCV and kornia",
         "",
         f"Command: `.venv/bin/python benchmarks/geometry/bench_geometry.py --repeats {args.repeats} "
         f"--runs {args.runs}`  ",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; run time {elapsed:.0f} s  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, load average "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}{args.machine_note}  ",
+        f"Machine: {machine.arch} {machine.cpu}, {machine.cores} cores, {platform.platform()}, "
+        f"{machine.load_text()}{args.machine_note}  ",
         f"Versions: Python {platform.python_version()}, torch {torch.__version__}, OpenCV {cv2.__version__}"
         f"{kornia_version}, numpy {np.__version__}  ",
         f"Threads: torch {torch.get_num_threads()} (torch.set_num_threads(1)), OpenCV {cv2.getNumThreads()}. "
@@ -343,11 +343,10 @@ def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_geometry_kornia
-    start = time.perf_counter()
+    start, machine = time.perf_counter(), Machine.measure()
     per_run = [bench(args.repeats) for _ in range(args.runs)]
-    text = render(combine(per_run), args, time.perf_counter() - start, per_run)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    text = render(combine(per_run), args, time.perf_counter() - start, per_run, machine.finish())
+    atomic_write_text(args.out, text)
     print(text)
 
 

@@ -73,7 +73,7 @@ FULL = Preset(
     eval_sizes=(128, 256, 512), families=("thin", "medium", "thick", "box", "center"), classical=("telea", "ns"),
     checkpoint_every=250, task=LAMA_RECIPE)
 
-# The plan that fits this 2-core CPU (~4.5 core-hours, spread over sessions by the resumable queue): the shipped
+# The plan that fits a small shared CPU (~4.5 core-hours, spread over sessions by the resumable queue): the shipped
 # lama_tiny recipe's size (64 px crops of 80 px photos, ~0.18M-parameter generators, the tiny discriminator),
 # half its steps, three seeds. Mask families: LaMa's thin/medium/thick, boxes, and the centre hole, so that the
 # seed project's three cases (scratches = thin, region = medium + box, large = thick + centre) are all covered.

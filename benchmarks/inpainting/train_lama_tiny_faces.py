@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def export(ckpt: str, wall: float | None) -> Path:
     labels = ["ours", *(n for n, _ in others)]
     header = " | ".join(f"{k} {lab}" for k in ("PSNR", "L1", "SSIM") for lab in labels)
     step = state.get("step", "?")
-    card = CARD.format(step=step, ckpt=ckpt, wall=f"{wall / 60:.0f} min" if wall else "see report",
+    card = CARD.format(step=step, ckpt=ckpt, cores=os.cpu_count(),
+                       wall=f"{wall / 60:.0f} min" if wall else "see report",
                        params=sum(p.numel() for p in gen.parameters()), mb=out.stat().st_size / 1e6,
                        rows="\n".join(rows), holdout=task_cfg.holdout, name=name, stem=Path(entry["file"]).stem,
                        header=header, rule="|---" * (3 + 3 * len(labels)) + "|",
@@ -102,7 +104,7 @@ CARD = """# {stem}: {name} trained on 64 px CelebA-HQ faces (CPU, 1 thread)
   (`lama_discriminator_tiny`), Adam G 1e-3 / D 1e-4, batch 8. Deviations: **hole L1 x10** (LaMa: 0) for the short
   budget; **no perceptual term** (LaMa's HRF ADE20k ResNet50 weights are unobtainable; the shipped lama_tiny was
   trained before the EfficientNet-Lite0 substitute in `losses.py` was installed, and the pair keeps one recipe).
-- **Training**: {step} steps (checkpoint `{ckpt}`), wall time {wall} on a shared 2-core CPU, 1 thread.
+- **Training**: {step} steps (checkpoint `{ckpt}`), wall time {wall} on a shared {cores}-core CPU, 1 thread.
 - **Evaluation**: the {holdout} held-out faces, fixed masks (`MASKS` thin/medium/thick_256 drawn at 256 px with stream
   `(1234, i, 1)`, resized), metrics on the composite: hole PSNR (dB), hole L1, SSIM of the whole image. At 128 px
   the model runs at twice its training size (resolution transfer). Telea radius 3 (OpenCV) on the same inputs.

@@ -57,7 +57,8 @@ def val_curve(metrics_csv: str | Path) -> list[list[float]]:
 
 def _write(name: str, record: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    record.update(name=name, load_avg=os.getloadavg(), host=platform.node(), finished=time.strftime("%F %T"))
+    record.update(name=name, load_avg=os.getloadavg(), cores=os.cpu_count(), host=platform.node(),
+                  finished=time.strftime("%F %T"))
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=1))
     print(json.dumps(record))

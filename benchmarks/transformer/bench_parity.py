@@ -18,7 +18,6 @@ Rewrites only its own section of ``docs/results/transformer.md`` (``<!-- parity:
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -26,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vit import _cpu_name, write_section  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import Machine, write_section  # noqa: E402
+from bench_vit import RESULTS  # noqa: E402
 
-START, END = "<!-- parity:start -->", "<!-- parity:end -->"
 # sentence-transformers' README for all-MiniLM-L6-v2: the similarities of its three example sentences.
 CARD = {("The weather is lovely today.", "It's so sunny outside!"): 0.6660,
         ("The weather is lovely today.", "He drove to the stadium."): 0.1046,
@@ -132,9 +131,10 @@ def tiny() -> dict:
 
 def render(m: dict, t: dict, repeats: int) -> str:
     layers = ", ".join(f"{d:.1e}" for d in m["layers"])
-    lines = [START, "## Parity with Hugging Face transformers (benchmarks/transformer/bench_parity.py)", "",
+    machine = Machine.measure()
+    lines = ["## Parity with Hugging Face transformers (benchmarks/transformer/bench_parity.py)", "",
              f"Command: `python benchmarks/transformer/bench_parity.py"
-             f"{'' if repeats == 3 else f' --repeats {repeats}'}` ({platform.machine()} {_cpu_name()}, torch "
+             f"{'' if repeats == 3 else f' --repeats {repeats}'}` ({machine.arch} {machine.cpu}, torch "
              f"{torch.__version__}, transformers {t['transformers']}, float32, 1 thread). Tests assert the same "
              "properties (`tests/transformer/test_tf_bert_minilm.py`, `test_tf_bert.py`, `test_tf_vit.py`); this "
              "section measures them on more data.", "",
@@ -162,7 +162,7 @@ def render(m: dict, t: dict, repeats: int) -> str:
               f"{t['vit_hidden']:.1e} | {t['vit_hidden_ref']:.2f} |",
               f"| `ViTForImageClassification` | logits | {t['vit_logits']:.1e} | {t['vit_logits_ref']:.2f} |", "",
               "A difference of exactly 0 means both computed the same float32 operations in the same order (HF's "
-              "ViT also calls torch's SDPA).", "", END]
+              "ViT also calls torch's SDPA)."]
     return "\n".join(lines)
 
 
@@ -179,7 +179,7 @@ def main() -> None:
     if args.dry_run:
         print(text)
     else:
-        write_section(text, START, END)
+        write_section(RESULTS, "parity", text)
         print("wrote the parity section of docs/results/transformer.md")
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vit import RESULTS, _cpu_name, write_section  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import Machine, write_section  # noqa: E402
+from bench_vit import RESULTS  # noqa: E402
 
-START, END = "<!-- precision:start -->", "<!-- precision:end -->"
 MODELS = ["vit_small_patch7_28", "vit_small_patch4_28", "vit_mini_patch4_32", "cnn_vgg_28_wide", "cnn_vgg_32"]
 SETTINGS = ("fp32", "bf16, torch SDPA", "bf16")
 
@@ -87,9 +87,10 @@ def step_times(name: str, setting: str, steps: int, batch: int = 128) -> float:
 def section(cells: dict[tuple[str, str], list[float]], command: str, repeats: int, steps: int) -> str:
     from torchworks.core.registry import MODELS as REGISTRY
 
-    lines = [START, "## Training-step CPU time: float32 vs bfloat16 autocast", "",
+    machine = Machine.measure(threads=1)
+    lines = ["## Training-step CPU time: float32 vs bfloat16 autocast", "",
              f"Command: `{command}` ({repeats} interleaved rounds x median of {steps} steps; batch 128, forward + "
-             f"cross-entropy + backward + AdamW, 1 thread; {_cpu_name()}, torch {torch.__version__}).", "",
+             f"cross-entropy + backward + AdamW, 1 thread; {machine.cpu}, torch {machine.torch}).", "",
              "| model | params | fp32 CPU-s/step | bf16 with torch SDPA | bf16 (engine `bf16-mixed`) | fp32 / bf16 |",
              "|---|---|---|---|---|---|"]
     for name in MODELS:
@@ -101,7 +102,7 @@ def section(cells: dict[tuple[str, str], list[float]], command: str, repeats: in
     lines += ["", "The CPU has `avx512_bf16`: a bfloat16 matmul runs at about 3x the float32 rate here. torch's CPU "
               "flash-attention kernel does not gain from it (its bfloat16 backward is slower than float32), so "
               "`attention_sdpa` computes bfloat16 attention on CPU as two matmuls and a softmax. The ViT runs "
-              "marked bf16 in the table above use this path; weights and optimizer state stay float32.", END]
+              "marked bf16 in the table above use this path; weights and optimizer state stay float32."]
     return "\n".join(lines)
 
 
@@ -126,7 +127,7 @@ def main() -> None:
     command = "python benchmarks/transformer/bench_precision.py" + (
         f" --repeats {args.repeats}" if args.repeats != 5 else "") + (f" --steps {args.steps}" if args.steps != 7
                                                                        else "")
-    write_section(section(cells, command, args.repeats, args.steps), START, END)
+    write_section(RESULTS, "precision", section(cells, command, args.repeats, args.steps))
     print(f"wrote {RESULTS}")
 
 

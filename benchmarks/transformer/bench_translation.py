@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -28,7 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "transformer" / "results" / "translation.json"
 DOC = ROOT / "docs" / "results" / "transformer.md"
 FIG_DIR = ROOT / "docs" / "results" / "transformer"
-START, END = "<!-- translation:start -->", "<!-- translation:end -->"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Machine, write_section  # noqa: E402
+
 EXAMPLE = "Ein Mann fährt Fahrrad."
 TIMING_SENTENCES = 200
 
@@ -42,7 +44,7 @@ def _bleu(model, tok, pairs, beam: int, cache: bool = True) -> tuple[float, floa
     from torchworks.transformer.translation_data import corpus_bleu, translate
 
     t0 = time.perf_counter()
-    hyps = translate(model, tok, [s for s, _ in pairs], beam_size=beam, use_cache=cache)
+    hyps = translate(model, tok, [s for s, _ in pairs], beam_size=beam, alpha=0.6, use_cache=cache)  # as published
     seconds = time.perf_counter() - t0
     refs = [t for _, t in pairs]
     return corpus_bleu(hyps, refs), corpus_bleu(hyps, refs, lowercase=True), seconds, hyps
@@ -99,7 +101,7 @@ def final(path: Path, val, test, repeats: int) -> dict:
     return out
 
 
-def plot_curve(rows: list[dict], path: Path) -> None:
+def plot_curve(rows: list[dict], path: Path, cores: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +111,7 @@ def plot_curve(rows: list[dict], path: Path) -> None:
     ax.plot([r["train_seconds"] / 60 for r in rows], [r["bleu_greedy"] for r in rows], "o-", label="test2016, greedy")
     ax.axhline(30, color="grey", ls="--", lw=0.8, label="goal 30 BLEU")
     ax.axvline(60, color="grey", ls=":", lw=0.8, label="60 min")
-    ax.set_xlabel("training wall time (min, 2 CPU cores)")
+    ax.set_xlabel(f"training wall time (min, {cores} CPU cores)")
     ax.set_ylabel("BLEU (sacrebleu, cased, 13a)")
     ax.set_title("Multi30k de->en, transformer_multi30k_small")
     ax.legend(fontsize=8)
@@ -163,8 +165,8 @@ sports, and little else.
 `torchworks train configs/translate_multi30k.yaml` (task `translation`, seed 0, 1 thread): batches of at most 128
 sentence pairs built from length buckets, label smoothing 0.1, AdamW (0.9, 0.98, eps 1e-9, weight decay 1e-4 on
 matrices), lr 7e-4 after 300 warm-up steps, cosine to 1e-5 at step {f['step']}, gradient clipping 1, dropout 0.1.
-Training wall time: **{f['train_seconds'] / 60:.1f} min** on one thread of a 2-core CPU machine (torch
-{torch.__version__}), other jobs running on the other core at lower priority.
+Training wall time: **{f['train_seconds'] / 60:.1f} min** on one thread of a {rec.get('cores', '?')}-core CPU machine
+(torch {torch.__version__}), other jobs sharing it at lower priority.
 
 ## Metrics (sacrebleu corpus BLEU, cased, 13a tokenisation, detokenised output; lower-cased in brackets)
 | split | greedy | beam 4 (alpha 0.6) |
@@ -199,7 +201,7 @@ data: Multi30k is distributed for research; see `../shared/data/multi30k`.
 def write_doc(rec: dict) -> None:
     rows, f = rec["curve"], rec["final"]
     cross = next((r for r in rows if r["bleu_greedy"] >= 30), None)
-    lines = [START, "## Translation: Multi30k German -> English (configs/translate_multi30k.yaml)", "",
+    lines = ["## Translation: Multi30k German -> English (configs/translate_multi30k.yaml)", "",
              f"Command: `torchworks train configs/translate_multi30k.yaml` then "
              f"`python benchmarks/transformer/bench_translation.py --run {rec['run']} --export`. "
              f"Machine: {rec['machine']}. BLEU: sacrebleu corpus BLEU, cased, 13a, on detokenised output "
@@ -235,16 +237,7 @@ def write_doc(rec: dict) -> None:
               "torch.nn.Transformer recipe here at 25.87 after 25.5 min (lower-cased tokens)."]
     if (rec.get("sweep") or {}).get("chosen"):
         lines += ["", *sweep_lines(rec["sweep"], f["test2016_beam4"]["decode_s"])]
-    lines.append(END)
-    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
-    block = "\n".join(lines) + "\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block.rstrip("\n") + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(DOC)
+    write_section(DOC, "translation", "\n".join(lines))
 
 
 SWEEP_BEAMS, SWEEP_ALPHAS = (1, 4, 6, 8), (0.6, 1.0, 1.4, 2.0)
@@ -280,7 +273,7 @@ def sweep(val, test, path: Path | None = None, previous: dict | None = None, sav
     t0 = time.perf_counter()
     hyps = translate(model, tok, [s for s, _ in test], beam_size=best["beam"], alpha=best["alpha"])
     chosen = {**best, "test_bleu": _corpus(hyps, test), "test_bleu_lc": _corpus(hyps, test, lowercase=True),
-              "test_decode_s": time.perf_counter() - t0, "load_average": os.getloadavg()[0]}
+              "test_decode_s": time.perf_counter() - t0, "load_average": os.getloadavg()[0], "cores": os.cpu_count()}
     print("chosen", json.dumps(chosen), flush=True)
     return {"model": name, "grid": grid, "chosen": chosen}
 
@@ -306,7 +299,8 @@ def sweep_lines(sw: dict, beam4_s: float | None = None) -> list[str]:
             lines.append(f"| {beam} | " + " | ".join(f"{cells[a]:.2f}" for a in SWEEP_ALPHAS) + " |")
     lines += ["", f"Best on val: beam {c['beam']}, alpha {c['alpha']} ({c['val_bleu']:.2f}); with it test2016 scores "
               f"**{c['test_bleu']:.2f}** ({c['test_bleu_lc']:.2f} lower-cased), decoded in {c['test_decode_s']:.1f} s "
-              + (f"(wall, load average {c['load_average']:.1f} on 2 cores) " if c.get("load_average") else "")
+              + (f"(wall, load average {c['load_average']:.1f} on {c.get('cores', '?')} cores) "
+                 if c.get("load_average") else "")
               + f"(stretch goal 35: {'met' if c['test_bleu'] >= 35 else 'not met'}). "
               "`torchworks translate` defaults to beam 4 with alpha 1.4, the best alpha on val"
               + (f" (beam 4 decoded test2016 in {beam4_s:.1f} s with alpha 0.6, above)." if beam4_s else ".")]
@@ -343,13 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(rec)
         return 0
     done = {r["step"]: r for r in rec.get("curve", []) if rec.get("run") == str(args.run)}
-    machine = f"{platform.machine()}, {torch.get_num_threads()} thread(s) for decoding, torch {torch.__version__}"
-    rec.update(run=str(args.run), repeats=args.repeats, machine=machine)
+    machine = Machine.measure()
+    rec.update(run=str(args.run), repeats=args.repeats, machine=f"{machine.describe()} (decoding)",
+               cores=machine.cores)
     rec["curve"] = curve(run, test, done)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(rec, indent=1))
     FIG_DIR.mkdir(parents=True, exist_ok=True)
-    plot_curve(rec["curve"], FIG_DIR / "translation_bleu.png")
+    plot_curve(rec["curve"], FIG_DIR / "translation_bleu.png", rec["cores"])
     if args.curve_only:
         return 0
     last = run / "checkpoints" / "last.ckpt"

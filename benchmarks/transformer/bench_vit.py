@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import re
 import subprocess
 import sys
@@ -40,7 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results" / "transformer.md"
 FIGURE = ROOT / "docs" / "results" / "transformer" / "vit_rollout.png"
 PRETRAINED = ROOT / "src" / "torchworks" / "transformer" / "pretrained"
-START, END = "<!-- vit:start -->", "<!-- vit:end -->"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Machine, write_section  # noqa: E402
 
 
 def _repeats(base: str, data: str, goal: float, seeds: range) -> list[tuple[str, str, str, float]]:
@@ -270,6 +271,7 @@ def ship(r: dict, data_label: str, goal: float) -> None:
         if r["cpu_how"].startswith("est") else ""
     wall_text = f"{r['wall_s'] / 60:.1f} minutes wall" if r["wall_s"] is not None else "wall time not recorded"
     seed = r["config"].get("seed", 0)
+    machine = Machine.measure(threads=1)
     card = f"""# {model_name}: {kind} trained from scratch on {data_label}
 
 A {r['params']:,}-parameter Vision Transformer (`{r['model']}`: {what}, [CLS] token, learned positions,
@@ -292,7 +294,7 @@ smoothing {t['label_smoothing']}, AdamW lr {t['lr']} (weight decay {t['weight_de
 - Test accuracy: {100 * r['test_acc']:.2f} % (last step; held-out validation accuracy
   {100 * (r['val_acc'] or 0):.2f} %).
 - Training cost: {r['cpu_s'] / 60:.1f} CPU-minutes (user + sys of the training process, one thread{cpu_note}),
-  {wall_text} on a 2-core machine shared with other jobs.
+  {wall_text} on a {machine.cores}-core {machine.cpu} machine shared with other jobs.
 
 ## Use
 ```python
@@ -308,17 +310,18 @@ def fmt(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
 
 
 def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
-    lines = [START, "## ViT vs a same-size CNN at the same CPU budget (benchmarks/transformer/bench_vit.py)", "",
-             f"Command: `{command}` ({date.today()}, {platform.machine()} {_cpu_name()}, 2 cores, torch "
-             f"{torch.__version__}, one thread per run). CPU = user + sys seconds of the whole training process "
-             "(data loading, validation and checkpoints included). The older float32 rows ran while the machine was "
-             "shared with other jobs, so their wall times are up to twice their CPU times; runs that had a core to "
-             "themselves have wall close to CPU time. Test accuracy is that of the last step on the full test set. "
-             "\"est.\": the processes that ran the first steps were killed at session ends and left no time "
-             "report, so the total is the surviving report's CPU time per step times all steps; that report was "
-             "taken while five other jobs shared the two cores, which inflates CPU time per step (the configs "
-             "measured 0.20 s (Fashion-MNIST ViT) and 0.6 s (CIFAR-10 ViT) on a quiet machine). Runs started now "
-             "record their own CPU time in the checkpoint (`timing`).",
+    machine = Machine.measure(threads=1)
+    lines = ["## ViT vs a same-size CNN at the same CPU budget (benchmarks/transformer/bench_vit.py)", "",
+             f"Command: `{command}` ({date.today()}, {machine.arch} {machine.cpu}, {machine.cores} "
+             f"cores, torch {machine.torch}, one thread per run). CPU = user + sys seconds of the whole training "
+             "process (data loading, validation and checkpoints included). The older float32 rows ran while the "
+             "machine was shared with other jobs, so their wall times are up to twice their CPU times; runs that "
+             "had a core to themselves have wall close to CPU time. Test accuracy is that of the last step on the "
+             "full test set. \"est.\": the processes that ran the first steps were killed at session ends and left "
+             "no time report, so the total is the surviving report's CPU time per step times all steps; that report "
+             "was taken while five other jobs shared the machine's cores, which inflates CPU time per step (the "
+             "configs measured 0.20 s (Fashion-MNIST ViT) and 0.6 s (CIFAR-10 ViT) on a quiet machine). Runs "
+             "started now record their own CPU time in the checkpoint (`timing`).",
              "", "Shared recipe (task `image_classifier`, one config per row: `configs/<run>.yaml`): horizontal flips "
              "and random crops after zero padding (the `crop` column; 0 = none) as torch ops on the batch, label "
              "smoothing 0.1, AdamW with weight decay 0.05 on weight matrices, linear warm-up then cosine to 0, "
@@ -352,7 +355,6 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
                   "averaged, 0.5 identity added for the residual path, rows renormalised, layers multiplied) of the "
                   "[CLS] token of the two ViTs above, for the first test image of six classes (caption: true -> "
                   "predicted). Bright patches are those the class decision drew on.", ""]
-    lines.append(END)
     return "\n".join(lines)
 
 
@@ -469,26 +471,6 @@ def seed_groups(results: dict[str, dict]) -> dict[str, list[tuple[int, dict]]]:
     return {base: sorted(g, key=lambda t: t[0]) for base, g in groups.items()}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def write_section(text: str, start: str = START, end: str = END, doc: Path = RESULTS) -> None:
-    """Replace the section between the markers ``start`` and ``end`` of ``doc`` (append it if absent)."""
-    old = doc.read_text(encoding="utf-8") if doc.is_file() else "# Transformer results\n"
-    if start in old and end in old:
-        new = old[: old.index(start)] + text + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    doc.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="train every run in RUNS before evaluating")
@@ -535,7 +517,7 @@ def main() -> None:
     save_store(store)
     figure = None if args.no_figure else rollout_figure(results)
     command = "python benchmarks/transformer/bench_vit.py" + (" --train" if args.train else "")
-    write_section(section(results, figure, command))
+    write_section(RESULTS, "vit", section(results, figure, command), title="# Transformer results")
     print(f"wrote {RESULTS}" + (f" and {figure}" if figure else ""))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -43,7 +44,7 @@ a cosine to 1e-4, gradient clipping at 1, dropout 0.
 - Full validation loss: **{full:.4f}** nats/char (all 111,488 scorable targets, non-overlapping 64-character
   windows, `torchworks.transformer.data.full_val_loss`). nanoGPT's CPU recipe measured in the same session:
   {ref_full}.
-- Training cost: {cpu:.0f} CPU seconds for the whole process on 1 thread; {wall:.0f} s wall on a 2-core machine
+- Training cost: {cpu:.0f} CPU seconds for the whole process on 1 thread; {wall:.0f} s wall on a {cores}-core machine
   shared with other jobs (load average about {load:.0f}; a quiet machine needs roughly the CPU time).
 
 ## Use
@@ -99,7 +100,8 @@ def main() -> None:
         batch=cfg["trainer"]["batch_size"], steps=rec["steps"], tokens=rec["tokens"], lr=cfg["task"]["lr"],
         full=rec["full_val_loss"], ref_full=ref_full, wall=rec["wall_train_s"],
         cpu=rec["cpu_process_s"] - rec.get("full_val_cpu_s", 0.0),  # training process, without full-val scoring
-        load=rec["load_avg"][0], sample=sample, spec=json.dumps(spec), size=out.stat().st_size)
+        load=rec["load_avg"][0], cores=rec.get("cores", os.cpu_count()), sample=sample, spec=json.dumps(spec),
+        size=out.stat().st_size)
     (PRETRAINED_DIR / f"{DEFAULT_MODEL}.md").write_text(card)
     print(f"wrote {out} ({out.stat().st_size:,} bytes), tokenizer and model card; full-val {rec['full_val_loss']:.4f}")
 

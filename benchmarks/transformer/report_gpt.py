@@ -1,18 +1,23 @@
-"""Turn ``benchmarks/transformer/results/*.json`` into ``docs/results/transformer.md`` and the curves PNG.
+"""Turn ``benchmarks/transformer/results/*.json`` into the ``gpt`` section of ``docs/results/transformer.md`` and
+the curves PNG.
 
-Called by ``bench_gpt.py report``; the numbers are whatever the runs recorded (nothing is typed in by hand).
+Called by ``bench_gpt.py report``; the numbers are whatever the runs recorded (nothing is typed in by hand). The
+rest of the file (other scripts' sections, hand-written text) is kept.
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import statistics
+import sys
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import Machine, write_section  # noqa: E402
 
 REF = "nanogpt"  # the reference run every ratio is taken against
+TITLE = "# Transformer results: char-level GPT vs nanoGPT on tinyshakespeare"  # of a new results file
 
 
 def _runs(runs: Path) -> dict[str, dict]:
@@ -82,7 +87,7 @@ def write_report(runs: Path, root: Path) -> Path:
     """Write the markdown table and the curves; returns the markdown path."""
     recs = _runs(runs)
     gens = [recs.pop(k) for k in sorted(recs) if k.startswith("generate")]
-    train = {k: v for k, v in recs.items() if v["kind"] in ("ours", "nanogpt")}
+    train = {k: v for k, v in recs.items() if v.get("kind") in ("ours", "nanogpt")}  # other benchmarks' files too
     out_dir = root / "docs" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / "transformer_curves.png"
@@ -100,13 +105,12 @@ def write_report(runs: Path, root: Path) -> Path:
                     f"{val:.4f} | {_cpu(r):.1f} | {cpu_ratio} | {r['wall_train_s']:.0f} | {step_cpu} | "
                     f"{r['step_ms_wall_median']:.0f} | {_tok_s(r):,.0f} | {tok_ratio} |")
     loads = [x for r in train.values() for x in (r.get("load_at_start"), r["load_avg"][0]) if x is not None]
+    m = Machine.measure(threads=1)
     lines = [
-        "# Transformer results: char-level GPT vs nanoGPT on tinyshakespeare",
-        "",
         "Produced by `benchmarks/transformer/bench_gpt.py` (`ours` / `nanogpt` / `generate`, then `report`); every "
         "number below is read from `benchmarks/transformer/results/*.json`.",
         "",
-        f"Machine: {platform.machine()}, 2 cores shared with other engineers' jobs, torch {torch.__version__}, "
+        f"Machine: {m.arch} {m.cpu}, {m.cores} cores shared with other engineers' jobs, torch {m.torch}, "
         f"**1 thread per run** (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`). The load average was "
         f"{min(loads):.1f}-{max(loads):.1f} during the runs (median {statistics.median(loads):.1f}), so wall times "
         "are 5-15x what a quiet machine gives; compare CPU seconds, and only ratios between runs that ran at the "
@@ -155,9 +159,5 @@ def write_report(runs: Path, root: Path) -> Path:
     notes = runs / "NOTES.md"
     if notes.is_file():
         lines += [notes.read_text().strip(), ""]
-    # Sections written by hand or by other scripts live after this marker and survive a regenerated report.
-    marker = "<!-- kept by report_gpt.py -->"
-    if md.is_file() and marker in md.read_text():
-        lines += [md.read_text()[md.read_text().index(marker):].rstrip(), ""]
-    md.write_text("\n".join(lines))
+    write_section(md, "gpt", "\n".join(lines), title=TITLE)
     return md

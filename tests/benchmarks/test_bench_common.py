@@ -78,6 +78,30 @@ def test_machine_reports_measured_cores_threads_and_load_at_both_ends(monkeypatc
     assert "1 torch thread," in Machine.measure(threads=1).describe()
 
 
+def test_no_benchmark_hard_codes_the_core_count():
+    hard = [f"{p.relative_to(BENCH)}:{i}" for p in BENCH.rglob("*.py") if "distill" not in p.parts
+            for i, line in enumerate(p.read_text().splitlines(), 1)
+            if any(s in line for s in ("2 cores", "2-core", "two cores", "2 CPU cores", "2 vCPUs"))]
+    assert hard == []
+
+
+SECTIONS = {"inpainting.md": ["classical", "metric-weights", "masks", "large-photos", "photos", "speed", "experiment"],
+            "sequence.md": ["bench_lstm", "bench_forecast"],
+            "transformer.md": ["gpt", "translation", "bert", "vit", "bert_long", "precision", "parity"]}
+
+
+@pytest.mark.parametrize("doc", sorted(p.name for p in (BENCH.parent / "docs" / "results").glob("*.md")))
+def test_results_files_hold_each_scripts_section_once_with_the_common_markers(doc):
+    import re
+
+    text = (BENCH.parent / "docs" / "results" / doc).read_text()
+    names = re.findall(r"<!-- (\S+):start -->", text)
+    assert names == re.findall(r"<!-- (\S+):end -->", text)  # same sections, same order: none nested or crossed
+    assert len(names) == len(set(names)) and all(read_section(text, n) is not None for n in names)
+    assert set(SECTIONS.get(doc, [])) <= set(names)
+    assert re.findall(r"<!-- [^>]*(?:: begin|: end|kept by)[^>]*-->", text) == []  # no older marker styles
+
+
 # --- run store --------------------------------------------------------------------------------------------------
 def test_store_marks_claims_and_never_loses_a_concurrent_result(tmp_path):
     a = RunStore(tmp_path / "s.json", {"runs": {}, "note": "n"}, jobs_key="runs", done_status="finished")
@@ -178,3 +202,19 @@ def test_classical_run_rewrites_only_its_own_sections_of_the_results_file():
     assert [read_section(merged, n) for n in ("classical", "masks", "large-photos", "photos")] == [
         "new intro", "new masks", "L", "P"]
     assert merged.index("new masks") < merged.index("speed rows") < merged.index(classical.SECTIONS["photos"])
+
+
+def test_translation_report_rewrites_only_its_section(tmp_path, monkeypatch):
+    sys.path.insert(0, str(BENCH / "transformer"))
+    import bench_translation
+
+    doc = tmp_path / "transformer.md"
+    doc.write_text("# T\n\nkept\n\n<!-- translation:start -->\nold\n<!-- translation:end -->\n\ntail\n")
+    monkeypatch.setattr(bench_translation, "DOC", doc)
+    rec = json.loads(bench_translation.RESULTS.read_text())
+    bench_translation.write_doc(rec)
+    text = doc.read_text()
+    assert text.startswith("# T\n\nkept\n\n<!-- translation:start -->\n## Translation: Multi30k") and text.endswith(
+        "<!-- translation:end -->\n\ntail\n")
+    assert f"| test2016 | {rec['final']['test2016_beam1']['bleu']:.2f}" in read_section(text, "translation")
+    assert "load average 0.7 on 2 cores" in text  # the sweep's recorded machine, not an assumed one
