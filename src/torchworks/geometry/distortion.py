@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from torchworks.geometry._checks import check_float, check_shape
+from torchworks.geometry.intrinsics import normalized_to_pixels, pixels_to_normalized
 
 
 def _coeffs(distortion: torch.Tensor, like: torch.Tensor) -> list[torch.Tensor]:
@@ -118,8 +119,6 @@ def undistort_points(pixels: torch.Tensor, intrinsics: torch.Tensor, distortion:
     Returns:
         (..., N, 2) undistorted normalized coordinates, or pixels of ``new_intrinsics``.
     """
-    from torchworks.geometry.camera import normalized_to_pixels, pixels_to_normalized  # camera imports us
-
     xy = undistort_normalized(pixels_to_normalized(pixels, intrinsics), distortion, iterations)
     return xy if new_intrinsics is None else normalized_to_pixels(xy, new_intrinsics)
 
@@ -136,6 +135,4 @@ def distort_points(pixels: torch.Tensor, intrinsics: torch.Tensor, distortion: t
     Returns:
         (..., N, 2) distorted pixels.
     """
-    from torchworks.geometry.camera import normalized_to_pixels, pixels_to_normalized  # camera imports us
-
     return normalized_to_pixels(distort_normalized(pixels_to_normalized(pixels, intrinsics), distortion), intrinsics)

@@ -1,0 +1,123 @@
+"""Image IO and feature matching for the pipelines (OpenCV, imported lazily).
+
+Images are read as 8-bit grayscale; keypoints are returned as (N, 2) float64 pixel coordinates (OpenCV's pixel
+convention: integer coordinates at pixel centres).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from torchworks.core.errors import DataError
+
+
+def read_gray(path: str | os.PathLike[str]):
+    """The image at ``path`` as an (H, W) uint8 array.
+
+    Raises:
+        FileNotFoundError: no such file; DataError: OpenCV cannot decode it (not an image).
+    """
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image not found: {p}")
+    img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise DataError(f"cannot decode image {p} (not an image OpenCV reads)")
+    return img
+
+
+def detector():
+    """(detector, descriptor norm, default ratio): SIFT with a low contrast threshold, or ORB where SIFT is absent."""
+    import cv2
+
+    try:
+        return cv2.SIFT_create(contrastThreshold=0.01), cv2.NORM_L2, 0.8
+    except AttributeError:  # OpenCV builds without SIFT
+        return cv2.ORB_create(4000), cv2.NORM_HAMMING, 0.75
+
+
+def detect(img, max_features: int = 0):
+    """Keypoints (N, 2) float64 and descriptors (N, D) of a grayscale image (``max_features`` > 0 keeps the
+    strongest ones)."""
+    import numpy as np
+
+    det, _, _ = detector()
+    kps, desc = det.detectAndCompute(img, None)
+    if desc is None or not kps:
+        return np.zeros((0, 2)), None
+    if max_features and len(kps) > max_features:
+        order = np.argsort([-k.response for k in kps])[:max_features]
+        kps, desc = [kps[i] for i in order], desc[order]
+    return np.array([k.pt for k in kps], dtype=np.float64), desc
+
+
+def match_descriptors(desc_a, desc_b, ratio: float | None = None, mutual: bool = False):
+    """(M, 2) index pairs (i in a, j in b) passing Lowe's ratio test, optionally also mutual nearest neighbours.
+
+    Args:
+        desc_a, desc_b: descriptors from :func:`detect` (None or fewer than 2 rows give no matches).
+        ratio: nearest / second-nearest distance bound; default the detector's (0.8 SIFT, 0.75 ORB).
+        mutual: keep a pair only if j's nearest neighbour in a is i as well.
+    """
+    import cv2
+    import numpy as np
+
+    _, norm, default_ratio = detector()
+    ratio = default_ratio if ratio is None else ratio
+    if desc_a is None or desc_b is None or len(desc_a) < 2 or len(desc_b) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    bf = cv2.BFMatcher(norm)
+    pairs = bf.knnMatch(desc_a, desc_b, k=2)
+    good = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    out = np.array(good, dtype=np.int64).reshape(-1, 2)
+    if mutual and len(out):
+        back = bf.match(desc_b, desc_a)
+        nearest_in_a = np.full(len(desc_b), -1, dtype=np.int64)
+        for m in back:
+            nearest_in_a[m.queryIdx] = m.trainIdx
+        out = out[nearest_in_a[out[:, 1]] == out[:, 0]]
+    return out
+
+
+def match_images(img_a, img_b, ratio: float | None = None, mutual: bool = False):
+    """Matched pixel coordinates (x_a (M, 2), x_b (M, 2)) float64 of two grayscale images."""
+    import numpy as np
+
+    ka, da = detect(img_a)
+    kb, db = detect(img_b)
+    if len(ka) < 8 or len(kb) < 8:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    idx = match_descriptors(da, db, ratio, mutual)
+    return ka[idx[:, 0]], kb[idx[:, 1]]
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Writes ``data`` to a temporary sibling of ``path`` (parents created) and renames it into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def write_png(path: str | os.PathLike[str], image) -> Path:
+    """Encodes an (H, W[, 3]) uint8 BGR image as PNG and writes it atomically."""
+    import cv2
+
+    ok, png = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"cannot encode the image for {path}")
+    return write_bytes_atomic(path, png.tobytes())
