@@ -9,6 +9,7 @@ flags given override it. Everything else (``--set``) goes through the same stric
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 EXAMPLES = """\
@@ -17,6 +18,8 @@ examples:
   torchworks distill --method crd+kd --ckpt-teacher runs/cifar_resnet56/checkpoints/last.ckpt
   torchworks distill --config configs/distill_kd.yaml --steps 200 --set task.data.train_limit=2048
   torchworks distill --teacher resnet8 --student resnet8 --method at --data synthetic --steps 5
+  torchworks distill --teacher resnet56 --student mypkg.nets:small_cnn --method fitnet \
+      --student-taps body.4 --teacher-taps layer2 --steps 2000     # any nn.Module, tapped by module path
 """
 
 
@@ -25,11 +28,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "distill", help="knowledge distillation: train a student from a frozen teacher",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-        description="Train a CIFAR zoo student from a frozen teacher with one distillation method or a "
-        "combination, on the shared engine (checkpoints, resume, logs as for `torchworks train`).")
+        description="Train a student from a frozen teacher with one distillation method or a combination, on "
+        "the shared engine (checkpoints, resume, logs as for `torchworks train`). Teacher and student are zoo "
+        "models or any nn.Module factory given by import path (package.module:factory, returning a model whose "
+        "forward gives logits); feature methods read zoo feature lists or the module paths given by "
+        "--student-taps/--teacher-taps.")
     p.add_argument("--config", help="start from this YAML run config (flags below override it)")
-    p.add_argument("--teacher", help="teacher zoo model (default resnet56)")
-    p.add_argument("--student", help="student zoo model (default resnet20)")
+    p.add_argument("--teacher", help="teacher: zoo model name or import path package.module:factory "
+                   "(default resnet56)")
+    p.add_argument("--student", help="student: zoo model name or import path (default resnet20)")
+    p.add_argument("--student-taps", metavar="PATH[,PATH...]", help="module paths of the student features the "
+                   "method reads (e.g. layer3.1.conv2); needed for a student outside the zoo")
+    p.add_argument("--teacher-taps", metavar="PATH[,PATH...]", help="module paths of the teacher features the "
+                   "method reads; needed for a teacher outside the zoo")
     p.add_argument("--method", help="kd, dkd, dist, fitnet, at, sp, cc, vid, rkd, pkt, ab, ft, fsp, nst, crd, ofd, "
                    "none, or a '+'-joined combination such as crd+kd (default kd)")
     p.add_argument("--ckpt-teacher", help="teacher checkpoint (save_model file, trainer checkpoint, or "
@@ -81,6 +92,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
             task["init_steps"] = 0
     if args.init_steps is not None:
         task["init_steps"] = args.init_steps
+    _set_taps(task, getattr(args, "student_taps", None), getattr(args, "teacher_taps", None))
     if args.data is not None:
         task.setdefault("data", {})["dataset"] = args.data
     if args.steps is not None:
@@ -100,8 +112,30 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.out is not None:
         data["out_dir"] = args.out
     elif "out_dir" not in data:
-        data["out_dir"] = f"runs/distill_{task.get('student')}_{(method or 'custom').replace('+', '_')}"
+        student = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(task.get("student")))  # an import path has a colon
+        data["out_dir"] = f"runs/distill_{student}_{(method or 'custom').replace('+', '_')}"
     return data
+
+
+def _set_taps(task: dict[str, Any], student: str | None, teacher: str | None) -> None:
+    """Points every feature term of the run at the given module paths (comma-separated)."""
+    if student is None and teacher is None:
+        return
+    logit_only = ("ce", "kd", "dkd", "dist")
+    terms = [t for t in task.get("losses") or [] if t.get("name") not in logit_only]
+    if not terms:
+        flag = "--student-taps" if student is not None else "--teacher-taps"
+        raise ValueError(f"{flag}: the losses {[t.get('name') for t in task.get('losses') or []]} read no "
+                         "features; taps go with a feature method (fitnet, at, crd, ...)")
+    for key, text in (("student_layers", student), ("teacher_layers", teacher)):
+        if text is None:
+            continue
+        paths = [p.strip() for p in text.split(",") if p.strip()]
+        if not paths:
+            raise ValueError(f"--{key.split('_')[0]}-taps: no module path in {text!r}")
+        for t in terms:
+            t[key] = paths
+
 
 
 def run(args: argparse.Namespace) -> int:

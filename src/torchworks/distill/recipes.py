@@ -59,16 +59,19 @@ class LossTerm:
         weight: its weight in the sum.
         args: constructor arguments of the loss (shapes, dimensions, ``n_data`` and labels are filled in by the
             task), e.g. ``{T: 4}`` for KD or ``{k: 4096, mode: reference}``.
-        student_layers: indices into the student's feature list ``[f0, ..., fn, pooled]``; None: the method's
-            default (:data:`DEFAULT_FEATURES`). ``teacher_layers`` likewise for the teacher.
-        preact: read pre-ReLU maps; None: the method's default (AB and OFD: True).
+        student_layers: what the term reads from the student: indices into a zoo model's feature list
+            ``[f0, ..., fn, pooled]``, or dotted module paths of any model (``["layer3.1.conv2"]``: the outputs
+            of those submodules, captured by forward hooks); None: the method's default
+            (:data:`DEFAULT_FEATURES`, zoo models only). ``teacher_layers`` likewise for the teacher.
+        preact: read pre-ReLU maps; None: the method's default (AB and OFD: True). Applies to index
+            selections; a module path reads that module's output (name the BN before a ReLU for pre-ReLU values).
     """
 
     name: str
     weight: float = 1.0
     args: dict[str, Any] = field(default_factory=dict)
-    student_layers: list[int] | None = None
-    teacher_layers: list[int] | None = None
+    student_layers: list[int | str] | None = None
+    teacher_layers: list[int | str] | None = None
     preact: bool | None = None
 
 

@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchworks.core.checkpoint import build_model, load_model
+from torchworks.core.checkpoint import model_spec
 from torchworks.core.errors import CheckpointError, ShapeError
 from torchworks.core.registry import TASKS
 from torchworks.distill.cifar_data import CifarData, CifarSplits
 from torchworks.distill.classifier import OptimConfig, accuracy, to_memory_format
+from torchworks.distill.networks import build_network, load_network
 from torchworks.distill.recipes import LossTerm
 from torchworks.distill.terms import TermSet
 from torchworks.engine.task import Task
@@ -44,11 +45,15 @@ class DistillConfig:
     """Settings of the ``distill`` task.
 
     Attributes:
-        teacher, student: registered zoo model names; ``teacher_args``/``student_args`` their keyword overrides
-            (``num_classes`` comes from the data).
-        teacher_ckpt: a file from ``save_model`` or the trainer holding the teacher (it must be the ``teacher``
-            architecture), ``pretrained:<name>`` for a file shipped in ``torchworks/distill/pretrained``, or
-            None for an untrained teacher (tests and timing only; a warning is issued).
+        teacher, student: a registered model name (``resnet56``) or the import path of any factory returning an
+            ``nn.Module`` whose ``forward(x)`` gives logits (``mypkg.nets:small_cnn``; see
+            :mod:`~torchworks.distill.networks`); ``teacher_args``/``student_args`` their keyword arguments
+            (``num_classes`` comes from the data). Zoo models expose numbered feature lists; any model can be
+            tapped by module path (``student_layers: [layer3.1.conv2]`` in a loss term).
+        teacher_ckpt: the teacher's weights: a file from ``save_model`` or the trainer (it must hold the
+            ``teacher`` model), a plain safetensors state dict, ``pretrained:<name>`` for a file shipped in
+            ``torchworks/distill/pretrained``, or None for an untrained teacher (tests and timing only; a
+            warning is issued).
         losses: the weighted terms (see :class:`~torchworks.distill.recipes.LossTerm`).
         init_steps: steps of the init phase (needed by ``ab``, ``fsp``, ``ft`` and ``fitnet`` in paper mode).
         teacher_bn: ``eval`` (running statistics), ``batch`` (BN batch statistics, running statistics untouched:
@@ -91,20 +96,23 @@ def resolve_teacher_ckpt(path: str) -> Path:
 
 
 def load_teacher(cfg: DistillConfig, num_classes: int) -> nn.Module:
-    """Builds the teacher, from its checkpoint when one is given.
+    """Builds the teacher (registry name or import path), with the weights of ``teacher_ckpt`` when given.
+
+    The teacher's keyword arguments are ``teacher_args`` if any, else those stored in its checkpoint.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
-        CheckpointError: the checkpoint holds another architecture (both names are given) or another class count.
+        CheckpointError: the checkpoint holds another model (both names are given), weights that do not fit,
+            or another class count.
     """
     if cfg.teacher_ckpt is None:
         warnings.warn(f"distill: no teacher_ckpt, the {cfg.teacher} teacher is untrained", stacklevel=3)
-        return build_model(cfg.teacher, **{"num_classes": num_classes, **cfg.teacher_args})
+        return build_network(cfg.teacher, cfg.teacher_args, num_classes)
     path = resolve_teacher_ckpt(cfg.teacher_ckpt)
     if not path.is_file():
         raise FileNotFoundError(f"teacher checkpoint not found: {path}")
     try:
-        teacher = load_model(path, expect=cfg.teacher)
+        teacher = load_network(path, cfg.teacher, kwargs=cfg.teacher_args or None, num_classes=num_classes)
     except CheckpointError as exc:
         raise CheckpointError(f"teacher checkpoint does not fit teacher {cfg.teacher!r}: {exc}") from exc
     out = getattr(teacher, "num_classes", None) or _out_features(teacher)
@@ -128,8 +136,8 @@ class DistillationTask(Task):
         super().__init__()
         self.cfg = cfg
         k = cfg.data.num_classes
-        self.student_kwargs = {"num_classes": k, **cfg.student_args}
-        self.student = build_model(cfg.student, **self.student_kwargs)
+        self.student = build_network(cfg.student, cfg.student_args, k)
+        self.student_kwargs = dict(model_spec(self.student)["kwargs"])
         teacher = load_teacher(cfg, k)
         teacher.requires_grad_(False)
         if cfg.channels_last:
@@ -200,13 +208,12 @@ class DistillationTask(Task):
 
     @torch.no_grad()
     def _teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
-        need = self.terms.teacher_needs
-        if self.cfg.cache_teacher_logits and idx is not None and not need:
+        if self.cfg.cache_teacher_logits and idx is not None and not self.terms.teacher_reads_features:
             hit = self._logit_cached[idx]
             if bool(hit.all()):
                 return self._logit_cache[idx], {}
         with self._teacher_mode():
-            logits, feats = self.terms.run_model(self.teacher, x, need)
+            logits, feats = self.terms.run_teacher(self.teacher, x)
         logits = logits.float()
         if self.cfg.cache_teacher_logits and idx is not None:
             self._logit_cache[idx] = logits
@@ -224,7 +231,7 @@ class DistillationTask(Task):
             t_logits, t_feats = self._teacher_outputs(x, idx)
         else:  # CE only (the no-distillation baseline): the teacher is not run at all
             t_logits, t_feats = None, {}
-        s_logits, s_feats = self.terms.run_model(self.student, x, self.terms.student_needs)
+        s_logits, s_feats = self.terms.run_student(self.student, x)
         init = self.in_init_phase
         parts = self.terms.losses(s_logits, s_feats, t_logits, t_feats, y, idx, init_phase=init)
         loss = sum(w * v for w, v in parts.values())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from torch import Tensor, nn
 
 
@@ -16,6 +18,9 @@ class ZooModel(nn.Module):
       ``preact=True`` (what AB and OFD need); both come from the same forward pass,
     * ``pooled`` the (B, D) vector fed to the classifier (CRD, CC, RKD, PKT use it).
 
+    ``preact="both"`` returns ``(logits, (post, pre))``, both lists from one pass through the module's own call
+    (so a DDP wrapper and forward hooks, e.g. :class:`~torchworks.distill.taps.FeatureTaps`, see it).
+
     This is RepDistiller's ``is_feat`` layout with the order (logits, feats) instead of (feats, logits).
     Subclasses implement :meth:`_forward` and set ``stage_channels`` (channels of f0..fn and D).
     """
@@ -27,18 +32,21 @@ class ZooModel(nn.Module):
         raise NotImplementedError
 
     def forward(
-        self, x: Tensor, return_features: bool = False, preact: bool = False
-    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        self, x: Tensor, return_features: bool = False, preact: bool | Literal["both"] = False
+    ) -> Tensor | tuple[Tensor, Any]:
         """Args:
             x: images (B, 3, H, W), normalised float; the zoo is designed for 32x32 CIFAR inputs.
             return_features: also return the feature list.
-            preact: return the pre-ReLU stage outputs instead of the post-ReLU ones.
+            preact: return the pre-ReLU stage outputs instead of the post-ReLU ones; ``"both"``: the pair
+                ``(post, pre)``.
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"{type(self).__name__}: expected images (B, 3, H, W), got {tuple(x.shape)}")
         logits, post, pre = self._forward(x, return_features)
         if not return_features:
             return logits
+        if preact == "both":
+            return logits, (post, pre)
         return logits, (pre if preact else post)
 
     def bn_before_relu(self) -> list[nn.BatchNorm2d]:
