@@ -14,6 +14,11 @@ from hypothesis import strategies as st
 
 from torchworks.core.errors import ShapeError
 from torchworks.geometry import rotations as rot
+from torchworks.geometry.conventions import convert_pose
+from torchworks.geometry.essential import essential_from_pose
+from torchworks.geometry.homography import homography_from_rotation
+from torchworks.geometry.rotations import geodesic_angle, matrix_to_axis_angle, matrix_to_quaternion, matrix_to_sixd
+from torchworks.geometry.se3 import camera_center, invert_pose, make_pose
 
 EDGE_ANGLES = [0.0, 1e-12, 1e-8, 1e-5, 1e-3, 1.0, math.pi / 2, math.pi - 1e-6, math.pi - 1e-9, math.pi]
 angles = st.one_of(st.sampled_from(EDGE_ANGLES), st.floats(0.0, math.pi))
@@ -196,3 +201,29 @@ def test_gradients_finite_at_singular_angles(angle):
     total = rot.axis_angle_to_matrix(v).sum() + rot.axis_angle_to_quaternion(v, order="wxyz").sum()
     (g,) = torch.autograd.grad(total, v)
     assert torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: geodesic_angle(m, m),
+    lambda m: geodesic_angle(torch.eye(3, dtype=m.dtype), m),
+    lambda m: matrix_to_sixd(m),
+    lambda m: essential_from_pose(m, torch.ones(3, dtype=m.dtype)),
+    lambda m: homography_from_rotation(torch.eye(3, dtype=m.dtype), m),
+    lambda m: make_pose(m, torch.zeros(3, dtype=m.dtype)),
+    lambda m: invert_pose(torch.cat([m, torch.zeros(3, 1, dtype=m.dtype)], -1)),
+    lambda m: camera_center(torch.cat([m, torch.zeros(3, 1, dtype=m.dtype)], -1)),
+    lambda m: convert_pose(torch.cat([m, torch.zeros(3, 1, dtype=m.dtype)], -1), "opencv", "opengl",
+                           src_kind="world_to_cam"),
+    lambda m: matrix_to_axis_angle(m),
+    lambda m: matrix_to_quaternion(m, order="wxyz"),
+], ids=["geodesic_same", "geodesic_other", "sixd", "essential", "homography", "make_pose", "invert_pose",
+        "camera_center", "convert_pose", "axis_angle", "quaternion"])
+@pytest.mark.parametrize("bad", ["minus_identity", "reflection", "scaled"])
+def test_reflections_and_non_rotations_are_refused_everywhere(call, bad):
+    # geodesic_angle(-I, -I) used to return 0: (-I)^T (-I) = I is a rotation although -I is not.
+    m = {"minus_identity": -torch.eye(3, dtype=torch.float64),
+         "reflection": torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)),
+         "scaled": 1.01 * torch.eye(3, dtype=torch.float64)}[bad]
+    with pytest.raises(ValueError, match="not a rotation"):
+        call(m)
+    call(torch.eye(3, dtype=torch.float64))  # and a rotation passes

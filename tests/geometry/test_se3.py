@@ -10,7 +10,6 @@ from geo_helpers import random_rotations
 
 from torchworks.core.errors import ShapeError
 from torchworks.geometry import se3
-from torchworks.geometry.rotations import axis_angle_to_matrix
 
 
 @pytest.mark.parametrize("angle", [0.0, 1e-8, 1e-3, 1.0, math.pi - 1e-9])
@@ -57,6 +56,9 @@ def test_errors():
         se3.se3_exp(torch.zeros(5))
     with pytest.raises(ShapeError):
         se3.invert_pose(torch.zeros(2, 3))
-    bad = se3.make_pose(axis_angle_to_matrix(torch.zeros(3, dtype=torch.float64)) * -1, torch.zeros(3))
+    bad = torch.eye(4, dtype=torch.float64)
+    bad[:3, :3] *= -1  # a reflection: refused by make_pose and by every function that reads a pose's rotation
     with pytest.raises(ValueError, match="not a rotation"):
         se3.se3_log(bad)
+    with pytest.raises(ValueError, match="rotation is not a rotation"):
+        se3.make_pose(bad[:3, :3], torch.zeros(3, dtype=torch.float64))

@@ -19,7 +19,7 @@ from torchworks.core.errors import ShapeError
 from torchworks.geometry.camera import world_to_pixels
 from torchworks.geometry.homography import find_homography
 from torchworks.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, project_to_so3
-from torchworks.geometry.se3 import make_pose
+from torchworks.geometry.se3 import _stack_pose
 
 
 @dataclass
@@ -105,7 +105,7 @@ def _project(params: torch.Tensor, obj: torch.Tensor, views: int) -> torch.Tenso
     k = torch.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], -1).reshape(-1, 1, 3, 3)
     dist = params[:, None, 4:9]
     ext = params[:, 9:].reshape(-1, views, 6)
-    pose = make_pose(axis_angle_to_matrix(ext[..., :3]), ext[..., 3:])
+    pose = _stack_pose(axis_angle_to_matrix(ext[..., :3]), ext[..., 3:])
     return world_to_pixels(obj, k, pose, dist)
 
 

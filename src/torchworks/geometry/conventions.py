@@ -30,6 +30,7 @@ import torch
 
 from torchworks.geometry._checks import check_float, check_shape
 from torchworks.geometry.se3 import invert_pose, make_pose, transform_points
+from torchworks.geometry.so3 import require_rotation
 
 # Rows = this convention's camera axes written in OpenCV camera coordinates: x_conv = S @ x_opencv.
 _AXES = {
@@ -111,6 +112,7 @@ def convert_pose(pose: torch.Tensor, src: str, dst: str, *, src_kind: str, dst_k
         if pose.shape[-2] != 4:
             check_shape(pose, (4, 4), "pose")
         pose = pose.transpose(-1, -2)  # row-vector layout -> column-vector layout
+    require_rotation(pose[..., :3, :3], "pose rotation block")
     w2c = pose if src_kind == "world_to_cam" else invert_pose(pose)
     if w2c.shape[-2] == 3:
         w2c = make_pose(w2c[..., :3], w2c[..., 3])  # pad (3, 4) to (4, 4)

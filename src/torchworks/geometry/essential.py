@@ -24,6 +24,7 @@ import torch
 from torchworks.geometry._checks import check_shape, skew
 from torchworks.geometry.camera import pixels_to_normalized
 from torchworks.geometry.epipolar import _check_pairs, _unit_sign, find_fundamental
+from torchworks.geometry.so3 import require_rotation
 from torchworks.geometry.triangulation import depths, triangulate_dlt
 
 _W = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
@@ -42,7 +43,7 @@ def essential_from_pose(rotation: torch.Tensor, translation: torch.Tensor, conve
     Returns:
         (..., 3, 3) E (not normalized).
     """
-    check_shape(rotation, (3, 3), "rotation")
+    require_rotation(rotation, "rotation")
     check_shape(translation, (3,), "translation")
     if convention == "common":
         return skew(translation) @ rotation
@@ -178,6 +179,7 @@ def refine_pose_sampson(rotation: torch.Tensor, translation: torch.Tensor, point
     from torchworks.geometry.rotations import axis_angle_to_matrix
 
     _check_pairs(points1, points2, 5)
+    require_rotation(rotation, "rotation")
     h1, h2 = to_homogeneous(points1.detach()), to_homogeneous(points2.detach())
     k1_inv, k2_inv = torch.linalg.inv(intrinsics1.detach()), torch.linalg.inv(intrinsics2.detach())
     sw = torch.ones_like(h1[:, 0]) if weights is None else weights.detach().clamp(min=0).sqrt()

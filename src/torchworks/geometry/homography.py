@@ -17,6 +17,7 @@ import torch
 
 from torchworks.core.errors import ShapeError
 from torchworks.geometry._checks import check_float, check_shape, from_homogeneous, to_homogeneous
+from torchworks.geometry.so3 import require_rotation
 
 
 def normalize_points(points: torch.Tensor, weights: torch.Tensor | None = None
@@ -197,6 +198,7 @@ def homography_from_plane(intrinsics1: torch.Tensor, intrinsics2: torch.Tensor, 
     Returns:
         (..., 3, 3) H mapping camera-1 pixels of plane points to camera-2 pixels, H[2, 2] = 1.
     """
+    require_rotation(rotation, "rotation")
     check_shape(translation, (3,), "translation")
     check_shape(normal, (3,), "normal")
     d = torch.as_tensor(distance, dtype=translation.dtype, device=translation.device)
@@ -218,6 +220,6 @@ def homography_from_rotation(intrinsics1: torch.Tensor, rotation: torch.Tensor,
     Returns:
         (..., 3, 3) H with H[2, 2] = 1.
     """
-    check_shape(rotation, (3, 3), "rotation")
+    require_rotation(rotation, "rotation")
     k2 = intrinsics1 if intrinsics2 is None else intrinsics2
     return _scale_h(k2 @ rotation @ torch.linalg.inv(intrinsics1))

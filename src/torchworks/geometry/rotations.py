@@ -32,7 +32,12 @@ from torchworks.geometry.quaternions import (  # noqa: F401 (re-exported)
     quaternion_to_axis_angle,
     quaternion_to_matrix,
 )
-from torchworks.geometry.so3 import is_rotation_matrix, project_to_so3, rotation_tolerance  # noqa: F401
+from torchworks.geometry.so3 import (  # noqa: F401
+    is_rotation_matrix,
+    project_to_so3,
+    require_rotation,
+    rotation_tolerance,
+)
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
@@ -109,12 +114,12 @@ def matrix_to_sixd(matrix: torch.Tensor) -> torch.Tensor:
     """The 6D representation: the first two columns of R, concatenated.
 
     Args:
-        matrix: (..., 3, 3) rotation matrices.
+        matrix: (..., 3, 3) rotation matrices (others raise ValueError).
 
     Returns:
         (..., 6) vectors (R[:, 0], R[:, 1]).
     """
-    check_shape(matrix, (3, 3), "matrix")
+    require_rotation(matrix, "matrix")
     return torch.cat([matrix[..., :, 0], matrix[..., :, 1]], -1)
 
 
@@ -127,9 +132,12 @@ def geodesic_angle(matrix_a: torch.Tensor, matrix_b: torch.Tensor) -> torch.Tens
 
     Returns:
         (...,) angles in radians.
+
+    Raises:
+        ValueError: either input is not a rotation (e.g. the reflection -I, although (-I)^T (-I) = I).
     """
-    check_shape(matrix_a, (3, 3), "matrix_a")
-    check_shape(matrix_b, (3, 3), "matrix_b")
+    require_rotation(matrix_a, "matrix_a")
+    require_rotation(matrix_b, "matrix_b")
     q = matrix_to_quaternion(matrix_a.transpose(-1, -2) @ matrix_b, order="wxyz", project=False)
     n, _ = safe_sqrt((q[..., 1:] ** 2).sum(-1))
     return 2 * torch.atan2(n, q[..., 0].abs())

@@ -17,18 +17,25 @@ import torch
 
 from torchworks.geometry._checks import check_float, check_shape, safe_sqrt, skew
 from torchworks.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from torchworks.geometry.so3 import require_rotation
 
 
 def make_pose(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
     """Stack R and t into a 4x4 homogeneous transform.
 
     Args:
-        rotation: (..., 3, 3) rotation matrices.
+        rotation: (..., 3, 3) rotation matrices (reflections and other non-rotations raise ValueError).
         translation: (..., 3) translations (same units as the points).
 
     Returns:
         (..., 4, 4) matrices [[R, t], [0, 0, 0, 1]].
     """
+    require_rotation(rotation, "rotation")
+    return _stack_pose(rotation, translation)
+
+
+def _stack_pose(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    # make_pose without the SO(3) check, for rotations built here (exp maps, transposes of checked rotations).
     check_shape(rotation, (3, 3), "rotation")
     check_shape(translation, (3,), "translation")
     batch = torch.broadcast_shapes(rotation.shape[:-2], translation.shape[:-1])
@@ -49,26 +56,28 @@ def invert_pose(pose: torch.Tensor) -> torch.Tensor:
     """Inverse of a rigid transform, [[R^T, -R^T t], [0, 1]]: turns ``world_to_cam`` into ``cam_to_world``.
 
     Args:
-        pose: (..., 4, 4) or (..., 3, 4) rigid transforms.
+        pose: (..., 4, 4) or (..., 3, 4) rigid transforms (the 3x3 block must be a rotation: ValueError otherwise).
 
     Returns:
         (..., 4, 4) inverse transforms (exact, no general matrix inverse).
     """
     r, t = split_pose(pose)
+    require_rotation(r, "pose rotation block")
     rt = r.transpose(-1, -2)
-    return make_pose(rt, -(rt @ t[..., None])[..., 0])
+    return _stack_pose(rt, -(rt @ t[..., None])[..., 0])
 
 
 def camera_center(world_to_cam: torch.Tensor) -> torch.Tensor:
     """Camera centre C = -R^T t in world coordinates.
 
     Args:
-        world_to_cam: (..., 4, 4) or (..., 3, 4) poses.
+        world_to_cam: (..., 4, 4) or (..., 3, 4) poses (the 3x3 block must be a rotation: ValueError otherwise).
 
     Returns:
         (..., 3) centres in world units.
     """
     r, t = split_pose(world_to_cam)
+    require_rotation(r, "world_to_cam rotation block")
     return -(r.transpose(-1, -2) @ t[..., None])[..., 0]
 
 
@@ -82,7 +91,7 @@ def translation_from_center(rotation: torch.Tensor, center: torch.Tensor) -> tor
     Returns:
         (..., 3) world-to-camera translations.
     """
-    check_shape(rotation, (3, 3), "rotation")
+    require_rotation(rotation, "rotation")
     check_shape(center, (3,), "center")
     return -(rotation @ center[..., None])[..., 0]
 
@@ -128,7 +137,7 @@ def se3_exp(twist: torch.Tensor) -> torch.Tensor:
     k = skew(omega)
     eye = torch.eye(3, dtype=twist.dtype, device=twist.device)
     v = eye + b[..., None, None] * k + c[..., None, None] * (k @ k)
-    return make_pose(axis_angle_to_matrix(omega), (v @ rho[..., None])[..., 0])
+    return _stack_pose(axis_angle_to_matrix(omega), (v @ rho[..., None])[..., 0])
 
 
 def se3_log(pose: torch.Tensor, project: bool = False) -> torch.Tensor:

@@ -81,6 +81,22 @@ def project_to_so3(matrix: torch.Tensor) -> torch.Tensor:
     return u @ vh
 
 
+def require_rotation(matrix: torch.Tensor, name: str) -> None:
+    """Raise ValueError unless every (..., 3, 3) ``matrix`` is a rotation (orthonormal within the dtype's
+    :func:`rotation_tolerance` and det = +1): reflections such as -I and scaled matrices are refused, naming
+    ``name``. Used by every function that expects a rotation and has no ``project`` option."""
+    check_shape(matrix, (3, 3), name)
+    check_float(matrix, name)
+    ok = is_rotation_matrix(matrix.detach())
+    if not bool(ok.all()):
+        bad = tuple((~ok).nonzero()[0].tolist())
+        m = matrix.detach()[bad]
+        raise ValueError(f"{name} is not a rotation (det {float(torch.linalg.det(m)):.3g}, "
+                         f"max|R^T R - I| {float((m.T @ m - torch.eye(3, dtype=m.dtype)).abs().max()):.3g}; "
+                         f"tolerance {rotation_tolerance(matrix.dtype)})"
+                         + (f" at batch index {list(bad)}" if bad else "") + f": {m.tolist()}")
+
+
 def rotation_input(matrix: torch.Tensor, project: bool) -> torch.Tensor:
     check_shape(matrix, (3, 3), "matrix")
     check_float(matrix, "matrix")

@@ -22,6 +22,7 @@ from torchworks.geometry._checks import check_shape, safe_sqrt
 from torchworks.geometry.camera import normalized_to_pixels, pixels_to_normalized
 from torchworks.geometry.distortion import distort_normalized
 from torchworks.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from torchworks.geometry.so3 import require_rotation
 
 
 @dataclass
@@ -110,6 +111,7 @@ def rectification_map(intrinsics: torch.Tensor, distortion: torch.Tensor | None,
     Returns:
         (height, width, 2) source pixel coordinates (u, v); use with ``grid_sample`` after normalizing to [-1, 1].
     """
+    require_rotation(rectify_rotation, "rectify_rotation")
     dtype, device = intrinsics.dtype, intrinsics.device
     v, u = torch.meshgrid(torch.arange(height, dtype=dtype, device=device),
                           torch.arange(width, dtype=dtype, device=device), indexing="ij")
