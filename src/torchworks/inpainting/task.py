@@ -143,14 +143,10 @@ class PhotoCrops(Dataset):
 
 
 @dataclass
-class InpaintTaskConfig:
-    """Settings of the inpainting GAN tasks (defaults: LaMa's recipe on 64 px face crops).
+class PhotoDataConfig:
+    """Where the photos and hole masks of an inpainting task come from (shared by every inpainting task).
 
     Attributes:
-        objective: ``"lama"`` (L1-known + NS-adversarial with R1 and mask-as-fake-target + feature matching +
-            perceptual) or ``"context_encoder"`` (hole L2 * ``rec`` + NS-adversarial * ``adversarial``).
-        generator, generator_args: registered generator and overrides; ``discriminator``, ``discriminator_args``
-            likewise (a ``(logits, features)`` discriminator).
         data: a folder of photos, a data-set name (``"bsds500/train"``), a shared-data folder, or a list of
             those; ``subdirs`` restricts each.
         val_data: photos (same forms) used for validation instead of the last ``holdout`` of ``data``; when it
@@ -163,17 +159,8 @@ class InpaintTaskConfig:
         repeat: training samples per photo per epoch (each with its own crop and mask).
         train_masks, val_masks: ``MASKS`` names, drawn at ``mask_size`` px and resized to ``crop``.
         seed, val_seed: bases of the per-sample random streams.
-        l1_known, l1_missing, adversarial, r1, feature_matching, perceptual: LaMa loss weights (10, 0, 10,
-            0.001, 100, 30); the perceptual term is skipped with a logged note when its weights are missing.
-        rec: Context Encoder's reconstruction weight (0.999; its adversarial weight is 0.001).
-        lr_g, lr_d, betas: Adam settings (LaMa: 1e-3, 1e-4, (0.9, 0.999)).
     """
 
-    objective: Literal["lama", "context_encoder"] = "lama"
-    generator: str = "lama_tiny"
-    generator_args: dict[str, Any] = field(default_factory=dict)
-    discriminator: str = "lama_discriminator_tiny"
-    discriminator_args: dict[str, Any] = field(default_factory=dict)
     data: str | list[str] = "celebahq_samples"
     subdirs: list[str] | None = None
     val_data: str | list[str] | None = None
@@ -188,43 +175,22 @@ class InpaintTaskConfig:
     mask_size: int = 256
     seed: int = 0
     val_seed: int = 1234
-    l1_known: float = 10.0
-    l1_missing: float = 0.0
-    adversarial: float = 10.0
-    r1: float = 0.001
-    feature_matching: float = 100.0
-    perceptual: float = 30.0
-    rec: float = 0.999
-    lr_g: float = 1e-3
-    lr_d: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
 
     def __post_init__(self) -> None:
         if self.crop < 8 or self.load_size < self.crop:
             raise ValueError(f"need 8 <= crop <= load_size, got crop={self.crop}, load_size={self.load_size}")
         if self.holdout < 0 or self.repeat < 1:
             raise ValueError(f"holdout must be >= 0 and repeat >= 1, got {self.holdout}, {self.repeat}")
-        if self.lr_g <= 0 or self.lr_d <= 0:
-            raise ValueError(f"learning rates must be positive, got {self.lr_g}, {self.lr_d}")
-        self.betas = tuple(self.betas)
 
 
-class InpaintGANTask(Task):
-    """Generator + discriminator trained with LaMa's or Context Encoder's objective (see module docstring)."""
+class PhotoSplit:
+    """The decoded training and validation photos of a :class:`PhotoDataConfig`, loaded once on first use."""
 
-    manual_optimization = True
-    monitor = "val/l1_hole"
-    monitor_mode = "min"
-
-    def __init__(self, cfg: InpaintTaskConfig, data_dir: str | None = None) -> None:
-        super().__init__()
+    def __init__(self, cfg: PhotoDataConfig) -> None:
         self.cfg = cfg
-        self.generator = build_model(cfg.generator, **cfg.generator_args)
-        self.discriminator = build_model(cfg.discriminator, **cfg.discriminator_args)
-        self.perceptual = L.build_perceptual(cfg.perceptual) if cfg.objective == "lama" else None
         self._photos: tuple[list[np.ndarray], list[np.ndarray]] | None = None
 
-    def _split(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def photos(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         if self._photos is None:
             c = self.cfg
             files = list_photos(c.data, c.subdirs)[: c.limit]
@@ -241,21 +207,117 @@ class InpaintGANTask(Task):
             self._photos = photos[:cut], photos[cut:]
         return self._photos
 
-    def train_dataset(self) -> Dataset:
+    def train(self) -> Dataset:
         c = self.cfg
-        return PhotoCrops(self._split()[0], c.crop, MASKS.build(c.train_masks), c.mask_size, c.seed, True, c.repeat)
+        return PhotoCrops(self.photos()[0], c.crop, MASKS.build(c.train_masks), c.mask_size, c.seed, True, c.repeat)
+
+    def val(self) -> Dataset | None:
+        c = self.cfg
+        held = self.photos()[1]
+        return PhotoCrops(held, c.crop, MASKS.build(c.val_masks), c.mask_size, c.val_seed, False) if held else None
+
+
+@dataclass
+class InpaintTaskConfig(PhotoDataConfig):
+    """Settings of the inpainting GAN tasks (defaults: LaMa's recipe on 64 px face crops); the data fields are
+    :class:`PhotoDataConfig`'s.
+
+    Attributes:
+        objective: ``"lama"`` (L1-known + NS-adversarial with R1 and mask-as-fake-target + feature matching +
+            perceptual) or ``"context_encoder"`` (hole L2 * ``rec`` + NS-adversarial * ``adversarial``).
+        generator, generator_args: registered generator and overrides; ``discriminator``, ``discriminator_args``
+            likewise (a ``(logits, features)`` discriminator).
+        l1_known, l1_missing, adversarial, r1, feature_matching, perceptual: LaMa loss weights (10, 0, 10,
+            0.001, 100, 30); the perceptual term is skipped with a logged note when its weights are missing.
+        rec: Context Encoder's reconstruction weight (0.999; its adversarial weight is 0.001).
+        lr_g, lr_d, betas: Adam settings (LaMa: 1e-3, 1e-4, (0.9, 0.999)).
+        prior: an exported ICT appearance prior (``ict_prior_*`` model file): the generator then also gets the
+            photo's palette image as 3 more input channels (ICT's guided upsampler; the generator needs
+            ``in_channels: 7``). In training the prior is the ground truth quantized to the prior's palette, as
+            ICT trains its upsampler; ``prior_noise`` of the hole tokens are swapped for one of their 4 nearest
+            palette colours to mimic the transformer's errors (ICT's ``prior_random_degree``).
+    """
+
+    objective: Literal["lama", "context_encoder"] = "lama"
+    generator: str = "lama_tiny"
+    generator_args: dict[str, Any] = field(default_factory=dict)
+    discriminator: str = "lama_discriminator_tiny"
+    discriminator_args: dict[str, Any] = field(default_factory=dict)
+    l1_known: float = 10.0
+    l1_missing: float = 0.0
+    adversarial: float = 10.0
+    r1: float = 0.001
+    feature_matching: float = 100.0
+    perceptual: float = 30.0
+    rec: float = 0.999
+    lr_g: float = 1e-3
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    prior: str | None = None
+    prior_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError(f"learning rates must be positive, got {self.lr_g}, {self.lr_d}")
+        if not 0.0 <= self.prior_noise <= 1.0:
+            raise ValueError(f"prior_noise must be in [0, 1], got {self.prior_noise}")
+        self.betas = tuple(self.betas)
+
+
+class InpaintGANTask(Task):
+    """Generator + discriminator trained with LaMa's or Context Encoder's objective (see module docstring)."""
+
+    manual_optimization = True
+    monitor = "val/l1_hole"
+    monitor_mode = "min"
+
+    def __init__(self, cfg: InpaintTaskConfig, data_dir: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.generator = build_model(cfg.generator, **cfg.generator_args)
+        self.discriminator = build_model(cfg.discriminator, **cfg.discriminator_args)
+        self.perceptual = L.build_perceptual(cfg.perceptual) if cfg.objective == "lama" else None
+        self.photos = PhotoSplit(cfg)
+        self.prior_palette: torch.Tensor | None = None
+        if cfg.prior is not None:
+            from torchworks.core.checkpoint import load_model
+
+            prior = load_model(cfg.prior)
+            if not hasattr(prior, "palette"):
+                raise ValueError(f"{cfg.prior} is not an ICT appearance prior (no palette)")
+            self.prior_palette, self.prior_size = prior.palette.detach().float().clone(), int(prior.size)
+            d2 = torch.cdist(self.prior_palette, self.prior_palette)
+            self.prior_neighbours = d2.topk(min(5, len(d2)), largest=False).indices[:, 1:]  # (K, <=4) not itself
+
+    def train_dataset(self) -> Dataset:
+        return self.photos.train()
 
     def val_dataset(self) -> Dataset | None:
-        c = self.cfg
-        held = self._split()[1]
-        return PhotoCrops(held, c.crop, MASKS.build(c.val_masks), c.mask_size, c.val_seed, False) if held else None
+        return self.photos.val()
 
     def test_dataset(self) -> Dataset | None:
         return self.val_dataset()
 
+    def _prior(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The ground truth's palette image (B, 3, H, W), hole tokens perturbed in training (see the config)."""
+        from torchworks.inpainting.ict.inpainter import prior_image
+        from torchworks.inpainting.ict.palette import downsample, hole_tokens, quantize
+
+        tokens = quantize(downsample(image, self.prior_size), self.prior_palette)
+        if self.training and self.cfg.prior_noise > 0 and self.prior_neighbours.shape[1] > 0:
+            hole = hole_tokens(mask, self.prior_size)
+            flip = hole & (torch.rand(tokens.shape) < self.cfg.prior_noise)
+            pick = torch.randint(self.prior_neighbours.shape[1], tokens.shape)
+            tokens = torch.where(flip, self.prior_neighbours[tokens, pick], tokens)
+        return prior_image(tokens, self.prior_palette, self.prior_size, tuple(image.shape[-2:]))
+
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Raw generator prediction (B, 3, H, W) for images (B, 3, H, W) in [0, 1] and masks (B, 1, H, W)."""
-        return self.generator(torch.cat([image * (1.0 - mask), mask], dim=1))
+        parts = [image * (1.0 - mask), mask]
+        if self.prior_palette is not None:
+            parts.append(self._prior(image, mask))
+        return self.generator(torch.cat(parts, dim=1))
 
     def training_step(self, batch, opt=None):
         image, mask = batch

@@ -1,0 +1,181 @@
+"""ICT-style inpainting: palette, token cover, the prior's masking, the pluralistic sampler, the two stages, the
+prior's training task and the guided upsampler's conditioning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import torchworks.inpainting.nets  # noqa: F401
+from torchworks.core.checkpoint import build_model, load_model, save_model
+from torchworks.core.errors import ShapeError
+from torchworks.inpainting import inpaint
+from torchworks.inpainting.ict import (
+    ICTInpainter,
+    dequantize,
+    downsample,
+    fit_palette,
+    hole_tokens,
+    quantize,
+    sample_tokens,
+)
+
+torch.set_num_threads(1)
+
+
+def test_kmeans_palette_finds_separated_colours():
+    g = torch.Generator().manual_seed(0)
+    true = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.2], [0.1, 0.2, 0.9]])
+    pixels = torch.cat([c + 0.02 * torch.randn(300, 3, generator=g) for c in true])
+    pal = fit_palette(pixels, 3, seed=1)
+    lum = true @ torch.tensor([0.299, 0.587, 0.114])
+    torch.testing.assert_close(pal, true[lum.argsort()], atol=0.01, rtol=0)  # sorted by luminance
+    with pytest.raises(ValueError, match="must be \\(N, 3\\)"):
+        fit_palette(torch.rand(10, 4), 2)
+    with pytest.raises(ValueError, match="palette size must be in 2..10"):
+        fit_palette(torch.rand(10, 3), 11)
+
+
+def test_quantize_round_trips_palette_images_and_picks_the_nearest_colour():
+    pal = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    tokens = torch.tensor([[2, 0, 1, 1]])
+    img = dequantize(tokens, pal, 2)
+    assert img.shape == (1, 3, 2, 2) and torch.equal(quantize(img, pal), tokens)
+    # (0.6, 0.2, 0.1) is nearer red (dist^2 0.21) than black (0.41) or white (0.97)
+    assert quantize(torch.tensor([0.6, 0.2, 0.1]).view(1, 3, 1, 1), pal).item() == 2
+
+
+def test_hole_tokens_cover_every_hole_pixel():
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[0, 0, 5, 9] = 1  # one pixel -> token row 1, column 2 of a 4x4 grid
+    unknown = hole_tokens(mask, 4)
+    assert unknown.shape == (1, 16) and unknown.nonzero().flatten().tolist() == [0, 6]
+    m = (torch.rand(2, 1, 64, 64) > 0.97).float()
+    cover = hole_tokens(m, 8).view(2, 1, 8, 8)
+    up = cover.float().repeat_interleave(8, -1).repeat_interleave(8, -2)
+    assert bool((up >= m).all())  # no hole pixel under a known token
+
+
+def test_prior_ignores_the_values_of_masked_tokens_and_checks_shapes():
+    prior = build_model("ict_prior_tiny").eval()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 16, (2, 64), generator=g)
+    unknown = torch.rand(2, 64, generator=g) < 0.4
+    other = torch.where(unknown, (tokens + 5) % 16, tokens)
+    with torch.no_grad():
+        torch.testing.assert_close(prior(tokens, unknown), prior(other, unknown), rtol=0, atol=0)
+        assert not torch.allclose(prior(tokens, unknown), prior((tokens + 1) % 16, unknown))
+    with pytest.raises(ShapeError, match="\\(B, 64\\)"):
+        prior(tokens[:, :10], unknown[:, :10])
+
+
+def test_sampler_keeps_known_tokens_is_seeded_and_pluralistic():
+    prior = build_model("ict_prior_tiny").eval()
+    tokens = torch.randint(0, 16, (1, 64), generator=torch.Generator().manual_seed(1))
+    unknown = torch.zeros(1, 64, dtype=torch.bool)
+    unknown[0, 20:44] = True
+    calls = []
+    prior.register_forward_hook(lambda *a: calls.append(1))
+
+    def run(seed, **kw):
+        return sample_tokens(prior, tokens, unknown, generator=torch.Generator().manual_seed(seed), **kw)
+
+    a = run(0, steps=4)
+    assert len(calls) == 4  # one forward per step
+    assert torch.equal(a[~unknown], tokens[~unknown])
+    assert torch.equal(a, run(0, steps=4))
+    samples = {tuple(run(s, steps=4)[unknown].tolist()) for s in range(5)}
+    assert len(samples) == 5  # five seeds, five different completions
+    greedy = run(0, top_k=1, steps=1)
+    assert torch.equal(greedy, run(9, top_k=1, steps=1))  # argmax does not depend on the seed
+    with torch.no_grad():
+        expect = prior(tokens, unknown).argmax(-1)
+    assert torch.equal(greedy[unknown], expect[unknown])
+    with pytest.raises(ValueError, match="top_k >= 1"):
+        run(0, top_k=0)
+
+
+def _ict(seed=0):
+    torch.manual_seed(0)
+    prior = build_model("ict_prior_tiny").eval()
+    prior.palette.copy_(torch.rand(16, 3))
+    return ICTInpainter(prior, build_model("ict_upsampler_tiny").eval(), seed=seed, working_size=64, pad_mod=4)
+
+
+def test_two_stage_fill_keeps_known_pixels_and_varies_with_the_seed(photo, hole):
+    a = inpaint(photo, hole, _ict(0), dilate=0)
+    assert np.array_equal(a[hole == 0], photo[hole == 0])
+    assert np.array_equal(a, inpaint(photo, hole, _ict(0), dilate=0))
+    b = inpaint(photo, hole, _ict(1), dilate=0)
+    assert not np.array_equal(a[hole > 0], b[hole > 0])
+
+
+def test_prior_image_known_region_equals_the_quantized_photo():
+    ict = _ict()
+    image = torch.rand(1, 3, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 8:24, 8:24] = 1
+    low = dequantize(quantize(downsample(image, 8), ict.palette), ict.palette, 8)
+    sampled = ict.sample_prior(image, mask)
+    down = downsample(sampled, 8)  # bicubic up then area down is close to the grid in flat regions
+    known = ~hole_tokens(mask, 8).view(1, 1, 8, 8)
+    far = known.clone()
+    far[..., :4, :4] = False  # tokens next to the hole blend with sampled ones under bicubic
+    assert float((down - low).abs()[far.expand_as(low)].max()) < 0.35
+
+
+def _folder(tmp_path, n=4, size=80):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        base = rng.integers(0, 255, 3)
+        img = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype("uint8")
+        Image.fromarray(img).save(tmp_path / f"p{i}.png")
+    return tmp_path
+
+
+def test_prior_task_fits_the_palette_and_learns(tmp_path):
+    from torchworks.engine.run import train
+
+    (tmp_path / "photos").mkdir()
+    cfg = {"task": {"name": "ict_prior", "model": "ict_prior_tiny", "data": str(_folder(tmp_path / "photos")),
+                    "holdout": 1, "crop": 32, "load_size": 40, "repeat": 8, "train_masks": "medium_256",
+                    "lr": 3e-3, "palette_pixels": 2000},
+           "trainer": {"max_steps": 40, "batch_size": 4, "eval_every": 40, "log_every": 10, "threads": 1,
+                       "progress": False, "tensorboard": False, "plots": False},
+           "seed": 0, "out_dir": str(tmp_path / "run")}
+    res = train(cfg)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    losses = [float(r.split(",")[header.index("train/loss")]) for r in rows[1:]
+              if r.split(",")[header.index("train/loss")]]
+    assert losses[-1] < losses[0]
+    prior = load_model(res.last_checkpoint)
+    grey = torch.linspace(0, 1, 16).unsqueeze(1).repeat(1, 3)
+    assert not torch.allclose(prior.palette, grey)  # fitted and saved with the weights
+
+
+def test_upsampler_task_is_conditioned_on_the_quantized_ground_truth(tmp_path):
+    from torchworks.inpainting.task import InpaintGANTask, InpaintTaskConfig
+
+    prior = build_model("ict_prior_tiny")
+    prior.palette.copy_(fit_palette(torch.rand(500, 3), 16))
+    save_model(tmp_path / "prior.safetensors", prior)
+    task = InpaintGANTask(InpaintTaskConfig(generator="ict_upsampler_tiny", discriminator="lama_discriminator_tiny",
+                                            prior=str(tmp_path / "prior.safetensors"), prior_noise=0.0,
+                                            perceptual=0.0, crop=32, load_size=40))
+    image, mask = torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+    mask[..., 4:12, 4:20] = 1
+    seen = {}
+    task.generator.register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0]))
+    task.eval()
+    with torch.no_grad():
+        task(image, mask)
+    x = seen["x"]
+    assert x.shape == (2, 7, 32, 32)
+    from torchworks.inpainting.ict import prior_image
+
+    expect = prior_image(quantize(downsample(image, 8), prior.palette), prior.palette, 8, (32, 32))
+    torch.testing.assert_close(x[:, 4:], expect)
