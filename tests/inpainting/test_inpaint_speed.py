@@ -93,7 +93,8 @@ def test_reference_imports_from_a_temporary_copy_and_one_cell_times(tmp_path):
     assert not any(k.startswith("saicinpainting") for k in sys.modules)
     assert row["ref_max_abs_diff"] == 0.0  # same weights, same output: equal architecture
     assert row["bf16_max_abs_diff"] < 0.05 and row["channels_last_max_abs_diff"] < 1e-5
-    assert set(row["times"]["wall"]) == {"ours", "reference", "relama", "channels_last", "bf16"}
+    assert set(row["times"]["wall"]) == {"ours", "reference", "relama", "channels_last", "bf16", "bf16_cl"}
+    assert row["bf16_cl_max_abs_diff"] < 0.05 and row["bf16_cl_over_reference_cpu"] > 0
     assert all(len(v) == 1 for v in row["times"]["cpu"].values())
     assert torch.get_num_threads() == 1
     path = tmp_path / "doc.md"
@@ -102,3 +103,5 @@ def test_reference_imports_from_a_temporary_copy_and_one_cell_times(tmp_path):
                                                             "machine": "m", "torch": "t", "reference": "r",
                                                             "load_min": 1.0, "load_max": 1.0}))
     assert path.read_text().startswith("# R\n") and "lama_tiny | 32 | 1 | 1" in read_section(path.read_text(), "speed")
+    assert f"lama_tiny 32 px 1 thr **x{row['bf16_cl_over_reference_cpu']:.2f}**" in read_section(path.read_text(),
+                                                                                                 "speed")

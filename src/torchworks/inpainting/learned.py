@@ -171,6 +171,35 @@ def load_big_lama(weights: str | os.PathLike[str] | None = None, device: str = "
     return LearnedInpainter(model, "big_lama", pad_mod=8, working_size=None, device=device, precision=precision)
 
 
+ICT_SHIPPED: dict[str, dict[str, Any]] = {
+    "ict_scenes": {"prior": "ict_prior_scenes.safetensors", "upsampler": "ict_upsampler_scenes.safetensors",
+                   "working_size": 256, "summary": "ICT-style transformer + FFC upsampler, natural scenes at 256 px; "
+                   "pluralistic (seed picks the completion)"},
+}
+"""Pluralistic methods: a prior and an upsampler file each (registered when both ship)."""
+
+
+def load_ict(prior: str | os.PathLike[str], upsampler: str | os.PathLike[str], seed: int = 0, top_k: int = 40,
+             steps: int = 8, device: str = "cpu", precision: str | None = None, working_size: int = 256,
+             name: str = "ict") -> Any:
+    """An :class:`~torchworks.inpainting.ict.ICTInpainter` from an exported prior and upsampler.
+
+    Raises:
+        CheckpointError: a file that is not the expected kind of model.
+    """
+    import torchworks.inpainting.ict  # noqa: F401  (registers the prior and upsampler models)
+    from torchworks.core.errors import CheckpointError
+    from torchworks.inpainting.ict import AppearancePrior, ICTInpainter
+
+    p, u = load_model(prior), load_model(upsampler)
+    if not isinstance(p, AppearancePrior):
+        raise CheckpointError(f"{prior} is not an ICT appearance prior ({type(p).__name__})")
+    if getattr(u, "in_channels", None) != 7:
+        raise CheckpointError(f"{upsampler} is not an ICT upsampler (needs 7 input channels)")
+    inp = ICTInpainter(p, u, name=name, seed=seed, top_k=top_k, steps=steps, working_size=working_size)
+    return inp.to(device, precision)
+
+
 EXTERNAL = {"big_lama": load_big_lama}
 """Methods whose weights the user brings: registered (listed, offered in the UI) once imported into the cache,
 and buildable by :func:`~torchworks.inpainting.api.get_inpainter` with ``weights=FILE`` before that."""
@@ -186,6 +215,20 @@ def _factory(name: str):
     return build
 
 
+def _ict_factory(name: str):
+    entry = ICT_SHIPPED[name]
+
+    def build(seed: int = 0, top_k: int = 40, steps: int = 8, device: str = "cpu",
+              precision: str | None = None) -> Any:
+        root = Path(os.environ.get("TORCHWORKS_PRETRAINED_DIR", PRETRAINED_DIR))
+        return load_ict(root / entry["prior"], root / entry["upsampler"], seed, top_k, steps, device, precision,
+                        entry["working_size"], name)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{entry['summary']}. Model card: pretrained/{Path(entry['prior']).stem}.md."
+    return build
+
+
 def _register() -> None:
     for name in [*SHIPPED, *ALIASES]:
         if name in INPAINTERS.names():
@@ -197,6 +240,12 @@ def _register() -> None:
         INPAINTERS.add(name, _factory(name), kind="learned")
     from torchworks.inpainting.external import imported_lama_path
 
+    root = Path(os.environ.get("TORCHWORKS_PRETRAINED_DIR", PRETRAINED_DIR))
+    for name, entry in ICT_SHIPPED.items():
+        ships = (root / entry["prior"]).is_file() and (root / entry["upsampler"]).is_file()
+        if name not in INPAINTERS.names() and ships:
+            INPAINTERS.add(name, _ict_factory(name), kind="learned")
+
     for name, factory in EXTERNAL.items():  # listed once their weights are imported; usable with weights= anyway
         if name not in INPAINTERS.names() and imported_lama_path().is_file():
             INPAINTERS.add(name, factory, kind="learned")
@@ -204,5 +253,5 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["ALIASES", "EXTERNAL", "PRECISIONS", "PRETRAINED_DIR", "SHIPPED", "LearnedInpainter", "load_big_lama",
-           "load_learned", "weights_file"]
+__all__ = ["ALIASES", "EXTERNAL", "ICT_SHIPPED", "PRECISIONS", "PRETRAINED_DIR", "SHIPPED", "LearnedInpainter",
+           "load_big_lama", "load_ict", "load_learned", "weights_file"]

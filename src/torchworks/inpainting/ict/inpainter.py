@@ -57,12 +57,28 @@ class ICTInpainter(Inpainter):
         self.name, self.seed, self.top_k, self.steps, self.temperature = name, seed, top_k, steps, temperature
         self.working_size, self.pad_mod, self.progress = working_size, pad_mod, progress
 
+    def to(self, device: str | torch.device = "auto", precision: str | None = None) -> ICTInpainter:
+        """Moves both stages to ``device`` (``auto``/``cpu``/``cuda``/``mps``); only fp32 is supported.
+
+        Raises:
+            DeviceError: the device is absent. ValueError: a precision other than fp32.
+        """
+        from torchworks.core.device import resolve_device
+
+        if precision not in (None, "fp32"):
+            raise ValueError(f"ict runs in fp32 only, got precision {precision!r}")
+        dev = resolve_device(device)
+        self.prior.to(dev)
+        self.upsampler.to(dev)
+        self.palette = self.palette.to(dev)
+        return self
+
     def sample_prior(self, image: Tensor, mask: Tensor, seed: int | None = None) -> Tensor:
         """(B, 3, H, W), (B, 1, H, W) -> (B, 3, H, W) sampled prior image (known tokens from the photo)."""
         size = self.prior.size
         tokens = quantize(downsample(image * (1.0 - mask), size), self.palette)
         unknown = hole_tokens(mask, size)
-        g = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        g = torch.Generator(device=image.device).manual_seed(self.seed if seed is None else seed)
         filled = sample_tokens(self.prior, tokens, unknown, steps=self.steps, top_k=self.top_k,
                                temperature=self.temperature, generator=g)
         if self.progress is not None:
@@ -72,9 +88,11 @@ class ICTInpainter(Inpainter):
     @torch.inference_mode()
     def fill(self, image: Tensor, mask: Tensor) -> Tensor:
         """(B, 3, H, W) RGB in [0, 1] and (B, 1, H, W) hole mask -> (B, 3, H, W) prediction in [0, 1]."""
+        dev = self.palette.device
+        image, mask = image.to(dev), mask.to(dev)
         prior = self.sample_prior(image, mask)
         x = torch.cat([image * (1.0 - mask), mask, prior], dim=1)
-        return self.upsampler(x).float().clamp(0.0, 1.0)
+        return self.upsampler(x).float().clamp(0.0, 1.0).cpu()
 
 
 def _upsampler(lama_name: str):
