@@ -64,8 +64,8 @@ def _cpu() -> float:
 
 def rebuild(run_dir: Path):
     """(task with the best checkpoint's weights, checkpoint state)."""
-    import torchworks.transformer.bert_finetune  # noqa: F401  (registers the tasks)
-    import torchworks.transformer.bert_task  # noqa: F401
+    import torchworks.transformer.bert.finetune  # noqa: F401  (registers the tasks)
+    import torchworks.transformer.bert.task  # noqa: F401
     from torchworks.core.checkpoint import load_checkpoint, load_weights
     from torchworks.core.registry import TASKS
     from torchworks.engine.config import load_run_config
@@ -157,7 +157,7 @@ def bench_pretrain(run_dir: Path) -> dict:
 
 
 def bench_classify(run_dir: Path) -> dict:
-    from torchworks.transformer.bert_finetune import CharNgramNaiveBayes
+    from torchworks.transformer.bert.finetune import CharNgramNaiveBayes
 
     task, state = rebuild(run_dir)
     t = _cpu()
@@ -178,7 +178,7 @@ def bench_classify(run_dir: Path) -> dict:
 
 
 def bench_pairs(run_dir: Path) -> dict:
-    from torchworks.transformer.bert_finetune import OverlapThreshold
+    from torchworks.transformer.bert.finetune import OverlapThreshold
 
     task, state = rebuild(run_dir)
     t = _cpu()
@@ -197,7 +197,7 @@ def bench_pairs(run_dir: Path) -> dict:
 
 
 def bench_tag(run_dir: Path) -> dict:
-    from torchworks.transformer.bert_finetune import TAGS, MostFrequentTag, case_tag
+    from torchworks.transformer.bert.finetune import TAGS, MostFrequentTag, case_tag
 
     task, state = rebuild(run_dir)
     t = _cpu()

@@ -4,7 +4,7 @@ Every training run is its own process on ONE thread (``OMP_NUM_THREADS=1`` and `
 its CPU seconds are its own. Per run we record: whole-process CPU seconds (``getrusage``), wall seconds, the median
 CPU and wall time of one training step (steps timed from one training forward to the next), the 20-batch-style
 capped validation during training, and the FULL validation split (111,488 scored tokens at T=64, non-overlapping
-windows, :func:`~torchworks.transformer.data.full_val_loss`) of the final weights.
+windows, :func:`~torchworks.transformer.gpt.data.full_val_loss`) of the final weights.
 
 nanoGPT runs from a temporary checkout (never vendored) with its README CPU command; its full-val loss is computed
 by loading its ``ckpt.pt`` into its own ``model.py`` and scoring the same windows.
@@ -75,7 +75,7 @@ def run_ours(args: argparse.Namespace) -> None:
     from torchworks.engine.config import load_run_config
     from torchworks.engine.run import build_task
     from torchworks.engine.trainer import Trainer
-    from torchworks.transformer.data import full_val_loss
+    from torchworks.transformer.gpt.data import full_val_loss
 
     load0 = os.getloadavg()[0]
     run_cfg, task_cfg = load_run_config(args.config, args.set + [f"out_dir={args.out or RUNS / 'out' / args.name}"])
@@ -161,7 +161,7 @@ def nanogpt_eval(args: argparse.Namespace) -> None:
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
     val = torch.from_numpy(np.fromfile(Path(args.checkout) / "data/shakespeare_char/val.bin", dtype=np.uint16)
                            .astype(np.int64))
-    from torchworks.transformer.data import full_val_loss
+    from torchworks.transformer.gpt.data import full_val_loss
 
     loss = full_val_loss(model, val, ckpt["model_args"]["block_size"], batch_size=128)
     print(json.dumps({"full_val_loss": loss, "note": f"ckpt.pt at iter {ckpt['iter_num']}"}))
@@ -172,8 +172,8 @@ def run_generate(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from torchworks.transformer.generate import generate
-    from torchworks.transformer.task import load_lm
+    from torchworks.transformer.gpt.generate import generate
+    from torchworks.transformer.gpt.task import load_lm
 
     model, tok = load_lm(args.ckpt)
     idx = torch.tensor([tok.encode("ROMEO:")])

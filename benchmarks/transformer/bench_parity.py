@@ -38,7 +38,7 @@ CARD = {("The weather is lovely today.", "It's so sunny outside!"): 0.6660,
 def minilm(captions: list[str], repeats: int) -> dict:
     import transformers
 
-    from torchworks.transformer.bert_hf import embed_sentences, encode_texts, load_minilm, minilm_dir, minilm_tokenizer
+    from torchworks.transformer.bert.hf import embed_sentences, encode_texts, load_minilm, minilm_dir, minilm_tokenizer
 
     ours_tok, hf_tok = minilm_tokenizer(backend="torchworks"), minilm_tokenizer(backend="hf")
     same = sum(ours_tok.encode(t).ids == hf_tok.encode(t).ids for t in captions)
@@ -84,8 +84,8 @@ def minilm(captions: list[str], repeats: int) -> dict:
 def tiny() -> dict:
     import transformers
 
-    from torchworks.transformer.bert_hf import bert_from_hf
-    from torchworks.transformer.vit import vit_from_hf
+    from torchworks.transformer.bert.hf import bert_from_hf
+    from torchworks.transformer.vit.model import vit_from_hf
 
     torch.manual_seed(0)
 

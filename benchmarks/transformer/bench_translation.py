@@ -75,7 +75,7 @@ def curve(run: Path, test, done: dict) -> list[dict]:
 
 def final(path: Path, val, test, repeats: int) -> dict:
     from torchworks.core.checkpoint import load_checkpoint
-    from torchworks.transformer.plots import plot_cross_attention
+    from torchworks.transformer.seq2seq.plots import plot_cross_attention
     from torchworks.transformer.translation_data import load_translator, translate
 
     model, tok = load_translator(path)

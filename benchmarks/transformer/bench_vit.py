@@ -209,8 +209,8 @@ def evaluate(name: str, runs: Path, log_dir: Path) -> dict | None:
 def rollout_figure(results: dict[str, dict], per_row: int = 6) -> Path | None:
     """The two ViTs' [CLS] rollout on the first test image of ``per_row`` classes each."""
     from torchworks.core.checkpoint import load_model
-    from torchworks.transformer.vit_plots import rollout_maps, save_rollout_grid
-    from torchworks.transformer.vit_task import STATS, load_split
+    from torchworks.transformer.vit.plots import rollout_maps, save_rollout_grid
+    from torchworks.transformer.vit.task import STATS, load_split
 
     rows = []
     for data, classes in (("Fashion-MNIST", "fashion"), ("CIFAR-10", "cifar")):
@@ -279,9 +279,11 @@ pre-LN blocks) trained here on one CPU thread. Test accuracy **{100 * r['test_ac
 {data_label} test set (goal {100 * goal:.0f} %).
 
 ## Data
-{data_label} (`{t['dataset']}` via `torchworks.transformer.vit_task.load_split`): {TRAIN_SIZE[data_label]:,} training
+{data_label} (`{t['dataset']}` via `torchworks.transformer.vit.task.load_split`): {TRAIN_SIZE[data_label]:,} training
 images ({t['holdout']:,} more held out for validation, fixed permutation seed 12345); the test set is used once.
-Inputs are normalised with the per-channel mean/std in `torchworks.transformer.vit_task.STATS['{t['dataset']}']`.
+Inputs are normalised with the per-channel mean/std in `torchworks.transformer.vit.task.STATS['{t['dataset']}']`.{
+    " The CIFAR-10 used is the JPEG (quality 75) copy (`cifar10_jpeg_bytes.npz`), not the lossless original: "
+    "accuracies run a few points below what it gives." if t['dataset'] == 'cifar10' else ""}
 
 ## Recipe
 `torchworks train configs/{r['name']}.yaml --threads 1` (task `image_classifier`, seed {seed}): {r['step']} steps of
@@ -330,7 +332,9 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
              "costs 1.5-1.9x less CPU time than in float32 on this CPU (section \"Training-step CPU time\" below), so "
              "those runs take more steps in the same budget. Each CNN (`cnn_vgg_*`, VGG-style conv-BN-ReLU, three "
              "stages, global average pooling) is sized to its ViT's parameter count and trained on its ViT's "
-             "recipe. Test accuracy is evaluated in float32 for every row.", "",
+             "recipe. Test accuracy is evaluated in float32 for every row. CIFAR-10 rows use the JPEG (quality 75) "
+             "copy of CIFAR-10 (`cifar10_jpeg_bytes.npz`), not the lossless original: their accuracies run a few "
+             "points below what it gives.", "",
              "| data | config | model | params | recipe | steps (epochs) | CPU min | wall min | val acc | test acc "
              "| goal |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, kind, data, goal in RUNS:

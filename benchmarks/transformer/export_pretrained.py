@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from torchworks.core.checkpoint import load_checkpoint, save_model
-from torchworks.transformer.generate import generate_text
+from torchworks.transformer.gpt.generate import generate_text
+from torchworks.transformer.gpt.task import load_lm
 from torchworks.transformer.pretrained import DEFAULT_MODEL, PRETRAINED_DIR
-from torchworks.transformer.task import load_lm
 
 RUNS = Path(__file__).resolve().parent / "results"
 
@@ -42,7 +42,7 @@ a cosine to 1e-4, gradient clipping at 1, dropout 0.
 
 ## Metrics
 - Full validation loss: **{full:.4f}** nats/char (all 111,488 scorable targets, non-overlapping 64-character
-  windows, `torchworks.transformer.data.full_val_loss`). nanoGPT's CPU recipe measured in the same session:
+  windows, `torchworks.transformer.gpt.data.full_val_loss`). nanoGPT's CPU recipe measured in the same session:
   {ref_full}.
 - Training cost: {cpu:.0f} CPU seconds for the whole process on 1 thread; {wall:.0f} s wall on a {cores}-core machine
   shared with other jobs (load average about {load:.0f}; a quiet machine needs roughly the CPU time).

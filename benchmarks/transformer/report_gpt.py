@@ -119,7 +119,7 @@ def write_report(runs: Path, root: Path) -> Path:
         "",
         "Full-val loss: mean next-token cross-entropy (nats) over the whole 111,540-token validation split (last 10 %"
         " of the characters), non-overlapping 64-token windows, 111,488 targets scored "
-        "(`torchworks.transformer.data.full_val_loss`); nanoGPT's own checkpoint is scored with its own model code "
+        "(`torchworks.transformer.gpt.data.full_val_loss`); nanoGPT's own checkpoint is scored with its own model code "
         "on the same windows. The 480-window estimate is what both trainers saw during training (nanoGPT: "
         "`eval_iters=20` x batch 12; ours: `limit_val_batches=2` x 240).",
         "",

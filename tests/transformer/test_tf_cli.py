@@ -10,8 +10,8 @@ import torch
 
 from torchworks.cli.main import main
 from torchworks.core.checkpoint import build_model, save_model
+from torchworks.transformer.gpt.tokenizers import CharTokenizer
 from torchworks.transformer.pretrained import default_checkpoint, load_pretrained
-from torchworks.transformer.tokenizers import CharTokenizer
 
 TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\nJULIET: Ay me!\n"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from torchworks.transformer.task import load_lm
+from torchworks.transformer.gpt.task import load_lm
 
 __all__ = ["DEFAULT_MODEL", "PRETRAINED_DIR", "default_checkpoint", "load_pretrained"]
 
