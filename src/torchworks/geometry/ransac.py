@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from torchworks.geometry._checks import skew
+from torchworks.geometry._checks import skew, to_homogeneous
 from torchworks.geometry.camera import pixels_to_normalized
 from torchworks.geometry.epipolar import (
     _check_pairs,
@@ -44,11 +44,19 @@ from torchworks.geometry.epipolar import (
 from torchworks.geometry.essential import project_to_essential, recover_pose, refine_pose_sampson
 from torchworks.geometry.five_point import solve_5point_normalized
 from torchworks.geometry.homography import find_homography, normalize_points
+from torchworks.geometry.so3 import project_to_so3
 
 MODELS = ("homography", "fundamental", "essential")
 ESSENTIAL_SOLVERS = ("8point", "5point")
 _LO_STEPS_E = 3  # measured on the temple pairs: same poses as 4 steps, one 5-point refit less
-_SAMPLE_SIZE = {"homography": 4, "fundamental": 7, "essential": 7}
+_SAMPLE_SIZE = {"homography": 4, "fundamental": 7, "essential": 7, "hsampson": 4}
+# The degeneracy test scores H by its Sampson error, ~ sigma^2 chi^2 with 2 degrees of freedom, where the F/E
+# inliers were selected on a Sampson error with 1: its threshold is the F/E one times the ratio of the two
+# 95 % quantiles, chi2_2(0.95) / chi2_1(0.95) = 5.991 / 3.841, so that both tests keep the same share of
+# noise-only correspondences.
+_H_THRESHOLD_SCALE = 5.991464547107979 / 3.841458820694124
+# Share of the F/E inliers a homography must explain for the data to be called planar / a pure rotation.
+_DEGENERATE_SHARE = 0.9
 
 
 @dataclass
@@ -125,12 +133,31 @@ def _errors(kind: str, m: torch.Tensor, pts: _Points, chunk: int = 1 << 19) -> t
     if kind == "homography":
         p = m @ pts.h1  # (S, 3, N)
         err = (p[:, 0] / p[:, 2] - pts.u2).square() + (p[:, 1] / p[:, 2] - pts.v2).square()
+    elif kind == "hsampson":
+        err = _homography_sampson(m, pts)
     else:
         if kind == "essential":
             m = pts.k2_inv_t @ m @ pts.k1_inv
         sq = (m.reshape(-1, 9) @ pts.sampson_rows).view(-1, 5, n).square_()  # (S, 5, N)
         err = sq[:, 0] / (sq[:, 1] + sq[:, 2] + sq[:, 3] + sq[:, 4])
     return err.nan_to_num(nan=math.inf)
+
+
+def _homography_sampson(h: torch.Tensor, pts: _Points) -> torch.Tensor:
+    """(S, N) squared Sampson errors of (S, 3, 3) homographies: the first-order distance of (x1, x2) in R^4 to the
+    surface x2 = H(x1), noise in both images (Hartley and Zisserman 4.2.6). Equals half the squared transfer error
+    for H = I, and is ~ sigma^2 chi^2_2 under isotropic pixel noise sigma in both images."""
+    p = h @ pts.h1  # (S, 3, N): (a, b, c) = H x1
+    a, b, c = p[:, 0], p[:, 1], p[:, 2]
+    u2, v2 = pts.u2, pts.v2
+    e1, e2 = u2 * c - a, v2 * c - b  # algebraic residuals (rows of x2 x H x1)
+    # Jacobians of (e1, e2) w.r.t. (x1, y1, x2, y2): j1 = (p, q, c, 0), j2 = (r, s, 0, c).
+    hh = h[:, :, :, None]  # (S, 3, 3, 1) broadcasting over N
+    jp, jq = u2 * hh[:, 2, 0] - hh[:, 0, 0], u2 * hh[:, 2, 1] - hh[:, 0, 1]
+    jr, js = v2 * hh[:, 2, 0] - hh[:, 1, 0], v2 * hh[:, 2, 1] - hh[:, 1, 1]
+    c2 = c * c
+    aa, bb, cc = jp * jp + jq * jq + c2, jp * jr + jq * js, jr * jr + js * js + c2
+    return (cc * e1 * e1 - 2 * bb * e1 * e2 + aa * e2 * e2) / (aa * cc - bb * bb)
 
 
 def _best(kind: str, hyp: torch.Tensor, pts: _Points, th2: float, gen: torch.Generator
@@ -160,7 +187,7 @@ def _subset_essential(pts: _Points, idx: torch.Tensor) -> _Points:
 
 def _fit(kind: str, pts: _Points, inliers: torch.Tensor) -> torch.Tensor:
     """Least-squares refit on the inliers: (3, 3), or (S, 3, 3) candidates for the 5-point solver."""
-    if kind == "homography":
+    if kind in ("homography", "hsampson"):
         return find_homography(pts.x1[inliers], pts.x2[inliers])
     if kind == "fundamental":
         return find_fundamental(pts.x1[inliers], pts.x2[inliers])
@@ -171,7 +198,7 @@ def _fit(kind: str, pts: _Points, inliers: torch.Tensor) -> torch.Tensor:
 
 def _minimal(kind: str, pts: _Points, idx: torch.Tensor) -> torch.Tensor:
     """(S, m) sample indices -> (S', 3, 3) finite hypotheses (all real roots of the 7- and 5-point solvers)."""
-    if kind == "homography":
+    if kind in ("homography", "hsampson"):
         hyp = _homography_4point(pts, idx)
     elif kind == "fundamental":
         fs, valid = find_fundamental_7point(pts.x1[idx], pts.x2[idx])
@@ -370,24 +397,32 @@ def _degeneracy(model, x1, x2, threshold, seed, k1, k2) -> str:
     n = x1.shape[0]
     if n < 8:
         return ""
-    pts, th2 = _Points(x1, x2), threshold**2
+    pts, th2 = _Points(x1, x2), threshold**2 * _H_THRESHOLD_SCALE
     gen = torch.Generator(device=x1.device).manual_seed(seed + 1)
     # If one H fits >= 90 % of the points, 128 four-point samples all miss it with probability < 1e-50.
-    hyp = _minimal("homography", pts, _sample(gen, 128, n, 4, x1.device))
+    hyp = _minimal("hsampson", pts, _sample(gen, 128, n, 4, x1.device))
     if hyp.shape[0] == 0:
         return ""
-    h, score = _best("homography", hyp, pts, th2, gen)
+    h, score = _best("hsampson", hyp, pts, th2, gen)
     # Local optimisation only when the plane hypothesis is plausible: a minimal H from noisy points already
     # explains well over half of a plane's points, and general scenes (the common case) stop here.
-    if int((_errors("homography", h, pts) < th2).sum()) < 0.5 * n:
+    if int((_errors("hsampson", h, pts) < th2).sum()) < 0.5 * n:
         return ""
-    h, _ = _local_optimize("homography", h, score, pts, th2)
+    h, _ = _local_optimize("hsampson", h, score, pts, th2)
     # A plane or a pure rotation makes a homography fit (nearly) every F inlier; a dominant plane in a
     # general scene leaves a clear fraction of off-plane inliers.
-    if int((_errors("homography", h, pts) < th2).sum()) < 0.9 * n:
+    if int((_errors("hsampson", h, pts) < th2).sum()) < _DEGENERATE_SHARE * n:
         return ""
     if model == "fundamental":
         return "planar_or_rotation"
-    hn = torch.linalg.inv(k2) @ h @ k1
-    sv = torch.linalg.svdvals(hn)
-    return "pure_rotation" if float(sv[-1] / sv[0]) > 0.995 else "planar"
+    # Pure rotation: H = K2 R K1^-1 for the rotation R aligning the viewing rays (Kabsch on the unit rays of the H
+    # inliers): if it explains the inliers as well as H does, the camera only rotated. (The singular values of
+    # K2^-1 H K1, or its nearest rotation, are too noisy with narrow fields of view.)
+    keep = _errors("hsampson", h, pts) < th2
+    r1 = to_homogeneous(pixels_to_normalized(x1[keep], k1))
+    r2 = to_homogeneous(pixels_to_normalized(x2[keep], k2))
+    r1, r2 = r1 / r1.norm(dim=-1, keepdim=True), r2 / r2.norm(dim=-1, keepdim=True)
+    rot = project_to_so3(r2.T @ r1)  # argmax_R sum r2^T R r1
+    h_rot = k2 @ rot @ torch.linalg.inv(k1)
+    explained = int((_errors("hsampson", h_rot, pts) < th2).sum())
+    return "pure_rotation" if explained >= _DEGENERATE_SHARE * n else "planar"
