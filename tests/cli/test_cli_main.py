@@ -50,7 +50,7 @@ def test_list_models_and_tasks_with_pattern():
 
 def test_unknown_kind_is_a_usage_error():
     res = tw("list", "modelz")
-    assert res.returncode == 2 and "invalid choice: 'modelz'" in res.stderr
+    assert res.returncode == 2 and "'modelz'" in res.stderr and "did you mean models" in res.stderr
 
 
 def _one_line_error(res: subprocess.CompletedProcess, *fragments: str) -> None:

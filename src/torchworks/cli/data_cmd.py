@@ -21,8 +21,20 @@ def run(args: argparse.Namespace) -> int:
         print(data.dataset_path(args.name, data_dir=args.data_dir, download=args.download))
         return 0
     if args.data_verb == "verify":
+        rows = data.verify(args.name, data_dir=args.data_dir)
+        if args.data_dir is not None:  # verify the copy in --data-dir, never one found elsewhere
+            from pathlib import Path
+
+            from torchworks.core.errors import DataNotFoundError
+
+            root = Path(args.data_dir).expanduser().absolute()  # not resolve(): a symlinked copy counts as there
+            if rows and not Path(rows[0].path).absolute().is_relative_to(root):
+                raise DataNotFoundError(f"no copy of {args.name!r} in --data-dir {args.data_dir} (searched "
+                                        f"{args.data_dir}/{data.get_spec(args.name).folder}, {args.data_dir}/"
+                                        f"{args.name} and {args.data_dir}); drop --data-dir to verify the copy at "
+                                        f"{Path(rows[0].path).parent}")
         bad = 0
-        for path, ok, detail in data.verify(args.name, data_dir=args.data_dir):
+        for path, ok, detail in rows:
             bad += not ok
             print(f"{'ok ' if ok else 'BAD'} {path}  {detail}".rstrip())
         if bad:

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from torchworks.cli._common import OUT_RULE, out_dir, positive_int
+
 SECTION_NAMES = ("inpainting", "geometry", "forecast", "gpt", "translation", "distill")
 MARKER = ".torchworks-demo"  # marks a folder this command wrote, so that it may replace it
 EXIT_SECTION_FAILED = 1
@@ -45,19 +47,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "page (PNG figures beside it) showing the results and the command that reproduces each.\n"
         "Exit code 1 when a section failed; a model not shipped yet or a data set absent on this\n"
         "machine is reported on the page, not an error.")
-    p.add_argument("--out", default="out/demo", metavar="DIR", help="output folder (default out/demo); replaced "
-                   "as a whole, so it must be empty, absent or an earlier demo output")
+    p.add_argument("-o", "--out", default="out/demo", metavar="DIR", type=out_dir,
+                   help="output folder (default out/demo); replaced as a whole, so it must be empty, absent or an "
+                   f"earlier demo output; {OUT_RULE}")
     p.add_argument("--sections", default=",".join(SECTION_NAMES), metavar="LIST",
                    help=f"comma-separated sections (default: all of {', '.join(SECTION_NAMES)})")
-    p.add_argument("--cifar-limit", type=int, default=2000, metavar="N",
+    p.add_argument("--cifar-limit", type=positive_int, default=2000, metavar="N",
                    help="CIFAR-10 test images for the distill section (default 2000 of 10000)")
-    p.add_argument("--tokens", type=int, default=300, help="characters the GPT generates (default 300)")
+    p.add_argument("--tokens", type=positive_int, default=300, help="characters the GPT generates (default 300)")
     p.add_argument("--prompt", default="ROMEO:", help="GPT prompt (default 'ROMEO:')")
     p.add_argument("--sentence", action="append", metavar="TEXT",
                    help="German sentence to translate (repeatable; default: three built-in sentences)")
-    p.add_argument("--beam", type=int, default=4, help="beam size of the translation (default 4)")
+    p.add_argument("--beam", type=positive_int, default=4, help="beam size of the translation (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of masks, RANSAC and sampling (default 0)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--data-dir", help="directory holding the data sets (searched first)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (plain lines on stderr instead)")
 
@@ -161,9 +164,6 @@ def run(args: argparse.Namespace) -> int:
     from torchworks.core.errors import ConfigError
 
     sections = parse_sections(args.sections)
-    for flag in ("cifar_limit", "tokens", "beam", "threads"):
-        if getattr(args, flag) < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise ConfigError(f"--data-dir {args.data_dir} is not a folder")
     out = Path(args.out)

@@ -12,6 +12,8 @@ import argparse
 import re
 from typing import Any
 
+from torchworks.cli._common import add_out, did_you_mean, float_in, out_dir, positive_int
+
 EXAMPLES = """\
 examples:
   torchworks distill --teacher resnet56 --student resnet20 --method crd --data cifar10 --steps 3000
@@ -46,17 +48,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--ckpt-teacher", help="teacher checkpoint (save_model file, trainer checkpoint, or "
                    "pretrained:<name>); default: the shipped resnet56 CIFAR-10 teacher when it applies")
     p.add_argument("--data", choices=("cifar10", "cifar100", "synthetic"), help="data set (default cifar10)")
-    p.add_argument("--steps", type=int, help="training steps (the LR schedule is fitted to them)")
-    p.add_argument("--init-steps", type=int, help="init-phase steps for ab/fsp/ft (default: steps/8 for them)")
-    p.add_argument("--batch-size", type=int, help="training batch size (default 64)")
-    p.add_argument("--lr", type=float, help="peak SGD learning rate (default 0.05)")
+    p.add_argument("--steps", type=positive_int, help="training steps (the LR schedule is fitted to them)")
+    p.add_argument("--init-steps", type=positive_int,
+                   help="init-phase steps for ab/fsp/ft (default: steps/8 for them)")
+    p.add_argument("--batch-size", type=positive_int, help="training batch size (default 64)")
+    p.add_argument("--lr", type=float_in(0, lo_open=True), help="peak SGD learning rate (default 0.05)")
     p.add_argument("--seed", type=int, help="run seed")
-    p.add_argument("--out", metavar="DIR", help="output directory (default runs/distill_<student>_<method>)")
+    add_out(p, "run directory (default runs/distill_<student>_<method>)", metavar="DIR", type=out_dir)
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir holding checkpoints")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set task.data.train_limit=4096 (repeatable)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument("--threads", type=positive_int, help="torch intra-op threads")
     p.add_argument("--data-dir", help="directory holding the data set (searched first)")
     return p
 
@@ -67,7 +70,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
     from torchworks.core.config import load_yaml
-    from torchworks.distill.recipes import INIT_METHODS, method_terms
+    from torchworks.distill.recipes import INIT_METHODS, METHODS, method_terms
     from torchworks.distill.task import PRETRAINED_DIR
 
     data: dict[str, Any] = load_yaml(Path(args.config)) if args.config else {
@@ -77,6 +80,11 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     }
     task = data.setdefault("task", {"name": "distill"})
     trainer = data.setdefault("trainer", {})
+    for key, value in (("task", task), ("trainer", trainer)):
+        if not isinstance(value, dict):
+            from torchworks.core.errors import ConfigError
+
+            raise ConfigError(f"{args.config}: {key} must be a mapping of keys to values, got {value!r}")
     for key, value in (("teacher", args.teacher), ("student", args.student), ("teacher_ckpt", args.ckpt_teacher)):
         if value is not None:
             task[key] = value
@@ -85,6 +93,7 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         task.setdefault("student", "resnet20")
     method = args.method or (None if args.config else "kd")
     if method is not None:
+        _check_method(method, list(METHODS))
         task["losses"] = [asdict(t) for t in method_terms(method)]
         if any(m in INIT_METHODS for m in method.split("+")) and args.init_steps is None:
             args.init_steps = max(1, (args.steps or trainer.get("max_steps", 3000)) // 8)
@@ -136,6 +145,16 @@ def _set_taps(task: dict[str, Any], student: str | None, teacher: str | None) ->
         for t in terms:
             t[key] = paths
 
+
+def _check_method(method: str, known: list[str]) -> None:
+    from torchworks.core.errors import ConfigError
+
+    names = [m.strip().lower() for m in method.split("+")]
+    for name in names:
+        if name not in known:
+            what = f"unknown distillation method {name!r}" + (f" in {method!r}" if len(names) > 1 else "")
+            raise ConfigError(f"{what}; {did_you_mean(name, known)}choose from {', '.join(known)} or join "
+                              "several with '+', e.g. crd+kd")
 
 
 def run(args: argparse.Namespace) -> int:

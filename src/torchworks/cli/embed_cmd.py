@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from torchworks.cli._common import int_in, non_negative_int, positive_int, read_text, standalone_main
 
 EXIT_USER_ERROR = 2
 
@@ -31,25 +32,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("sentences", nargs="*", help="sentences to embed (quote each one)")
     p.add_argument("--file", metavar="PATH", help="read one sentence per line ('-' = stdin); blank lines skipped")
     p.add_argument("--json", action="store_true", help="print JSON with the full vectors and the similarity matrix")
-    p.add_argument("--show", type=int, default=6, metavar="N", help="values of each embedding printed (default 6)")
+    p.add_argument("--show", type=non_negative_int, default=6, metavar="N",
+                   help="values of each embedding printed (default 6)")
     p.add_argument("--tokenizer", choices=("torchworks", "hf"), default="torchworks",
                    help="our WordPiece (default) or HF tokenizers; the ids are identical")
     p.add_argument("--no-normalize", action="store_true", help="print raw mean-pooled vectors (cosines unchanged)")
-    p.add_argument("--max-length", type=int, default=256, help="truncate at this many word pieces (default 256)")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default 64)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--max-length", type=int_in(3, 512), default=256,
+                   help="truncate at this many word pieces, [CLS] and [SEP] included (3..512, default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per forward pass (default 64)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
 
 
 def _read_sentences(args: argparse.Namespace) -> list[str]:
     sentences = list(args.sentences)
     if args.file:
-        if args.file == "-":
-            text = sys.stdin.read()
-        else:
-            path = Path(args.file)
-            if not path.is_file():
-                raise FileNotFoundError(f"--file {path} does not exist")
-            text = path.read_text(encoding="utf-8")
+        text = sys.stdin.read() if args.file == "-" else read_text(args.file, "--file", "a UTF-8 text file")
         sentences += [line.strip() for line in text.splitlines() if line.strip()]
     return sentences
 
@@ -64,11 +61,6 @@ def run(args: argparse.Namespace) -> int:
     if not sentences:
         print("torchworks embed: error: no sentences given (pass them as arguments or with --file)", file=sys.stderr)
         return EXIT_USER_ERROR
-    for name in ("max_length", "batch_size", "threads"):
-        if getattr(args, name) < (3 if name == "max_length" else 1):
-            print(f"torchworks embed: error: --{name.replace('_', '-')} is too small: {getattr(args, name)}",
-                  file=sys.stderr)
-            return EXIT_USER_ERROR
 
     import torch
 
@@ -108,14 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m torchworks.cli.embed_cmd``) with the main CLI's error convention."""
-    parser = argparse.ArgumentParser(prog="torchworks")
-    add_parser(parser.add_subparsers(dest="verb", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except FileNotFoundError as exc:
-        print(f"torchworks embed: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    return standalone_main(add_parser, run, argv)
 
 
 if __name__ == "__main__":

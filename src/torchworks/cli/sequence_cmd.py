@@ -9,8 +9,9 @@ error prints one line and exits with 2).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from torchworks.cli._common import add_out, out_dir, positive_int, standalone_main
 
 EXPERIMENT_NAMES = ("counter", "ab-memory", "conflict", "echo", "many-to-one", "many-to-many", "bidirectional")
 EXIT_USER_ERROR = 2
@@ -28,11 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     r = ssub.add_parser("run", help="train and evaluate one experiment")
     r.add_argument("experiment", choices=EXPERIMENT_NAMES, metavar="EXPERIMENT",
                    help=f"one of: {', '.join(EXPERIMENT_NAMES)}")
-    r.add_argument("--steps", type=int, help="training steps (default: the recipe's budget)")
-    r.add_argument("--out", metavar="DIR", help="run directory (default runs/seq_<experiment>)")
+    r.add_argument("--steps", type=positive_int, help="training steps (default: the recipe's budget)")
+    add_out(r, "run directory (default runs/seq_<experiment>)", metavar="DIR", type=out_dir)
     r.add_argument("--seed", type=int, default=0, help="run seed (weights and data order)")
-    r.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    r.add_argument("--repeats", type=int, default=1, help="runs with seeds 0..N-1; all curves in one figure")
+    r.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
+    r.add_argument("--repeats", type=positive_int, default=1,
+                   help="runs with seeds 0..N-1; all curves in one figure (default 1)")
     r.add_argument("--pretrained", action="store_true", help="analyse the shipped model instead of training "
                    "(counter, ab-memory)")
     ssub.add_parser("list", help="list the experiments and what each tests")
@@ -47,23 +49,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--csv", required=True, help="CSV file with a header row")
     f.add_argument("--column", required=True, help="column to forecast, e.g. Close")
     f.add_argument("--features", default="", help="extra comma-separated input columns (multivariate input)")
-    f.add_argument("--horizon", type=int, default=1, help="steps ahead (default 1)")
-    f.add_argument("--window", type=int, default=30, help="input steps per window (default 30)")
-    f.add_argument("--steps", type=int, default=600, help="training steps per run (default 600)")
-    f.add_argument("--hidden", type=int, default=32, help="LSTM units (default 32)")
+    f.add_argument("--horizon", type=positive_int, default=1, help="steps ahead (default 1)")
+    f.add_argument("--window", type=positive_int, default=30, help="input steps per window (default 30)")
+    f.add_argument("--steps", type=positive_int, default=600, help="training steps per run (default 600)")
+    f.add_argument("--hidden", type=positive_int, default=32, help="LSTM units (default 32)")
     f.add_argument("--level", action="store_true", help="predict the level instead of the change from the last "
                    "value (the default starts from persistence)")
-    f.add_argument("--season", type=int, help="seasonal period of the seasonal-naive baseline (default: guessed)")
-    f.add_argument("--repeats", type=int, default=1, help="runs with different seeds; all curves in one figure")
-    f.add_argument("--patience", type=int, help="early stopping after N evaluations without improvement")
+    f.add_argument("--season", type=positive_int, help="seasonal period of the seasonal-naive baseline (default: "
+                   "guessed)")
+    f.add_argument("--repeats", type=positive_int, default=1,
+                   help="runs with different seeds; all curves in one figure")
+    f.add_argument("--patience", type=positive_int, help="early stopping after N evaluations without improvement")
     f.add_argument("--folds", type=int, default=0, help="time-ordered k-fold cross-validation (k >= 2)")
     f.add_argument("--finalize", action="store_true", help="also retrain on all rows and forecast past the end")
     f.add_argument("--arima", action="store_true", help="add an ARIMA(2,1,2) baseline (needs statsmodels)")
     f.add_argument("--pretrained", metavar="NAME|FILE", help="score a shipped model (e.g. melbourne_temp_lstm) or a "
                    "saved model.safetensors on the CSV's test split instead of training")
-    f.add_argument("--out", metavar="DIR", default="runs/seq_forecast", help="output directory")
+    add_out(f, "output directory (default runs/seq_forecast)", metavar="DIR", type=out_dir, default="runs/seq_forecast")
     f.add_argument("--seed", type=int, default=0, help="seed of the first run")
-    f.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    f.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,10 +85,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from torchworks.sequence.experiments import run_experiment
 
-    if args.steps is not None and args.steps < 1:
-        from torchworks.core.errors import ConfigError
-
-        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     if args.repeats > 1 and not args.pretrained:
         from torchworks.sequence.experiments import repeat_experiment
 
@@ -97,18 +97,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
+    from torchworks.cli._common import read_text
     from torchworks.core.errors import ConfigError
     from torchworks.sequence.forecasting import evaluate_pretrained, run_forecast
 
+    read_text(args.csv, "--csv", "a CSV text file")  # missing, binary or not UTF-8: one line, before any work
     if args.pretrained:
         report = evaluate_pretrained(args.csv, args.pretrained, target=args.column, season=args.season,
                                      out_dir=args.out)
         print("\n".join(report.lines()))
         return 0
 
-    for flag in ("horizon", "window", "steps", "repeats", "hidden"):
-        if getattr(args, flag) < 1:
-            raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     if args.folds == 1 or args.folds < 0:
         raise ConfigError(f"--folds must be 0 (off) or >= 2, got {args.folds}")
     features = [c.strip() for c in args.features.split(",") if c.strip()]
@@ -122,18 +121,7 @@ def _forecast(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m torchworks.cli.sequence_cmd forecast ...``), same error convention."""
-    parser = argparse.ArgumentParser(prog="torchworks")
-    add_parser(parser.add_subparsers(dest="verb", metavar="VERB", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except Exception as exc:
-        from torchworks.core.errors import TorchworksError
-
-        if not isinstance(exc, TorchworksError | FileNotFoundError) or os.environ.get("TORCHWORKS_DEBUG"):
-            raise
-        print(f"torchworks {args.verb}: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    return standalone_main(add_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ EXIT_USER_ERROR = 2
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Registers the ``generate`` and ``transformer`` verbs."""
+    from torchworks.cli._common import add_out, float_in, non_negative_int, out_file, positive_int  # stdlib only
+
     fmt = argparse.RawDescriptionHelpFormatter
     g = subparsers.add_parser(
         "generate", help="stream text from a GPT checkpoint (default: the shipped Shakespeare char model)",
@@ -27,14 +29,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         '  torchworks generate --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 --top-k 40 --seed 0')
     g.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     _add_ckpt(g)
-    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate at most (default 200)")
-    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; default 0.8")
-    g.add_argument("--top-k", type=int, default=40, help="sample among the k most likely tokens (default 40; 0 = off)")
-    g.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (default 0.95; 1 = off)")
+    g.add_argument("--max-new-tokens", type=positive_int, default=200, help="tokens to generate at most (default 200)")
+    g.add_argument("--temperature", type=float_in(0), default=0.8, help="0 = greedy; default 0.8")
+    g.add_argument("--top-k", type=non_negative_int, default=40,
+                   help="sample among the k most likely tokens (default 40; 0 = off)")
+    g.add_argument("--top-p", type=float_in(0, 1, lo_open=True), default=0.95,
+                   help="nucleus mass (default 0.95; 1 = off)")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     g.add_argument("--stop", action="append", default=[], metavar="STR", help="stop before this string (repeatable)")
     g.add_argument("--no-cache", action="store_true", help="re-run the whole context each step (slower)")
-    g.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
 
     tr = subparsers.add_parser(
         "translate", help="translate German to English with the shipped Multi30k Transformer (offline)",
@@ -43,20 +47,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "or greedy decoding. The default model is the German -> English Multi30k model shipped with the package "
         "(image-caption domain: short descriptions of people and scenes translate best).\n\nexamples:\n"
         '  torchworks translate "Ein Mann fährt Fahrrad."\n'
+        "  torchworks translate --file sentences.de -o sentences.en\n"
         "  torchworks translate --file sentences.de --beam 1 > sentences.en\n"
         '  torchworks translate "Zwei Hunde spielen im Schnee." --attention-png attention.png')
     tr.add_argument("sentences", nargs="*", help="sentences to translate (or use --file)")
     tr.add_argument("--file", help="read one sentence per line from this UTF-8 file ('-' = stdin)")
     tr.add_argument("--ckpt", help="translation training checkpoint or export (default: the shipped de->en model)")
-    tr.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default 4)")
-    tr.add_argument("--alpha", type=float, default=1.4,
+    add_out(tr, "write the translations to this file, one per line, instead of stdout")
+    tr.add_argument("--beam", type=positive_int, default=4, help="beam size; 1 = greedy (default 4)")
+    tr.add_argument("--alpha", type=float_in(0), default=1.4,
                     help="GNMT length penalty exponent of the beam; larger favours longer outputs (default 1.4: "
                     "chosen on Multi30k val for the shipped model, beam 4 BLEU 35.43 vs 34.85 at 0.6)")
-    tr.add_argument("--max-new-tokens", type=int, help="longest output in tokens (default: 1.5 x source + 10)")
-    tr.add_argument("--attention-png", metavar="PATH",
+    tr.add_argument("--max-new-tokens", type=positive_int,
+                    help="longest output in tokens (default: 1.5 x source + 10)")
+    tr.add_argument("--attention-png", metavar="PATH", type=out_file,
                     help="also draw the cross-attention of the first sentence's translation (per layer, heads "
-                    "averaged) to this PNG")
-    tr.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+                    "averaged) to this PNG; missing parent folders are created")
+    tr.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
 
     t = subparsers.add_parser("transformer", help="transformer tools (attention maps)")
     tsub = t.add_subparsers(dest="transformer_verb", metavar="ACTION", required=True)
@@ -65,8 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "weights (rows: query position, columns: key position).")
     _add_ckpt(a)
     a.add_argument("--text", required=True, help="the text to attend over (at most block_size tokens are used)")
-    a.add_argument("--out", default="attention.png", help="output PNG (default attention.png)")
-    a.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    add_out(a, "output PNG (default attention.png)", metavar="PNG", default="attention.png")
+    a.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
 
 
 def _add_ckpt(p: argparse.ArgumentParser) -> None:
@@ -82,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs the chosen verb; returns the exit code (user errors propagate as exceptions)."""
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     warnings.showwarning = _warn_one_line
     if args.verb == "translate":
         return _translate(args)
@@ -106,11 +113,6 @@ def _generate(args: argparse.Namespace, model, tokenizer) -> int:
     from torchworks.core.errors import ConfigError
     from torchworks.transformer.generate import TextStreamer, generate_text
 
-    if args.max_new_tokens < 1:
-        raise ConfigError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.top_k < 0:
-        raise ConfigError(f"need --temperature >= 0, 0 < --top-p <= 1, --top-k >= 0; got {args.temperature}, "
-                          f"{args.top_p}, {args.top_k}")
     if any(not s for s in args.stop):
         raise ConfigError("--stop strings must be non-empty")
     tokenizer.encode(args.prompt)  # unknown characters fail here, before anything is printed
@@ -184,14 +186,10 @@ def _read_sentences(args: argparse.Namespace) -> list[str]:
 
     sentences = list(args.sentences)
     if args.file:
-        if args.file == "-":
-            sentences += [line.strip() for line in sys.stdin.read().splitlines()]
-        else:
-            from pathlib import Path
+        from torchworks.cli._common import read_text
 
-            if not Path(args.file).is_file():
-                raise FileNotFoundError(f"--file not found: {args.file}")
-            sentences += [line.strip() for line in Path(args.file).read_text(encoding="utf-8").splitlines()]
+        text = sys.stdin.read() if args.file == "-" else read_text(args.file, "--file", "a UTF-8 text file")
+        sentences += [line.strip() for line in text.splitlines()]
     if not sentences:
         raise ConfigError("nothing to translate: give sentences as arguments or --file")
     if any(not s.strip() for s in sentences):
@@ -202,8 +200,6 @@ def _read_sentences(args: argparse.Namespace) -> list[str]:
 def _translate(args: argparse.Namespace) -> int:
     from torchworks.core.errors import ConfigError
 
-    if args.beam < 1 or args.alpha < 0:
-        raise ConfigError(f"need --beam >= 1 and --alpha >= 0, got {args.beam}, {args.alpha}")
     sentences = _read_sentences(args)
     from torchworks.transformer.translation_data import load_translator, translate
 
@@ -213,8 +209,14 @@ def _translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-new-tokens must be in [1, {limit}], got {args.max_new_tokens}")
     outputs = translate(model, tokenizer, sentences, beam_size=args.beam, alpha=args.alpha,
                         max_new_tokens=args.max_new_tokens)
-    for line in outputs:
-        print(line)
+    if args.out is not None:
+        from torchworks.cli._common import atomic_write_bytes
+
+        atomic_write_bytes(args.out, "".join(f"{line}\n" for line in outputs).encode("utf-8"))
+        print(f"wrote {args.out} ({len(outputs)} translations)", file=sys.stderr)
+    else:
+        for line in outputs:
+            print(line)
     if args.attention_png:
         from torchworks.transformer.plots import plot_cross_attention
 

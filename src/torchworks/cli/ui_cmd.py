@@ -45,8 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only; "
                    "0.0.0.0 exposes the server to the network)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0,
+    from torchworks.cli._common import float_in, int_in
+
+    p.add_argument("--port", type=int_in(1, 65535), default=8765,
+                   help="port (default 8765); one in use is an error before anything is served")
+    p.add_argument("--max-upload-mb", type=float_in(0, 1e6, lo_open=True), default=20.0,
                    help="largest request (image + mask) in MB; larger ones get 413 (default 20)")
     p.add_argument("--max-pixels", type=int, default=25_000_000,
                    help="largest image width x height; larger ones get 422 (default 25000000)")
@@ -69,14 +72,13 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"torchworks ui: error: {exc}; install the extra: pip install 'torchworks[ui]'", file=sys.stderr)
         return 2
-    if not 0 < args.port < 65536:
-        print(f"torchworks ui: error: --port must be in 1..65535, got {args.port}", file=sys.stderr)
-        return 2
+    sock = _bind(args.host, args.port)  # a port in use fails here, before "serving" is printed
     hosts = allowed_hosts(args.host, args.allow_host)
     try:
         app = create_app(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                          queue_size=args.queue_size, allowed_hosts=hosts)
     except ValueError as exc:
+        sock.close()
         print(f"torchworks ui: error: {exc}", file=sys.stderr)
         return 2
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -94,5 +96,33 @@ def run(args: argparse.Namespace) -> int:
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     # limit_concurrency is a last line of defence above the per-method queues (uvicorn answers 503 past it).
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", limit_concurrency=256)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", limit_concurrency=256)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
+
+
+def _bind(host: str, port: int):
+    """A socket bound to ``host:port`` for uvicorn to serve on; a port in use or a bad host is a ConfigError."""
+    import errno
+    import socket
+
+    from torchworks.core.errors import ConfigError
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except OSError as exc:
+        raise ConfigError(f"cannot use --host {host!r}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does; a live listener still fails
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        hint = "; another program (an earlier torchworks ui?) listens there: stop it or pick another --port" \
+            if exc.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    return sock

@@ -247,17 +247,25 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: 
                                        lowercase=lowercase).score)
 
 
+DEFAULT_BEAM = 4  # the decoding `translate()` and `torchworks translate` share (a test keeps them equal)
+DEFAULT_ALPHA = 1.4
+
+
 @torch.no_grad()
-def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], *, beam_size: int = 1,
-              alpha: float = 0.6, batch_size: int = 64, max_new_tokens: int | None = None,
+def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], *, beam_size: int = DEFAULT_BEAM,
+              alpha: float = DEFAULT_ALPHA, batch_size: int = 64, max_new_tokens: int | None = None,
               use_cache: bool = True) -> list[str]:
     """Translate sentences with greedy (``beam_size=1``) or beam search, batching sentences of similar length.
+
+    The defaults are ``torchworks translate``'s: beam 4 with length penalty alpha 1.4, chosen on Multi30k val for
+    the shipped model (val BLEU 35.43, against 34.85 with alpha 0.6 and 34.07 greedy).
 
     Args:
         model: A :class:`~torchworks.transformer.seq2seq.Seq2SeqTransformer` (or the same decoding interface).
         tokenizer: The model's :class:`TranslationTokenizer`.
         sentences: Source sentences.
-        beam_size, alpha, use_cache: As :func:`~torchworks.transformer.beam.beam_search`.
+        beam_size: Beam width; 1 decodes greedily (``alpha`` then plays no part).
+        alpha, use_cache: As :func:`~torchworks.transformer.beam.beam_search`.
         batch_size: Sentences per decoding batch.
         max_new_tokens: Longest output; default ``1.5 * source tokens + 10`` per batch, capped by ``max_len - 1``.
 
