@@ -192,13 +192,13 @@ def main() -> None:
             lines += ["", "## Shipped teacher (model card)", "", *f.read().replace("\n# ", "\n### ").splitlines()[1:]]
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     text = "\n".join(lines) + "\n"
-    if os.path.exists(args.out):  # keep the protocol section that protocol.py report writes into the same file
-        from protocol_report import END, START
+    if os.path.exists(args.out):  # keep the sections other scripts write into the same file (protocol, losses)
+        import re
 
         with open(args.out) as f:
             old = f.read()
-        if START in old and END in old:
-            text += "\n" + START + old.split(START, 1)[1].split(END, 1)[0] + END + "\n"
+        for block in re.finditer(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", old, flags=re.S):
+            text += "\n" + block.group(0) + "\n"
     with open(args.out, "w") as f:
         f.write(text)
     print(f"wrote {args.out}")

@@ -115,3 +115,60 @@ def test_banks_are_buffers_and_follow_state_dict():
     other = build(n=30)
     other.load_state_dict(sd)
     assert torch.equal(other.memory.memory_t, loss.memory.memory_t)
+
+
+def _pair(lookup_a, lookup_b, n=40, k=30):
+    losses = []
+    for lookup in (lookup_a, lookup_b):
+        torch.manual_seed(5)  # same embeddings and banks
+        losses.append(CRDLoss(s_dim=3, t_dim=5, n_data=n, feat_dim=4, k=k, lookup=lookup).double())
+    return losses
+
+
+def test_dense_and_gather_lookups_give_the_same_loss_gradients_and_memory():
+    dense, gather = _pair("dense", "gather")
+    g = torch.Generator().manual_seed(0)
+    idx = torch.tensor([3, 17, 29])
+    for step in range(3):  # the banks change after each step: the forms must stay in step
+        f_s, f_t = torch.randn(3, 3, generator=g, dtype=torch.float64), torch.randn(3, 5, generator=g,
+                                                                                      dtype=torch.float64)
+        cidx = torch.cat([idx[:, None], torch.randint(0, 40, (3, 30), generator=g)], 1)
+        cidx[:, 1:4] = cidx[:, 1:2]  # repeated negatives, and a negative equal to another anchor's positive
+        cidx[0, 5] = idx[1]
+        grads = []
+        for loss in (dense, gather):
+            s, t = f_s.clone().requires_grad_(), f_t.clone().requires_grad_()
+            value = loss(s, t, idx, cidx)
+            value.backward()
+            grads.append((value.detach(), s.grad, t.grad, loss.embed_s.weight.grad.clone()))
+            loss.zero_grad()
+        for a, b in zip(*grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"step {step}")
+        torch.testing.assert_close(dense.memory.memory_s, gather.memory.memory_s, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(dense.memory.memory_t, gather.memory.memory_t, rtol=1e-12, atol=1e-12)
+
+
+def test_dense_gradient_uses_the_banks_before_their_update():
+    # In eval mode nothing is updated; in train mode the banks change in place after scoring. Backward must see
+    # the banks the scores were computed from, so both modes give the same gradient.
+    train, frozen = _pair("dense", "dense")
+    frozen.eval()
+    frozen.z.copy_(torch.tensor([3.0, 4.0]))
+    train.z.copy_(torch.tensor([3.0, 4.0]))
+    f_s, f_t = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
+    idx, cidx = torch.tensor([1, 7]), torch.tensor([[1, 7, 2, 3], [7, 1, 9, 9]])
+    grads = []
+    for loss in (train, frozen):
+        s = f_s.clone().requires_grad_()
+        loss(s, f_t, idx, cidx).backward()
+        grads.append(s.grad)
+    assert not torch.equal(train.memory.memory_t, frozen.memory.memory_t)  # the update did happen
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
+def test_auto_lookup_takes_dense_when_samples_outnumber_the_bank():
+    assert ContrastMemory(4, 50_000, 4096).lookup == "dense"  # our CIFAR recipe: 64 x 4097 rows of 50k
+    assert ContrastMemory(4, 50_000, 255).lookup == "gather"  # few negatives: copying the rows is cheaper
+    assert ContrastMemory(4, 50_000, 256, lookup="gather").lookup == "gather"
+    with pytest.raises(ValueError, match="lookup must be"):
+        ContrastMemory(4, 10, 3, lookup="fast")

@@ -243,3 +243,19 @@ def test_ft_paraphraser_trained_only_by_reconstruction():
     loss.zero_grad()
     loss.reconstruction_loss(t).backward()
     assert all(p.grad is not None for p in loss.paraphraser.parameters())
+
+
+def test_ab_boundary_gradient_and_both_cases():
+    from torchworks.distill.losses.ab import boundary_loss
+
+    s = torch.tensor([[2.0, 0.5, -0.5, -2.0, 0.25, -0.25]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[1.0, 1.0, 1.0, -1.0, -1.0, 0.0]], dtype=torch.float64)  # t = 0 counts as inactive
+    # active: relu(1 - s)^2 -> 0, 0.25, 2.25; inactive: relu(1 + s)^2 -> 0, 1.5625, 0.5625
+    assert boundary_loss(s, t, 1.0).item() == pytest.approx(0.25 + 2.25 + 1.5625 + 0.5625)
+    boundary_loss(s, t, 1.0).backward()
+    expected = [0.0, -2 * 0.5, -2 * 1.5, 0.0, 2 * 1.25, 2 * 0.75]
+    torch.testing.assert_close(s.grad, torch.tensor([expected], dtype=torch.float64))
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: boundary_loss(a, torch.randn(2, 3, 4, 4, generator=torch.Generator()
+                                                                            .manual_seed(1), dtype=torch.float64),
+                                                            0.5), (x,))

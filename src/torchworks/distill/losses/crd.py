@@ -27,20 +27,35 @@ class ContrastMemory(nn.Module):
     does in the data loader). Drawn with replacement: for K << N this differs negligibly from RepDistiller's
     ``np.random.choice(replace=False)`` and costs O(B K) instead of O(N) per sample.
 
+    Scores (:meth:`scores`, the dot products of an anchor with its K+1 bank rows) are computed one of two ways
+    with the same result: ``"gather"`` copies the B(K+1) rows out (``index_select``, as RepDistiller) and
+    multiplies them by the anchors; ``"dense"`` multiplies the anchors by the whole bank (one (B, D) x (D, N)
+    GEMM) and picks the K+1 scores per anchor. Dense reads each row once instead of copying it B(K+1)/N times,
+    so it wins once the samples outnumber the bank enough: ``"auto"`` (default) takes dense when
+    N <= 50 (K+1), where the two cost about the same on one CPU thread at B = 64; at our CIFAR recipe (N = 50,000,
+    K = 4096) dense takes about a sixth of gather's time (``benchmarks/distill/bench_losses.py`` measures both,
+    with the crossover, in ``docs/results/distill.md``). Dense keeps a copy of each bank for backward while
+    training (the update writes into the bank before backward runs): N x D floats.
+
     Args:
         dim: embedding size.
         n_data: number of training samples N (indices 0..N-1).
         k: negatives per anchor.
         labels: optional (N,) int class of every training sample, enables label-aware negatives.
         positive: ``"exact"`` (the sample itself) or ``"relax"`` (a random sample of the same class; needs labels).
+        lookup: ``"auto"``, ``"dense"`` or ``"gather"`` (see above).
     """
 
-    def __init__(self, dim: int, n_data: int, k: int, labels: Tensor | None = None, positive: str = "exact") -> None:
+    def __init__(self, dim: int, n_data: int, k: int, labels: Tensor | None = None, positive: str = "exact",
+                 lookup: str = "auto") -> None:
         super().__init__()
         if k < 1 or n_data < 2:
             raise ValueError(f"crd: need k >= 1 and n_data >= 2, got k={k}, n_data={n_data}")
         if positive not in ("exact", "relax"):
             raise ValueError(f"crd: positive must be 'exact' or 'relax', got {positive!r}")
+        if lookup not in ("auto", "dense", "gather"):
+            raise ValueError(f"crd: lookup must be 'auto', 'dense' or 'gather', got {lookup!r}")
+        self.lookup = lookup if lookup != "auto" else ("dense" if n_data <= 50 * (k + 1) else "gather")
         if positive == "relax" and labels is None:
             raise ValueError("crd: positive='relax' draws same-class positives and needs `labels`")
         self.n_data, self.k, self.positive = int(n_data), int(k), positive
@@ -81,10 +96,24 @@ class ContrastMemory(nn.Module):
             pos = idx[:, None]
         return torch.cat([pos, neg], 1)
 
+    def scores(self, v: Tensor, bank: Tensor, contrast_idx: Tensor) -> Tensor:
+        """Dot products (B, K+1) of anchors ``v`` (B, D) with the rows ``contrast_idx`` (B, K+1) of ``bank``.
+
+        Backward uses the bank as it is now even if :meth:`update` changes it in place before then.
+        """
+        if self.lookup == "dense":
+            if v.requires_grad and self.training:  # the GEMM keeps the bank for backward; update() writes to it
+                bank = bank.clone()
+            return (v @ bank.t()).gather(1, contrast_idx)  # (B, N) -> (B, K+1)
+        b, kp1 = contrast_idx.shape
+        rows = torch.index_select(bank, 0, contrast_idx.flatten()).view(b, kp1, -1)  # (B, K+1, D)
+        return torch.bmm(rows, v[:, :, None]).squeeze(2)
+
     @torch.no_grad()
     def update(self, v_s: Tensor, v_t: Tensor, idx: Tensor, momentum: float) -> None:
         for mem, v in ((self.memory_s, v_s), (self.memory_t, v_t)):
-            new = F.normalize(mem[idx] * momentum + v.detach() * (1 - momentum), dim=1)
+            old = torch.index_select(mem, 0, idx)
+            new = F.normalize(old * momentum + v.detach() * (1 - momentum), dim=1)
             mem.index_copy_(0, idx, new.to(mem.dtype))
 
 
@@ -125,6 +154,8 @@ class CRDLoss(nn.Module):
         objective: ``"nce"`` or ``"softmax"``.
         labels: optional (N,) class of every training sample; enables label-aware negatives (other classes only).
         positive: ``"exact"`` or ``"relax"`` (needs labels), see :class:`ContrastMemory`.
+        lookup: how bank scores are computed, ``"auto"`` / ``"dense"`` / ``"gather"`` (same values), see
+            :class:`ContrastMemory`.
 
     Inputs:
         f_s: student features (B, s_dim) (any (B, ...) is flattened).
@@ -154,6 +185,7 @@ class CRDLoss(nn.Module):
         objective: str = "nce",
         labels: Tensor | None = None,
         positive: str = "exact",
+        lookup: str = "auto",
     ) -> None:
         super().__init__()
         if objective not in ("nce", "softmax"):
@@ -161,7 +193,7 @@ class CRDLoss(nn.Module):
         self.s_dim, self.t_dim, self.T, self.momentum, self.objective = s_dim, t_dim, float(T), momentum, objective
         self.embed_s = nn.Linear(s_dim, feat_dim)
         self.embed_t = nn.Linear(t_dim, feat_dim)
-        self.memory = ContrastMemory(feat_dim, n_data, k, labels=labels, positive=positive)
+        self.memory = ContrastMemory(feat_dim, n_data, k, labels=labels, positive=positive, lookup=lookup)
         self.register_buffer("z", torch.full((2,), -1.0))  # Z for (student-anchor, teacher-anchor), set lazily
 
     def forward(
@@ -185,11 +217,9 @@ class CRDLoss(nn.Module):
             raise ShapeError(f"crd: contrast_idx must be (B, K+1) with B={b}, got {tuple(contrast_idx.shape)}")
         v_s = F.normalize(self.embed_s(s), dim=1)
         v_t = F.normalize(self.embed_t(t), dim=1)
-        kp1 = contrast_idx.shape[1]
-        w_t = self.memory.memory_t[contrast_idx.flatten()].view(b, kp1, -1)  # teacher bank rows for student anchor
-        w_s = self.memory.memory_s[contrast_idx.flatten()].view(b, kp1, -1)
-        logit_s = torch.bmm(w_t, v_s[:, :, None]).squeeze(2) / self.T  # (B, K+1), student as anchor
-        logit_t = torch.bmm(w_s, v_t[:, :, None]).squeeze(2) / self.T  # (B, K+1), teacher as anchor
+        contrast_idx = contrast_idx.to(device=s.device, dtype=torch.long)
+        logit_s = self.memory.scores(v_s, self.memory.memory_t, contrast_idx) / self.T  # student as anchor
+        logit_t = self.memory.scores(v_t, self.memory.memory_s, contrast_idx) / self.T  # teacher as anchor
         if self.objective == "softmax":
             zero = torch.zeros(b, dtype=torch.long, device=s.device)
             loss = F.cross_entropy(logit_s, zero) + F.cross_entropy(logit_t, zero)
@@ -203,4 +233,5 @@ class CRDLoss(nn.Module):
         return loss
 
     def extra_repr(self) -> str:
-        return f"objective={self.objective!r}, T={self.T}, momentum={self.momentum}, k={self.memory.k}"
+        return (f"objective={self.objective!r}, T={self.T}, momentum={self.momentum}, k={self.memory.k}, "
+                f"lookup={self.memory.lookup!r}")
