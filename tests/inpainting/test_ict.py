@@ -179,3 +179,43 @@ def test_upsampler_task_is_conditioned_on_the_quantized_ground_truth(tmp_path):
 
     expect = prior_image(quantize(downsample(image, 8), prior.palette), prior.palette, 8, (32, 32))
     torch.testing.assert_close(x[:, 4:], expect)
+
+
+def test_cli_samples_writes_k_distinct_completions_and_refuses_single_answer_methods(tmp_path, monkeypatch, capsys,
+                                                                                     photo, hole):
+    from PIL import Image
+
+    from torchworks.cli.main import main
+    from torchworks.inpainting import learned
+
+    torch.manual_seed(0)
+    prior = build_model("ict_prior_tiny")
+    prior.palette.copy_(torch.rand(16, 3))
+    entry = learned.ICT_SHIPPED["ict_scenes"]
+    save_model(tmp_path / entry["prior"], prior)
+    save_model(tmp_path / entry["upsampler"], build_model("ict_upsampler_tiny"))
+    monkeypatch.setenv("TORCHWORKS_PRETRAINED_DIR", str(tmp_path))
+    from torchworks.core.registry import INPAINTERS
+
+    learned._register()
+    try:
+        Image.fromarray(photo).save(tmp_path / "p.png")
+        Image.fromarray(hole).save(tmp_path / "m.png")
+        argv = ["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "m.png"), "--method", "ict_scenes",
+                "--samples", "3", "--seed", "5", "--dilate", "0", "-o", str(tmp_path / "out.png")]
+        assert main(argv) == 0
+        paths = [tmp_path / f"out_sample{i}.png" for i in range(3)]
+        assert capsys.readouterr().out.split() == [str(p) for p in paths]
+        outs = [np.asarray(Image.open(p)) for p in paths]
+        assert all(np.array_equal(o[hole == 0], photo[hole == 0]) for o in outs)
+        assert len({o[hole > 0].tobytes() for o in outs}) == 3  # three different completions
+        assert main(argv[:-8] + ["--seed", "6", "--dilate", "0", "-o", str(tmp_path / "one.png")]) == 0  # = sample 1
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "one.png")), outs[1])
+        bad = ["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "m.png"), "--samples", "2", "-o",
+               str(tmp_path / "t.png")]
+        assert main(bad) == 2 and "applies to pluralistic methods" in capsys.readouterr().err
+        assert main([*bad[:-2], "--samples", "0"]) == 2
+        assert not list(tmp_path.glob("t*.png"))
+    finally:
+        INPAINTERS._entries.pop("ict_scenes", None)  # test-only entry; the registry has no public removal
+        INPAINTERS._meta.pop("ict_scenes", None)

@@ -66,7 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda, "
                    "cuda:N or mps; classical methods always run on the CPU")
     p.add_argument("--precision", choices=("fp32", "bf16", "channels_last"),
-                   help="arithmetic of a learned method (default fp32; bf16 is faster on recent CPUs)")
+                   help="arithmetic of a learned method (default fp32; bf16 is ~0.5x the CPU time on recent CPUs)")
+    p.add_argument("--samples", type=c.positive_int, default=1,
+                   help="pluralistic methods (ict_*): write K different completions, <out>_sample<i>.png "
+                   "(default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a pluralistic method's sampling (sample i uses "
+                   "seed + i; default 0)")
     e = subparsers.add_parser("inpaint-eval", help="benchmark inpainting methods on images with fixed-seed masks",
                               description="Run every method on every image (short side resized to --size, centre "
                               "square crop) with fixed-seed masks of each family; write metrics.csv, summary.md "
@@ -130,8 +135,22 @@ def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
     return pairs
 
 
+def _pluralistic(method: str) -> bool:
+    """Whether a registered method takes a sampling ``seed`` (ICT-style models do; LaMa and Telea do not)."""
+    import inspect
+
+    from torchworks.core.registry import INPAINTERS
+
+    return method in INPAINTERS and "seed" in inspect.signature(INPAINTERS.get(method)).parameters
+
+
+def sample_paths(out: Path, samples: int) -> list[Path]:
+    """``out`` for one sample, else ``<stem>_sample<i><suffix>`` for i = 0..samples-1."""
+    return [out] if samples == 1 else [out.with_name(f"{out.stem}_sample{i}{out.suffix}") for i in range(samples)]
+
+
 def inpaint_file(src: Path, mask_path: Path, out: Path, args: argparse.Namespace) -> list[str]:
-    """Inpaints one file; returns notes for the user (e.g. that the mask was thresholded)."""
+    """Inpaints one file (``--samples`` files for a pluralistic method); returns notes for the user."""
     from torchworks.core.errors import ConfigError
     from torchworks.data.images import LOSSLESS_SUFFIXES, read_image, write_image
     from torchworks.inpainting import NonBinaryMaskWarning, inpaint
@@ -143,16 +162,27 @@ def inpaint_file(src: Path, mask_path: Path, out: Path, args: argparse.Namespace
     opts = {"radius": args.radius} if args.radius is not None else {}
     if getattr(args, "weights", None):
         opts["weights"] = args.weights
-    notes = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", NonBinaryMaskWarning)
-        result = inpaint(pixels, mask, args.method, dilate=args.dilate, feather=args.feather or None,
-                         strategy=args.strategy, threshold=args.threshold, resize_mask=args.resize_mask,
-                         device=getattr(args, "device", "auto"), precision=getattr(args, "precision", None), **opts)
-    notes += [f"{mask_path.name}: {w.message}" for w in caught if issubclass(w.category, NonBinaryMaskWarning)]
+    samples = getattr(args, "samples", 1)
+    plural = _pluralistic(args.method)
+    if samples > 1 and not plural:
+        raise ConfigError(f"--samples {samples}: {args.method!r} gives one completion per hole; --samples applies "
+                          "to pluralistic methods (ict_*)")
+    notes: list[str] = []
+    results = []
+    for i in range(samples):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NonBinaryMaskWarning)
+            seed = {"seed": getattr(args, "seed", 0) + i} if plural else {}
+            results.append(inpaint(pixels, mask, args.method, dilate=args.dilate, feather=args.feather or None,
+                                   strategy=args.strategy, threshold=args.threshold, resize_mask=args.resize_mask,
+                                   device=getattr(args, "device", "auto"), precision=getattr(args, "precision", None),
+                                   **opts, **seed))
+        if i == 0:
+            notes += [f"{mask_path.name}: {w.message}" for w in caught if issubclass(w.category, NonBinaryMaskWarning)]
     if out.suffix.lower() not in LOSSLESS_SUFFIXES and not (out.suffix.lower() == ".webp" and args.quality is None):
         notes.append(f"{out.name}: lossy format, quality {args.quality or 95}")
-    write_image(out, result, quality=args.quality, info=info)
+    for path, result in zip(sample_paths(out, samples), results, strict=True):  # all computed before any write
+        write_image(path, result, quality=args.quality, info=info)
     return notes
 
 
@@ -166,14 +196,14 @@ def run(args: argparse.Namespace) -> int:
     if len(pairs) == 1:
         for note in inpaint_file(*pairs[0], args):
             print(f"note: {note}", file=sys.stderr)
-        print(pairs[0][2])
+        print("\n".join(map(str, sample_paths(pairs[0][2], getattr(args, "samples", 1)))))
         return 0
     failed = 0
     for src, mask, out in pairs:  # batch: one bad file is reported and skipped, the rest still run
         try:
             for note in inpaint_file(src, mask, out, args):
                 print(f"note: {note}", file=sys.stderr)
-            print(out)
+            print("\n".join(map(str, sample_paths(out, getattr(args, "samples", 1)))))
         except (TorchworksError, FileNotFoundError) as exc:
             failed += 1
             print(f"torchworks inpaint: error: {src.name}: {exc}", file=sys.stderr)

@@ -28,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     imp = sub.add_parser("import", help="convert a downloaded checkpoint into the user cache")
     imp.add_argument("family", choices=("lama",), help="model family (lama: big-lama or lama-fourier)")
     imp.add_argument("file", help="best.ckpt (advimman/lama) or big-lama.pt (IOPaint)")
-    imp.add_argument("-o", "--out", help="write here instead of the user cache (a .safetensors path)")
+    from torchworks.cli import _common as c
+
+    c.add_out(imp, "write here instead of the user cache (a .safetensors path)")
     pth = sub.add_parser("path", help="print where imported weights are stored")
     pth.add_argument("family", choices=("lama",))
 
