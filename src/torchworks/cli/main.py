@@ -33,7 +33,7 @@ conventions (every verb):
 # Domain verbs live in their own modules, each with `add_parser(subparsers)` and `run(args)`. Their top level
 # imports only the standard library, so building the parser stays fast.
 VERB_MODULES = ("geometry_cmd", "inpaint_cmd", "sequence_cmd", "distill_cmd", "transformer_cmd", "ui_cmd",
-                "demo_cmd", "embed_cmd")
+                "demo_cmd", "embed_cmd", "weights_cmd")
 
 LIST_KINDS = ("models", "losses", "distill_losses", "datasets", "tasks", "masks", "inpainters")
 
