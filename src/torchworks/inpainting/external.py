@@ -263,12 +263,9 @@ def import_lama_weights(src: str | os.PathLike[str], dest: str | os.PathLike[str
     model = load_lama_generator(src)
     out = Path(dest) if dest is not None else imported_lama_path()
     out.parent.mkdir(parents=True, exist_ok=True)
-    saved = save_model(out, model)  # the spec (big_lama + the inferred layout) rides along; written atomically
-    if dest is None:
-        from torchworks.inpainting import learned
-
-        learned._register()  # now listed under its name
-    return saved
+    # the spec (big_lama + the inferred layout) rides along; written atomically. ``big_lama`` is listed from the
+    # next start on, and works at once through get_inpainter's fallback to the imported file.
+    return save_model(out, model)
 
 
 __all__ = ["BIG_LAMA_URLS", "Record", "import_lama_weights", "imported_lama_path", "infer_layout",
