@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true", help="print the section, do not write the document")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from torchworks.transformer.translation_data import load_multi30k
+    from torchworks.transformer.seq2seq.data import load_multi30k
 
     captions = [en for _, en in load_multi30k("test2016", "de", "en")]
     text = render(minilm(captions, args.repeats), tiny(), args.repeats)

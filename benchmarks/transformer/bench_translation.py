@@ -41,7 +41,7 @@ def _ckpts(run: Path) -> list[Path]:
 
 
 def _bleu(model, tok, pairs, beam: int, cache: bool = True) -> tuple[float, float, float, list[str]]:
-    from torchworks.transformer.translation_data import corpus_bleu, translate
+    from torchworks.transformer.seq2seq.data import corpus_bleu, translate
 
     t0 = time.perf_counter()
     hyps = translate(model, tok, [s for s, _ in pairs], beam_size=beam, alpha=0.6, use_cache=cache)  # as published
@@ -52,7 +52,7 @@ def _bleu(model, tok, pairs, beam: int, cache: bool = True) -> tuple[float, floa
 
 def curve(run: Path, test, done: dict) -> list[dict]:
     from torchworks.core.checkpoint import load_checkpoint
-    from torchworks.transformer.translation_data import load_translator
+    from torchworks.transformer.seq2seq.data import load_translator
 
     rows = []
     for path in _ckpts(run):
@@ -75,8 +75,8 @@ def curve(run: Path, test, done: dict) -> list[dict]:
 
 def final(path: Path, val, test, repeats: int) -> dict:
     from torchworks.core.checkpoint import load_checkpoint
+    from torchworks.transformer.seq2seq.data import load_translator, translate
     from torchworks.transformer.seq2seq.plots import plot_cross_attention
-    from torchworks.transformer.translation_data import load_translator, translate
 
     model, tok = load_translator(path)
     state = load_checkpoint(path)
@@ -122,7 +122,7 @@ def plot_curve(rows: list[dict], path: Path, cores: int) -> None:
 
 
 def export(rec: dict, dest: Path) -> None:
-    from torchworks.transformer.translation_data import export_translator, load_translator
+    from torchworks.transformer.seq2seq.data import export_translator, load_translator
 
     model, tok = load_translator(ROOT / rec["final"]["checkpoint"])
     f = rec["final"]
@@ -187,7 +187,7 @@ torchworks translate --file sentences.de --beam 1
 torchworks translate "{EXAMPLE}" --attention-png attention.png
 ```
 ```python
-from torchworks.transformer.translation_data import load_translator, translate
+from torchworks.transformer.seq2seq.data import load_translator, translate
 model, tokenizer = load_translator()
 print(translate(model, tokenizer, ["{EXAMPLE}"], beam_size=4))
 ```
@@ -247,7 +247,7 @@ def sweep(val, test, path: Path | None = None, previous: dict | None = None, sav
     """Beam size x length penalty chosen on val with the shipped (or given) model; test2016 scored once, for the
     choice only (choosing on test would flatter it). ``previous``: an earlier (possibly interrupted) sweep, whose
     grid rows are kept if it ran the same model file; ``save(partial)`` is called after each new row."""
-    from torchworks.transformer.translation_data import DEFAULT_TRANSLATOR, load_translator, translate
+    from torchworks.transformer.seq2seq.data import DEFAULT_TRANSLATOR, load_translator, translate
 
     path = Path(path or DEFAULT_TRANSLATOR)
     model, tok = load_translator(path)
@@ -279,7 +279,7 @@ def sweep(val, test, path: Path | None = None, previous: dict | None = None, sav
 
 
 def _corpus(hyps: list[str], pairs, lowercase: bool = False) -> float:
-    from torchworks.transformer.translation_data import corpus_bleu
+    from torchworks.transformer.seq2seq.data import corpus_bleu
 
     return corpus_bleu(hyps, [t for _, t in pairs], lowercase=lowercase)
 
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT / "src"))
-    from torchworks.transformer.translation_data import load_multi30k
+    from torchworks.transformer.seq2seq.data import load_multi30k
 
     run = Path(args.run)
     val, test = load_multi30k("val"), load_multi30k("test2016")
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rec["sweep"] = sweep(val, test, previous=rec.get("sweep"), save=save)
         RESULTS.write_text(json.dumps(rec, indent=1))
-        from torchworks.transformer.translation_data import DEFAULT_TRANSLATOR
+        from torchworks.transformer.seq2seq.data import DEFAULT_TRANSLATOR
 
         DEFAULT_TRANSLATOR.with_suffix(".md").write_text(_card(rec, DEFAULT_TRANSLATOR.stat().st_size),
                                                          encoding="utf-8")
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(rec, indent=1))
     write_doc(rec)
     if args.export:
-        from torchworks.transformer.translation_data import DEFAULT_TRANSLATOR
+        from torchworks.transformer.seq2seq.data import DEFAULT_TRANSLATOR
 
         export(rec, DEFAULT_TRANSLATOR)
     return 0

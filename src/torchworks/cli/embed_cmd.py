@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from torchworks.transformer.bert_hf import embed_sentences, load_minilm, minilm_dir, minilm_tokenizer
+    from torchworks.transformer.bert.hf import embed_sentences, load_minilm, minilm_dir, minilm_tokenizer
 
     torch.set_num_threads(args.threads)
     folder = minilm_dir()  # FileNotFoundError with install instructions when the package is missing

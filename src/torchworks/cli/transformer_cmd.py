@@ -111,7 +111,7 @@ def _generate(args: argparse.Namespace, model, tokenizer) -> int:
     import torch
 
     from torchworks.core.errors import ConfigError
-    from torchworks.transformer.generate import TextStreamer, generate_text
+    from torchworks.transformer.gpt.generate import TextStreamer, generate_text
 
     if any(not s for s in args.stop):
         raise ConfigError("--stop strings must be non-empty")
@@ -163,7 +163,7 @@ class _StopAwareStreamer:
 def _attention(args: argparse.Namespace, model, tokenizer) -> int:
     import torch
 
-    from torchworks.transformer.plots import plot_attention
+    from torchworks.transformer.gpt.plots import plot_attention
 
     ids = tokenizer.encode(args.text)
     if not ids:
@@ -201,7 +201,7 @@ def _translate(args: argparse.Namespace) -> int:
     from torchworks.core.errors import ConfigError
 
     sentences = _read_sentences(args)
-    from torchworks.transformer.translation_data import load_translator, translate
+    from torchworks.transformer.seq2seq.data import load_translator, translate
 
     model, tokenizer = load_translator(args.ckpt)
     limit = model.config.max_len - 1
@@ -218,7 +218,7 @@ def _translate(args: argparse.Namespace) -> int:
         for line in outputs:
             print(line)
     if args.attention_png:
-        from torchworks.transformer.plots import plot_cross_attention
+        from torchworks.transformer.seq2seq.plots import plot_cross_attention
 
         path = plot_cross_attention(model, tokenizer, sentences[0], outputs[0], args.attention_png)
         print(f"wrote {path}", file=sys.stderr)

@@ -7,7 +7,7 @@ import gzip
 import pytest
 import torch
 
-from torchworks.transformer.translation_data import (
+from torchworks.transformer.seq2seq.data import (
     SPECIALS,
     LengthBucketSampler,
     TranslationDataset,

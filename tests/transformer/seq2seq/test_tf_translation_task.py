@@ -14,8 +14,7 @@ from torchworks.cli.main import main
 from torchworks.core.checkpoint import load_checkpoint, save_model
 from torchworks.core.errors import CheckpointError
 from torchworks.engine.run import train
-from torchworks.transformer.seq2seq.task import BucketedBatches, TranslationConfig
-from torchworks.transformer.translation_data import (
+from torchworks.transformer.seq2seq.data import (
     DEFAULT_TRANSLATOR,
     LengthBucketSampler,
     TranslationDataset,
@@ -26,6 +25,7 @@ from torchworks.transformer.translation_data import (
     load_translator,
     translate,
 )
+from torchworks.transformer.seq2seq.task import BucketedBatches, TranslationConfig
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "translate_multi30k.yaml"
 TINY = {"task.max_train_pairs": 64, "task.max_val_pairs": 32, "task.vocab_size": 400, "task.batch_sentences": 16,

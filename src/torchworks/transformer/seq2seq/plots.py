@@ -18,7 +18,7 @@ def plot_cross_attention(model, tokenizer, source: str, translation: str, out: s
 
     Args:
         model: A :class:`~torchworks.transformer.seq2seq.Seq2SeqTransformer`.
-        tokenizer: Its :class:`~torchworks.transformer.translation_data.TranslationTokenizer`.
+        tokenizer: Its :class:`~torchworks.transformer.seq2seq.data.TranslationTokenizer`.
         source: The source sentence; ``translation`` the model's output for it.
         out: PNG path (parent folders are created; written atomically).
 

@@ -7,7 +7,7 @@ section 5.4), Adam(0.9, 0.98, eps 1e-9) with a linear warm-up and a cosine decay
 paper's inverse square root: the run length is fixed in advance, so the learning rate can reach its floor when
 the budget ends), gradient clipping from the trainer, source padding masks from the pad id.
 
-Batches are built once from length buckets (:class:`~torchworks.transformer.translation_data.LengthBucketSampler`
+Batches are built once from length buckets (:class:`~torchworks.transformer.seq2seq.data.LengthBucketSampler`
 with a fixed seed) and the engine sees each *batch* as one example (``trainer.batch_size: 1``): its sampler then
 shuffles the order of batches every epoch and resumes mid-epoch exactly, while rows inside a batch have similar
 lengths (about a third of the padding of random batches on Multi30k). fairseq also fixes its batches and
@@ -16,7 +16,7 @@ shuffles their order.
 Each checkpoint records the training wall time so far (buffer ``train_seconds``: the time between consecutive
 training steps, evaluations included, resumes excluded), which is what a BLEU-against-time curve needs. The
 tokenizer travels inside checkpoints as JSON bytes (buffer ``tokenizer_json``), so a checkpoint alone rebuilds
-model and tokenizer offline (:func:`~torchworks.transformer.translation_data.load_translator`).
+model and tokenizer offline (:func:`~torchworks.transformer.seq2seq.data.load_translator`).
 
 References:
     Vaswani et al., "Attention Is All You Need", NeurIPS 2017 (sections 5.3-5.4).
@@ -37,14 +37,14 @@ from torchworks.core.checkpoint import build_model
 from torchworks.core.registry import TASKS
 from torchworks.engine.task import Task
 from torchworks.transformer.gpt.task import WarmupCosine
-from torchworks.transformer.seq2seq.model import label_smoothed_loss
-from torchworks.transformer.translation_data import (
+from torchworks.transformer.seq2seq.data import (
     LengthBucketSampler,
     TranslationDataset,
     TranslationTokenizer,
     collate_translation,
     load_multi30k,
 )
+from torchworks.transformer.seq2seq.model import label_smoothed_loss
 
 __all__ = ["BucketedBatches", "TranslationConfig", "TranslationTask"]
 

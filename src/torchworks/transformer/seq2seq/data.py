@@ -38,7 +38,7 @@ SPLITS = {"train": "train", "val": "val", "test2016": "test_2016_flickr", "test2
           "test2018": "test_2018_flickr", "mscoco2017": "test_2017_mscoco"}
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 #: The German -> English Multi30k model shipped in ``torchworks/transformer/pretrained``.
-DEFAULT_TRANSLATOR = Path(__file__).resolve().parent / "pretrained" / "translate_de_en_multi30k.safetensors"
+DEFAULT_TRANSLATOR = Path(__file__).resolve().parents[1] / "pretrained" / "translate_de_en_multi30k.safetensors"
 
 
 def load_multi30k(split: str = "train", src_lang: str = "de", tgt_lang: str = "en",
@@ -265,14 +265,14 @@ def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], 
         tokenizer: The model's :class:`TranslationTokenizer`.
         sentences: Source sentences.
         beam_size: Beam width; 1 decodes greedily (``alpha`` then plays no part).
-        alpha, use_cache: As :func:`~torchworks.transformer.beam.beam_search`.
+        alpha, use_cache: As :func:`~torchworks.transformer.seq2seq.beam.beam_search`.
         batch_size: Sentences per decoding batch.
         max_new_tokens: Longest output; default ``1.5 * source tokens + 10`` per batch, capped by ``max_len - 1``.
 
     Returns:
         Detokenised translations, in the order of ``sentences``.
     """
-    from torchworks.transformer.beam import beam_search, greedy_decode
+    from torchworks.transformer.seq2seq.beam import beam_search, greedy_decode
 
     max_len = model.config.max_len
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
@@ -335,9 +335,9 @@ def load_translator(path: str | Path | None = None):
     """
     from tokenizers import Tokenizer
 
+    import torchworks.transformer.seq2seq.model  # noqa: F401  (registers the encoder-decoder variants)
     from torchworks.core.checkpoint import build_model, load_checkpoint, load_weights
     from torchworks.core.errors import CheckpointError
-    from torchworks.transformer import seq2seq  # noqa: F401  (registers the encoder-decoder variants)
 
     path = Path(path) if path is not None else DEFAULT_TRANSLATOR
     if not path.is_file():
