@@ -29,10 +29,11 @@ def _rows(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
 
 
-def _write_pickle(path, obj) -> None:
+def _write_pickle(path, obj, protocol: int = 2) -> None:
+    """Protocol 2, as the official (Python 2) batches; 4 and 5 are accepted too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
-        pickle.dump(obj, f)
+        pickle.dump(obj, f, protocol=protocol)
 
 
 def test_cifar10_python_batches(tmp_path):
@@ -51,6 +52,79 @@ def test_cifar10_python_batches(tmp_path):
     images, labels = load_cifar10("test", data_dir=tmp_path)
     np.testing.assert_array_equal(images, test_im)
     assert labels.tolist() == [7, 8] and labels.dtype == np.int64
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_cifar10_batches_of_newer_pickle_protocols(tmp_path, protocol):
+    im = _images(2, protocol)
+    _write_pickle(tmp_path / "test_batch", {b"data": _rows(im), b"labels": [3, 4]}, protocol=protocol)
+    images, labels = cifar._read_batches(tmp_path, ["test_batch"], b"labels")
+    np.testing.assert_array_equal(images, im)
+    assert labels.tolist() == [3, 4]
+
+
+def test_cifar10_batch_naming_numpy_core_as_the_official_files_do(tmp_path):
+    """The official batches were pickled by numpy 1.x under Python 2: they name numpy.core.multiarray."""
+    im = _images(2, 3)
+    raw = pickle.dumps({b"data": _rows(im), b"labels": [1, 2]}, protocol=2)
+    if b"numpy._core.multiarray" in raw:
+        raw = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"cnumpy.core.multiarray\n_reconstruct" in raw
+    (tmp_path / "test_batch").write_bytes(raw)
+    images, labels = cifar._read_batches(tmp_path, ["test_batch"], b"labels")
+    np.testing.assert_array_equal(images, im)
+
+
+class _Planted:
+    """Unpickling this runs code: what a planted file in a folder the user points at could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def _batches_folder(root) -> None:
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        _write_pickle(root / "cifar-10-batches-py" / name, {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]})
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_running_it(tmp_path):
+    marker = tmp_path / "ran.txt"
+    _batches_folder(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "test_batch"
+    _write_pickle(batch, {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": _Planted(marker)})
+    with pytest.raises(DataError, match=r"test_batch: .*refusing to load (__builtin__|builtins)\.exec"):
+        load_cifar10("test", data_dir=tmp_path)
+    assert not marker.exists()
+    with open(batch, "rb") as f:  # the same file through pickle.load does run its code: the test is meaningful
+        pickle.load(f, encoding="bytes")
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("data, match", [
+    (np.zeros((2, 3072), dtype=object), "uint8 array"),
+    (np.zeros((2, 3072), dtype=np.float32), "uint8 array"),
+    ([[0] * 3072] * 2, "uint8 array"),
+])
+def test_batch_data_must_be_a_uint8_array(tmp_path, data, match):
+    _write_pickle(tmp_path / "test_batch", {b"data": data, b"labels": [0, 1]})
+    with pytest.raises(DataError, match=match):
+        cifar._read_batches(tmp_path, ["test_batch"], b"labels")
+
+
+def test_batch_labels_must_be_integers(tmp_path):
+    _write_pickle(tmp_path / "test_batch", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"a", b"b"]})
+    with pytest.raises(DataError, match="labels are not integers"):
+        cifar._read_batches(tmp_path, ["test_batch"], b"labels")
+
+
+def test_cifar10_copy_names_the_jpeg_copy(tmp_path):
+    _write_npz(tmp_path / "cifar10_jpeg_bytes.npz")
+    assert cifar.cifar10_copy(tmp_path) == "the JPEG (quality 75) copy of CIFAR-10"
+    _batches_folder(tmp_path / "orig")
+    assert cifar.cifar10_copy(tmp_path / "orig") == "the original (lossless) CIFAR-10"
 
 
 def test_cifar10_corrupt_batch_is_named(tmp_path):
@@ -168,7 +242,7 @@ def test_shared_cifar10_copy_if_present(monkeypatch):
 
     monkeypatch.delenv("TORCHWORKS_CACHE")  # reuse the user's decoded cache: decoding takes seconds
     if find_dataset("cifar10") is None:
-        pytest.skip("no local CIFAR-10 copy")
+        pytest.skip("no local CIFAR-10 copy: torchworks data path cifar10 --download (170 MB)")
     images, labels = load_cifar10("test")
     assert images.shape == (10000, 32, 32, 3) and images.dtype == np.uint8
     assert np.bincount(labels).tolist() == [1000] * 10

@@ -33,6 +33,7 @@ def test_spec_metadata_is_complete(spec):
     assert spec.expected and spec.files
     for f in spec.files:
         assert f.sha256 is None or HEX64.fullmatch(f.sha256), f.url
+        assert f.sha256 is not None or f.git_blob is not None, f"{f.url} would download unverified"
         assert f.url.startswith(("https://", "http://"))
         check_relpath(f.path)
     for path in spec.checksummed_paths():
@@ -43,9 +44,13 @@ def test_spec_metadata_is_complete(spec):
     assert set(spec.expected) <= plain or any(f.extract for f in spec.files)
 
 
-def test_unverifiable_files_are_the_documented_exceptions():
-    unknown = {(s.name, f.path) for s in list_datasets() for f in s.files if f.sha256 is None}
-    assert unknown == {("wikitext2", "train.txt")}
+def test_files_without_a_sha256_are_pinned_by_git_blob_at_a_pinned_commit():
+    by_blob = {(s.name, f.path): f for s in list_datasets() for f in s.files if f.sha256 is None}
+    assert set(by_blob) == {("wikitext2", "train.txt")}
+    train = by_blob[("wikitext2", "train.txt")]
+    # `git ls-tree 77f55b9 word_language_model/data/wikitext-2/` in pytorch/examples; the URL names that commit
+    assert train.git_blob == "2d84b35af79e411d73ea7cae83c73964c6ac83b4"
+    assert "/pytorch/examples/77f55b912142e11fcfdf5b530231fb9c52f181e8/" in train.url
 
 
 @pytest.mark.parametrize(
@@ -61,7 +66,7 @@ def test_unverifiable_files_are_the_documented_exceptions():
 )
 def test_invalid_specs_are_rejected(kwargs, match):
     fields = dict(name="x", description="d", license="MIT", homepage="https://e.org", folder="x",
-                  files=(RemoteFile("https://e.org/a.txt", None, "a.txt"),))
+                  files=(RemoteFile("https://e.org/a.txt", "0" * 64, "a.txt"),))
     fields.update(kwargs)
     with pytest.raises(ValueError, match=match):
         DatasetSpec(**fields)
@@ -71,9 +76,13 @@ def test_invalid_remote_files_are_rejected():
     with pytest.raises(ValueError, match="64 lowercase hex"):
         RemoteFile("https://e.org/a", "ABC", "a")
     with pytest.raises(ValueError, match="http"):
-        RemoteFile("ftp://e.org/a", None, "a")
+        RemoteFile("ftp://e.org/a", "0" * 64, "a")
     with pytest.raises(ValueError, match="relative"):
-        RemoteFile("https://e.org/a", None, "sub/../../a")
+        RemoteFile("https://e.org/a", "0" * 64, "sub/../../a")
+    with pytest.raises(ValueError, match="must be verifiable"):
+        RemoteFile("https://e.org/a", None, "a")
+    with pytest.raises(ValueError, match="40 lowercase hex"):
+        RemoteFile("https://e.org/a", None, "a", git_blob="abc")
 
 
 def test_import_is_cheap():
@@ -97,7 +106,8 @@ def _shared_copies() -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("name", _shared_copies() or [pytest.param("none", marks=pytest.mark.skip("no shared data"))])
+@pytest.mark.parametrize("name", _shared_copies() or [
+    pytest.param("none", marks=pytest.mark.skip("no ../shared/data here: it checks that folder's copies"))])
 def test_shared_copy_matches_registered_checksums(name):
     """Every file of the ../shared/data copy exists and hashes to the registered digest (no network)."""
     rows = verify(name)

@@ -14,6 +14,7 @@ import pytest
 
 from torchworks.core.errors import DataError
 from torchworks.data import download_file, extract_archive, sha256_file
+from torchworks.data.download import git_blob_id
 
 PAYLOAD = bytes((i * 7 + i // 251) % 256 for i in range(200_000))  # not periodic in 2**16, so offsets matter
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -32,6 +33,26 @@ def test_good_file_downloads_and_verifies(http_server, tmp_path):
     assert sha256_file(target) == PAYLOAD_SHA
     assert not _part(target).exists()
     assert http_server.requests == [("/good.bin", None, 200)]
+
+
+def test_git_blob_id_is_what_git_hash_object_prints(tmp_path):
+    (tmp_path / "hello").write_bytes(b"hello\n")
+    (tmp_path / "empty").write_bytes(b"")
+    assert git_blob_id(tmp_path / "hello") == "ce013625030ba8dba906f756967f9e9ca394464a"  # `git hash-object`
+    assert git_blob_id(tmp_path / "empty") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+
+
+def test_download_verified_by_git_blob(http_server, tmp_path):
+    url = http_server.add("/train.txt", PAYLOAD)
+    (tmp_path / "ref").write_bytes(PAYLOAD)
+    blob = git_blob_id(tmp_path / "ref")
+    target = tmp_path / "train.txt"
+    assert download_file(url, target, None, git_blob=blob, progress=False).read_bytes() == PAYLOAD
+    other = tmp_path / "other.txt"
+    http_server.add("/train.txt", PAYLOAD[:-1] + b"!")  # one byte changed
+    with pytest.raises(DataError, match=f"checksum mismatch for {url}: expected git blob {blob}, got "):
+        download_file(url, other, None, git_blob=blob, progress=False)
+    assert not other.exists() and not _part(other).exists()
 
 
 def test_wrong_checksum_leaves_no_file(http_server, tmp_path):

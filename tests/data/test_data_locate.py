@@ -17,6 +17,7 @@ from torchworks.data import (
     dataset_path,
     fetch,
     find_dataset,
+    get_spec,
     resolve,
     shared_data_dirs,
     verify,
@@ -201,7 +202,7 @@ def test_fetch_extracts_archive_and_checks_members(isolated, http_server):
 
 def test_verify_reports_each_file(isolated):
     folder = _make_copy(isolated / "cache" / "fake_ds")
-    spec = _spec(files=(*_spec().files, RemoteFile("http://127.0.0.1:9/c.txt", None, "c.txt")))
+    spec = _spec(expected=("a.txt", "sub/b.txt", "c.txt"))  # c.txt: expected, no digest known (e.g. unpacked)
     (folder / "c.txt").write_bytes(b"anything")
     rows = verify(spec)
     assert [(r.path.name, r.ok) for r in rows] == [("a.txt", True), ("b.txt", True), ("c.txt", True)]
@@ -224,7 +225,8 @@ def test_shared_folder_found_from_the_package_location(isolated):
     if not (shared / "tinyshakespeare" / "input.txt").exists():
         pytest.skip("no ../shared/data next to the project root")
     assert shared in shared_data_dirs()
-    assert resolve("tinyshakespeare") == shared / "tinyshakespeare"
+    # (a shared/data above the scratch folder, e.g. a /tmp/shared link to it, may be found first: same folder)
+    assert resolve("tinyshakespeare").resolve() == (shared / "tinyshakespeare").resolve()
 
 
 def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path):
@@ -234,3 +236,44 @@ def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path):
     missing = tmp_path / "typo"
     with pytest.raises(DataNotFoundError, match=r"data directory '.*typo' does not exist; fix the path"):
         dataset_path("fashion_mnist", data_dir=missing)
+
+
+def _wikitext_train_only(url: str) -> DatasetSpec:
+    """The registered wikitext2 spec reduced to its train.txt, served from ``url`` (same git blob pin)."""
+    from dataclasses import replace
+
+    spec = get_spec("wikitext2")
+    train = next(f for f in spec.files if f.path == "train.txt")
+    return replace(spec, name="wikitext2_train", files=(replace(train, url=url),), expected=("train.txt",))
+
+
+def test_wikitext_train_download_refuses_other_bytes(isolated, http_server):
+    """train.txt has no sha256 on record; a download is still verified, against the git blob id of the pinned
+    pytorch/examples commit, so a tampered or truncated file is refused and nothing is left behind."""
+    spec = _wikitext_train_only(http_server.add("/train.txt", b" = Valkyria Chronicles III = \n tampered\n"))
+    with pytest.raises(DataError, match="expected git blob 2d84b35af79e411d73ea7cae83c73964c6ac83b4"):
+        resolve(spec, download=True)
+    assert not (isolated / "cache" / "wikitext2_train").exists()
+
+
+def test_git_blob_pinned_file_downloads_and_verifies(isolated, http_server):
+    from torchworks.data.download import git_blob_id
+
+    (isolated / "ref.txt").write_bytes(A_TXT)
+    spec = _spec(files=(RemoteFile(http_server.add("/a.txt", A_TXT), None, "a.txt",
+                                   git_blob=git_blob_id(isolated / "ref.txt")),))
+    path = resolve(spec, download=True)
+    assert [(c.ok, c.detail) for c in verify(spec)] == [(True, "git blob ok")]
+    (path / "a.txt").write_bytes(b"changed\n")
+    [row] = verify(spec)
+    assert not row.ok and row.detail.startswith("git blob mismatch")
+    fetch(spec, path, progress=False)  # a bad copy is fetched again, a good one is not
+    fetch(spec, path, progress=False)
+    assert (path / "a.txt").read_bytes() == A_TXT and len(http_server.requests) == 2
+
+
+def test_failed_download_leaves_no_empty_folder(isolated):
+    spec = _spec()  # port 9 on 127.0.0.1: nothing listens
+    with pytest.raises(DataError, match="cannot download"):
+        resolve(spec, download=True)
+    assert not (isolated / "cache" / "fake_ds").exists()

@@ -128,7 +128,8 @@ def _real_root() -> Path:
     try:
         return dataset_path("fashion_mnist")
     except DataNotFoundError:
-        pytest.skip("Fashion-MNIST not available (../shared/data, $TORCHWORKS_DATA or the cache)")
+        pytest.skip("Fashion-MNIST not found (../shared/data, $TORCHWORKS_DATA, the cache): "
+                    "torchworks data path fashion_mnist --download")
 
 
 def test_real_train_split():

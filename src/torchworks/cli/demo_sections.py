@@ -5,13 +5,16 @@ records its commands first (so a failure still shows how to reproduce it), write
 ``ctx.out`` and raises :class:`NotShipped` when its model has not been shipped yet. Missing data sets raise the
 data layer's ``DataNotFoundError``; the caller reports both as expected situations, anything else as a failure.
 Heavy modules are imported inside the builders, so importing this module stays cheap.
+
+A section whose data set is not on the machine falls back to the samples shipped in the package
+(:mod:`torchworks.data.samples`, permissive licences only) and says so, so that every section shows a result on a
+clone with no data folder and no network.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import time
 from collections.abc import Callable
@@ -21,7 +24,6 @@ from pathlib import Path
 from torchworks.cli.demo_page import SectionResult
 
 PACKAGE = Path(__file__).resolve().parents[1]
-FIXTURE_PHOTO = PACKAGE.parents[1] / "tests" / "fixtures" / "chelsea_96x64.png"  # CC0, present in a checkout
 TEMPLE_VIEWS = (10, 11)
 FACE_SIZE = 64  # the shipped lama_tiny was trained on 64 px faces
 DEFAULT_SENTENCES = (
@@ -85,20 +87,23 @@ def _threads_flag(ctx: DemoContext) -> list[str]:
 # --- (a) inpainting -------------------------------------------------------------------------------------------
 
 def _face(ctx: DemoContext, res: SectionResult) -> Path:
-    """A CelebA-HQ face the shipped model never trained on (its hold-out), read from the data catalog at run time
-    (the photos are licensed for non-commercial research and are not copied into the repository)."""
+    """A face the shipped model never trained on: a CelebA-HQ hold-out read from the data catalog at run time (the
+    photos are licensed for non-commercial research and are not copied into the repository), else the
+    public-domain face shipped in the package."""
     from torchworks.core.errors import DataNotFoundError
     from torchworks.data import dataset_path
+    from torchworks.data.samples import sample_path
     from torchworks.inpainting.task import list_photos
 
     try:
         root = dataset_path("celebahq_samples", ctx.data_dir)
-    except DataNotFoundError as exc:
-        if not FIXTURE_PHOTO.is_file():
-            raise
-        res.text(f"The face photos (data set celebahq_samples) were not found, so the bundled CC0 cat photo "
-                 f"{FIXTURE_PHOTO.name} is shown instead; the face model was not trained for it. ({exc})")
-        return FIXTURE_PHOTO
+    except DataNotFoundError:
+        photo = sample_path("photos/astronaut_face.png")
+        res.text(f"Photo: {photo.name}, shipped in the package (NASA, public domain; a crop of scikit-image's "
+                 f"astronaut), a face the model never trained on; centre square area-resized to {FACE_SIZE} px. The "
+                 "CelebA-HQ faces of the model card (data set celebahq_samples) are not on this machine and are not "
+                 "shipped (non-commercial licence): `torchworks data path celebahq_samples --download` fetches them.")
+        return photo
     face = list_photos(root, ["sean", "stargan_v2"])[-1]  # the last 8 by path are lama_tiny's hold-out
     res.text(f"Photo: {face.name} from CelebA-HQ (data set celebahq_samples, non-commercial research licence, read "
              f"at run time), one of the 8 faces held out from lama_tiny's training; centre square area-resized to "
@@ -188,26 +193,49 @@ def _temple_view(base: Path, i: int):
     raise FileNotFoundError(f"view {i} not listed in {base / 'templeSR_par.txt'}")
 
 
+def _two_views(ctx: DemoContext):
+    """(view a, view b, "fx,fy,cx,cy", ground-truth R and t of x_b = R x_a + t, data note): two temple views, or,
+    when that data set is absent, the rectified motorcycle pair shipped in the package."""
+    import torch
+
+    from torchworks.core.errors import DataNotFoundError
+    from torchworks.data import dataset_path
+    from torchworks.data.samples import stereo_pair
+
+    try:
+        base = dataset_path("multiview_temple_sparse_ring", ctx.data_dir)
+    except DataNotFoundError:
+        pair = stereo_pair()
+        k_arg = ",".join(repr(float(v)) for v in pair["K"])
+        note = ("Data: the Middlebury 2014 Motorcycle stereo pair shipped in the package (scikit-image's 1/4-size "
+                "copy; cite Scharstein et al., GCPR 2014). " + pair["note"] + " The temple views this section "
+                "shows when they are on the machine (data set multiview_temple_sparse_ring, research terms, not "
+                "shipped) are fetched by `torchworks data path multiview_temple_sparse_ring --download`.")
+        return (pair["left"], pair["right"], k_arg, torch.tensor(pair["R"], dtype=torch.float64),
+                torch.tensor(pair["t"], dtype=torch.float64), note)
+    (pa, _, Ra, ta, kraw), (pb, _, Rb, tb, _) = (_temple_view(base, i) for i in TEMPLE_VIEWS)
+    k_arg = ",".join(repr(float(kraw[i])) for i in (0, 4, 2, 5))  # fx, fy, cx, cy; repr round-trips exactly
+    r_gt = Rb @ Ra.T  # world_to_cam poses: x2 = R_gt x1 + t_gt
+    note = ("Data: Middlebury multi-view templeSparseRing (research use; cite Seitz et al. CVPR 2006), read at run "
+            "time from the data catalog.")
+    return pa, pb, k_arg, r_gt, tb - r_gt @ ta, note
+
+
 def geometry(ctx: DemoContext, res: SectionResult) -> None:
-    """(b) Two views of the Middlebury temple: matches, essential matrix by RANSAC, pose, epipolar lines; the
-    recovered pose is compared with the data set's calibrated ground truth."""
+    """(b) Two calibrated views: matches, essential matrix by RANSAC, pose, epipolar lines; the recovered pose is
+    compared with the data set's ground truth (the Middlebury temple, else the shipped motorcycle pair)."""
     import math
 
     from torchworks.cli.geometry_cmd import two_view
-    from torchworks.data import dataset_path
     from torchworks.geometry.rotations import geodesic_angle, matrix_to_axis_angle
 
     res.commands.append(demo_command(ctx, "geometry"))
-    base = dataset_path("multiview_temple_sparse_ring", ctx.data_dir)
-    (pa, K, Ra, ta, kraw), (pb, _, Rb, tb, _) = (_temple_view(base, i) for i in TEMPLE_VIEWS)
-    k_arg = ",".join(repr(float(kraw[i])) for i in (0, 4, 2, 5))  # fx, fy, cx, cy; repr round-trips exactly
+    pa, pb, k_arg, r_gt, t_gt, data_note = _two_views(ctx)
     res.commands.append(shlex.join(["torchworks", "geometry", "two-view", shown(pa), shown(pb), "--K", k_arg,
                                     "--seed", str(ctx.seed), "--out", "epilines.png"]))
     ctx.note("geometry: SIFT matches and RANSAC")
     out = two_view(str(pa), str(pb), K=tuple(float(v) for v in k_arg.split(",")),
                    out=str(ctx.out / "geometry_epilines.png"), seed=ctx.seed)
-    r_gt = Rb @ Ra.T  # world_to_cam poses: x2 = R_gt x1 + t_gt
-    t_gt = tb - r_gt @ ta
     rot_err = math.degrees(float(geodesic_angle(out["R"], r_gt)))
     cos_t = float(out["t"] @ t_gt / t_gt.norm())
     t_err = math.degrees(math.acos(max(-1.0, min(1.0, cos_t))))
@@ -221,43 +249,60 @@ def geometry(ctx: DemoContext, res: SectionResult) -> None:
          " ".join(f"{v:.4f}" for v in (t_gt / t_gt.norm()).tolist()), f"{t_err:.2f} deg"],
         ["inliers", str(int(out["inliers"].sum())), "", ""]])
     res.pre("\n".join(ln for ln in out["report"].splitlines() if not ln.startswith("wrote ")))
-    res.text("Data: Middlebury multi-view templeSparseRing (research use; cite Seitz et al. CVPR 2006), read at run "
-             "time from the data catalog. Poses follow the OpenCV convention, x2 = R x1 + t with |t| = 1 (scale is "
-             "not observable from two views).")
+    res.text(data_note + " Poses follow the OpenCV convention, x2 = R x1 + t with |t| = 1 (scale is not observable "
+             "from two views).")
     res.summary = (f"{int(out['inliers'].sum())} inliers; rotation {angle:.2f} deg, error vs ground truth "
                    f"{rot_err:.2f} deg (t direction {t_err:.1f} deg)")
 
 
 # --- (c) forecasting ------------------------------------------------------------------------------------------
 
+def _series(ctx: DemoContext) -> tuple[Path, str, str]:
+    """(CSV, place, data note): the Melbourne series the model trained on or, when that data set is absent, the
+    Seattle series shipped in the package."""
+    from torchworks.core.errors import DataNotFoundError
+    from torchworks.data import dataset_path
+    from torchworks.data.samples import sample_path
+
+    try:
+        csv = dataset_path("jbrownlee_timeseries", ctx.data_dir) / "daily-min-temperatures.csv"
+    except DataNotFoundError:
+        return (sample_path("series/seattle_temp_min.csv"), "seattle",
+                "Data: daily minimum temperatures in Seattle 2012-2015 (NOAA, public domain; shipped in the package "
+                "from vega_datasets), a city and years the model never saw: it runs unchanged, trained on Melbourne. "
+                "Chronological 70/15/15 split, scored on the last 15 %. The Melbourne series of the model card "
+                "(data set jbrownlee_timeseries, not shipped: its licence is unclear) is fetched by `torchworks data "
+                "path jbrownlee_timeseries --download`.")
+    return (csv, "melbourne", "Data: daily minimum temperatures in Melbourne 1981-1990, chronological 70/15/15 "
+            "split, scored on the last 15 %.")
+
+
 def forecast(ctx: DemoContext, res: SectionResult) -> None:
-    """(c) The shipped Melbourne temperature LSTM on its test period, against persistence and seasonal naive."""
+    """(c) The shipped Melbourne temperature LSTM on a test period, against persistence and seasonal naive."""
     import shutil
 
-    from torchworks.data import dataset_path
     from torchworks.sequence.forecasting import evaluate_pretrained
 
     res.commands.append(demo_command(ctx, "forecast"))
-    csv = dataset_path("jbrownlee_timeseries", ctx.data_dir) / "daily-min-temperatures.csv"
+    csv, place, data_note = _series(ctx)
     res.commands.append(shlex.join(["torchworks", "forecast", "--csv", shown(csv), "--column", "Temp",
                                     "--pretrained", "melbourne_temp_lstm", "--season", "365", "--out",
                                     "runs/seq_forecast"]))
     ctx.note("forecast: scoring the test windows")
     scratch = ctx.out / "_forecast"
     report = evaluate_pretrained(csv, "melbourne_temp_lstm", target="Temp", season=365, out_dir=scratch)
-    os.replace(report.figure, ctx.out / "forecast_melbourne.png")
+    os.replace(report.figure, ctx.out / f"forecast_{place}.png")
     shutil.rmtree(scratch, ignore_errors=True)
-    res.images([("forecast_melbourne.png", "test period: truth, the LSTM's 1-day-ahead forecast and persistence "
-                 "(tomorrow = today)")])
+    res.images([(f"forecast_{place}.png", f"{place.title()} test period: truth, the LSTM's 1-day-ahead forecast "
+                 "and persistence (tomorrow = today)")])
     base = report.errors["persistence"][0]
     res.table(["model", "RMSE (deg C)", "MAE (deg C)", "RMSE / persistence"],
               [[k, f"{r:.4f}", f"{m:.4f}", f"{r / base:.3f}"] for k, (r, m) in report.errors.items()])
     res.pre("\n".join(report.lines()[:1] + [ln for ln in report.lines() if ln.startswith("the LSTM")]))
     res.text("Model: sequence/pretrained/melbourne_temp_lstm (4,385 parameters, 10 s of training; recipe and card "
-             "beside the weights). Data: daily minimum temperatures in Melbourne 1981-1990, chronological "
-             "70/15/15 split, scored on the last 15 %.")
+             "beside the weights). " + data_note)
     lstm = report.errors["lstm"][0]
-    res.summary = f"LSTM RMSE {lstm:.3f} vs persistence {base:.3f} ({lstm / base:.2f}x)"
+    res.summary = f"{place.title()}: LSTM RMSE {lstm:.3f} vs persistence {base:.3f} ({lstm / base:.2f}x)"
 
 
 # --- (d) GPT --------------------------------------------------------------------------------------------------
@@ -321,85 +366,14 @@ def translation(ctx: DemoContext, res: SectionResult) -> None:
     res.summary = f"{len(english)} sentences; first: {english[0]!r}"
 
 
-# --- (f) distillation -----------------------------------------------------------------------------------------
-
-def _card_accuracy(card: Path) -> str:
-    if not card.is_file():
-        return ""
-    found = re.search(r"\*\*(\d+(?:\.\d+)?) ?%\*\*", card.read_text(encoding="utf-8"))
-    return f"{found.group(1)} %" if found else "see card"
-
+# --- (f) distillation: torchworks.cli.demo_distill ------------------------------------------------------------
 
 def distill(ctx: DemoContext, res: SectionResult) -> None:
-    """(f) The shipped teacher's accuracy on a fixed CIFAR-10 test subset, and each shipped student's."""
-    import numpy as np
-    import torch
+    """(f) The shipped CIFAR-10 teacher next to its distilled student (or, without CIFAR-10, distillation on the
+    shipped Fashion-MNIST slice); see :mod:`torchworks.cli.demo_distill`."""
+    from torchworks.cli.demo_distill import distill as build
 
-    import torchworks.distill  # noqa: F401  (registers the model zoo that load_model rebuilds from)
-    from torchworks.core.checkpoint import load_model
-    from torchworks.data.cifar import CIFARDataset, load_cifar10
-    from torchworks.distill.cifar_data import SPLIT_SEED
-    from torchworks.distill.task import PRETRAINED_DIR
-
-    res.commands.append(demo_command(ctx, "distill", "--cifar-limit", str(ctx.cifar_limit)))
-    res.commands.append("torchworks distill --teacher resnet56 --student resnet20 --method kd --data cifar10 "
-                        "--steps 2000   # trains a student (long)")
-    teacher = PRETRAINED_DIR / "resnet56_cifar10.safetensors"
-    students = sorted(p for p in PRETRAINED_DIR.glob("*.safetensors")
-                      if p != teacher and (p.stem.startswith("resnet20") or "student" in p.stem))
-    images, labels = load_cifar10("test", ctx.data_dir)
-    idx = np.random.default_rng(SPLIT_SEED).permutation(len(labels))[: ctx.cifar_limit]  # mixes the classes
-    data = CIFARDataset(images[idx], labels[idx])
-    x = (data.images.float() / 255 - data.mean) / data.std
-    n = len(idx)
-
-    def accuracy(path: Path) -> tuple[float, int]:
-        model = load_model(path).eval()
-        correct = 0
-        with torch.inference_mode():
-            for i in range(0, n, 250):
-                ctx.note(f"distill: {path.stem} {min(i + 250, n)}/{n}")
-                correct += int((model(x[i:i + 250]).argmax(1) == data.labels[i:i + 250]).sum())
-        return correct / n, sum(p.numel() for p in model.parameters())
-
-    rows, bars = [], []
-    for role, path in [("teacher", teacher), *(("student", s) for s in students)]:
-        acc, params = accuracy(path)
-        half = 1.96 * (acc * (1 - acc) / n) ** 0.5
-        rows.append([role, path.stem, f"{params / 1e6:.3f} M", f"{100 * acc:.2f} % +- {100 * half:.1f}",
-                     _card_accuracy(path.with_suffix(".md"))])
-        bars.append((f"{role}\n{path.stem}", 100 * acc, 100 * half))
-    if not students:
-        rows.append(["student", "resnet20 family", "", "not shipped yet", ""])
-    res.table(["role", "model", "parameters", f"accuracy on {n} test images (95 % interval)",
-               "card: full 10k test"], rows)
-    _bar_chart(bars, ctx.out / "distill_accuracy.png", n)
-    res.images([("distill_accuracy.png", f"top-1 accuracy on the same {n} CIFAR-10 test images")])
-    res.text(f"The subset is the first {n} images of a fixed permutation (seed {SPLIT_SEED}) of the CIFAR-10 test "
-             "split from the shared JPEG-q75 copy, so accuracies run a few points below published numbers. "
-             + ("" if students else "A distilled resnet20 student is not shipped yet: it will appear here when "
-                                    "distill/pretrained holds its weights and model card."))
-    teacher_acc = rows[0][3].split(" +-")[0]
-    res.summary = f"teacher resnet56 {teacher_acc} on {n} test images; " + (
-        "; ".join(f"student {r[1]} {r[3].split(' +-')[0]}" for r in rows[1:]) if students
-        else "student not shipped yet")
-
-
-def _bar_chart(bars: list[tuple[str, float, float]], path: Path, n: int) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(1.6 + 1.8 * len(bars), 3.4))
-    ax = fig.subplots()
-    names = [b[0] for b in bars]
-    ax.bar(names, [b[1] for b in bars], yerr=[b[2] for b in bars], capsize=6,
-           color=["tab:blue"] + ["tab:green"] * (len(bars) - 1))
-    for i, (_, acc, _) in enumerate(bars):
-        ax.text(i, acc / 2, f"{acc:.1f} %", ha="center", color="white", fontweight="bold")
-    ax.set_ylim(0, 100)
-    ax.set_ylabel(f"top-1 accuracy (%), {n} test images")
-    ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    build(ctx, res)
 
 
 SECTIONS: dict[str, tuple[str, Callable[[DemoContext, SectionResult], None]]] = {

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl = dsub.add_parser("list", help="registered data sets, their licenses and where each was found")
     dp = dsub.add_parser("path", help="print the local directory of a data set")
     dp.add_argument("name")
-    dp.add_argument("--download", action="store_true", help="download (verified by sha256) if not found")
+    dp.add_argument("--download", action="store_true", help="download (every file checksum-verified) if not found")
     dv = dsub.add_parser("verify", help="check a data set's files and checksums")
     dv.add_argument("name")
     for sp in (d, dl, dp, dv):  # before or after ACTION; SUPPRESS keeps a sub-parser from resetting it to None

@@ -6,7 +6,9 @@ Sources understood by :func:`load_cifar10`:
   class-major order. Decoding 60k JPEGs with Pillow takes 10-30 s on one core, so the decoded uint8 arrays are
   cached as ``.npy`` files in ``cache_dir()/cifar10_decoded/`` keyed by the npz's SHA-256 (later loads take well
   under a second). Pass ``cache=False`` to decode in memory only.
-* ``cifar-10-batches-py/`` (the official python download): pickled batches ``data_batch_1..5`` and ``test_batch``.
+* ``cifar-10-batches-py/`` (the official python download): pickled batches ``data_batch_1..5`` and ``test_batch``,
+  read by a restricted unpickler that refuses every global but numpy's array and dtype rebuilders, so a planted
+  file cannot run code (``pickle.load`` would).
 
 :func:`load_cifar100` reads the official ``cifar-100-python/{train,test}`` pickles (fine or coarse labels).
 CIFAR-100 is not in the data registry, so its folder is passed explicitly.
@@ -36,7 +38,8 @@ from torch.utils.data import Dataset
 from torchworks.core.errors import DataError
 from torchworks.data.locate import cache_dir, resolve
 
-__all__ = ["CIFAR10_CLASSES", "CIFARDataset", "CIFAR_STATS", "load_cifar10", "load_cifar100"]
+__all__ = ["CIFAR10_CLASSES", "CIFAR10_JPEG_COPY", "CIFAR10_ORIGINAL", "CIFARDataset", "CIFAR_STATS", "cifar10_copy",
+           "load_cifar10", "load_cifar100"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 _NPZ = "cifar10_jpeg_bytes.npz"
+CIFAR10_JPEG_COPY = "the JPEG (quality 75) copy of CIFAR-10"
+CIFAR10_ORIGINAL = "the original (lossless) CIFAR-10"
 _SPLIT_SIZES = {"cifar10": {"train": 50000, "test": 10000}, "cifar100": {"train": 50000, "test": 10000}}
 
 
@@ -57,20 +62,65 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    """The only globals a CIFAR batch may name: how numpy arrays and dtypes rebuild themselves."""
+    try:  # numpy >= 2 keeps the implementation in numpy._core; old pickles name numpy.core
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.multiarray import scalar as np_multiarray_scalar
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+        from numpy.core.multiarray import scalar as np_multiarray_scalar
+        from numpy.core.numeric import _frombuffer
+    import _codecs
+
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                               ("_codecs", "encode"): _codecs.encode}  # py3 bytes, protocol 2
+    for module in ("numpy.core", "numpy._core"):
+        allowed[(f"{module}.multiarray", "_reconstruct")] = _reconstruct  # protocols 0-4
+        allowed[(f"{module}.multiarray", "scalar")] = np_multiarray_scalar  # numpy integers in a label list
+        allowed[(f"{module}.numeric", "_frombuffer")] = _frombuffer  # protocol 5
+    return allowed
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Reads a CIFAR python batch without running arbitrary code.
+
+    A pickle may name any importable callable and have it called while loading (``os.system`` included), so
+    ``pickle.load`` on a file from a folder the user points at would run whatever that file says. The batches
+    hold only dicts, lists, bytes, ints and numpy arrays, so any other global is refused before it is imported.
+    """
+
+    _allowed = None
+
+    def find_class(self, module: str, name: str) -> object:
+        if _BatchUnpickler._allowed is None:
+            _BatchUnpickler._allowed = _numpy_globals()
+        try:
+            return _BatchUnpickler._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch holds only numpy "
+                                         "arrays, lists, bytes and numbers") from None
+
+
 def _unpickle(path: Path) -> dict:
-    # The official CIFAR files are pickles of dicts with bytes keys; only open files you trust (sha256-verified).
+    """The dict of one official CIFAR batch (bytes keys), read by :class:`_BatchUnpickler`."""
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR batch file not found: {path}")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except Exception as exc:  # truncated or not a pickle
+            d = _BatchUnpickler(f, encoding="bytes").load()
+    except Exception as exc:  # truncated, not a pickle, or a global outside the allow-list
         raise DataError(f"{path}: not a readable CIFAR python batch ({exc})") from exc
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: not a CIFAR python batch (a {type(d).__name__}, expected a dict)")
+    return d
 
 
 def _rows_to_hwc(data: np.ndarray, path: Path) -> np.ndarray:
     """(N, 3072) rows, channel-major (R plane, G plane, B plane) -> uint8 (N, 32, 32, 3)."""
-    data = np.asarray(data, dtype=np.uint8)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise DataError(f"{path}: expected data as a uint8 array, got {getattr(data, 'dtype', type(data).__name__)}")
     if data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: expected data of shape (N, 3072), got {data.shape}")
     return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
@@ -83,7 +133,10 @@ def _read_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np.
         if b"data" not in d or label_key not in d:
             raise DataError(f"{folder / name}: missing key data or {label_key.decode()} (keys: {list(d)})")
         images.append(_rows_to_hwc(d[b"data"], folder / name))
-        labels.append(np.asarray(d[label_key], dtype=np.int64))
+        try:
+            labels.append(np.asarray(d[label_key], dtype=np.int64).reshape(-1))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{folder / name}: {label_key.decode()} are not integers ({exc})") from None
         if len(labels[-1]) != len(images[-1]):
             raise DataError(f"{folder / name}: {len(images[-1])} images but {len(labels[-1])} labels")
     return np.concatenate(images), np.concatenate(labels)
@@ -132,6 +185,17 @@ def _load_npz_split(npz: Path, split: str, cache: bool) -> tuple[np.ndarray, np.
         except OSError as exc:  # a read-only cache only costs the decode time next run
             log.warning("could not cache decoded CIFAR-10 at %s: %s", cached, exc)
     return images, labels
+
+
+def cifar10_copy(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """Which CIFAR-10 :func:`load_cifar10` reads, in words for a caption: :data:`CIFAR10_JPEG_COPY` (the shared
+    ``cifar10_jpeg_bytes.npz``, whose accuracies run a few points below published ones) or
+    :data:`CIFAR10_ORIGINAL` (the python batches a download gives).
+
+    Raises:
+        DataNotFoundError: no copy found.
+    """
+    return CIFAR10_JPEG_COPY if (resolve("cifar10", data_dir) / _NPZ).is_file() else CIFAR10_ORIGINAL
 
 
 def load_cifar10(split: str = "train", data_dir: str | os.PathLike[str] | None = None,

@@ -20,7 +20,7 @@ from typing import Any
 
 from torchworks.core.errors import DataError
 
-__all__ = ["download_file", "extract_archive", "sha256_file"]
+__all__ = ["download_file", "extract_archive", "git_blob_id", "sha256_file"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,16 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def git_blob_id(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """The id git gives a file's content: hex SHA-1 of ``b"blob <size>\\0"`` followed by the bytes
+    (``git hash-object FILE``)."""
+    h = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_size):
+            h.update(block)
+    return h.hexdigest()
+
+
 def download_file(
     urls: str | Iterable[str],
     target: str | os.PathLike[str],
@@ -45,6 +55,7 @@ def download_file(
     size: int | None = None,
     progress: bool | None = None,
     timeout: float = 60.0,
+    git_blob: str | None = None,
 ) -> Path:
     """Downloads one file to ``target``, verifying it, trying each URL in turn.
 
@@ -55,6 +66,8 @@ def download_file(
         size: expected size in bytes, when known.
         progress: show a tqdm bar; ``None`` shows one when tqdm is installed and stderr is a terminal.
         timeout: seconds to wait for the server before giving up on a URL.
+        git_blob: expected git blob id (:func:`git_blob_id`), checked after ``sha256``; for files known only by
+            the id a pinned git tree lists.
 
     Returns:
         ``target`` as a Path.
@@ -71,7 +84,7 @@ def download_file(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
-    if sha256 is None:
+    if sha256 is None and git_blob is None:
         log.warning("no sha256 known for %s: the download cannot be verified", target.name)
     if size is not None and part.exists() and part.stat().st_size > size:
         part.unlink()  # longer than the whole file: not a prefix of it
@@ -88,6 +101,8 @@ def download_file(
                 problem = f"size mismatch for {url}: expected {size} bytes, got {nbytes}"
             elif sha256 is not None and digest != sha256:
                 problem = f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}"
+            elif git_blob is not None and (got := git_blob_id(part)) != git_blob:
+                problem = f"checksum mismatch for {url}: expected git blob {git_blob}, got {got}"
             if problem is None:
                 os.replace(part, target)
                 return target

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from torchworks.core.errors import DataError, DataNotFoundError
 from torchworks.core.registry import DATASETS
-from torchworks.data.download import download_file, extract_archive, sha256_file
+from torchworks.data.download import download_file, extract_archive, git_blob_id, sha256_file
 from torchworks.data.spec import DatasetSpec
 
 __all__ = [
@@ -213,15 +213,23 @@ def fetch(name: str | DatasetSpec, dest: str | os.PathLike[str], progress: bool 
     if not spec.files:
         raise DataError(f"no public download is known for {spec.name!r}; see {spec.homepage}")
     log.info("downloading %s (%d files) into %s", spec.name, len(spec.files), dest)
-    for f in spec.files:
-        target = dest / f.path
-        if not f.extract and target.is_file():
-            if f.sha256 is None or sha256_file(target) in spec.accepted_sha256(f.path):
+    created = not dest.exists()
+    try:
+        for f in spec.files:
+            target = dest / f.path
+            if not f.extract and target.is_file() and _matches(spec, f.path, target):
                 continue
-        download_file(f.urls, target, f.sha256, size=f.size, progress=progress)
-        if f.extract:
-            extract_archive(target, target.parent)
-            target.unlink()  # the unpacked files are what the data set is; keeping both doubles the disk use
+            download_file(f.urls, target, f.sha256, size=f.size, progress=progress, git_blob=f.git_blob)
+            if f.extract:
+                extract_archive(target, target.parent)
+                target.unlink()  # the unpacked files are what the data set is; keeping both doubles the disk use
+    except DataError:
+        # Leave no empty folders behind an unreachable host (a .part kept for resuming stays).
+        if created and dest.is_dir():
+            for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), reverse=True) + [dest]:
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+        raise
     if _complete_layout(spec, dest) is None:
         missing = [p for p in spec.expected if not (dest / p).exists()]
         raise DataError(f"downloaded {spec.name!r} into {dest} but these expected files are missing: {missing}")
@@ -255,6 +263,12 @@ def verify(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = No
     raise DataNotFoundError(_not_found_message(spec, locs, data_dir))
 
 
+def _matches(spec: DatasetSpec, rel: str, path: Path) -> bool:
+    """Whether the file at ``path`` is a good copy of ``rel`` by every digest the spec knows for it."""
+    accepted, blob = spec.accepted_sha256(rel), spec.git_blob(rel)
+    return (not accepted or sha256_file(path) in accepted) and (blob is None or git_blob_id(path) == blob)
+
+
 def _check(spec: DatasetSpec, folder: Path, layout: tuple[str, ...]) -> list[FileCheck]:
     rows: list[FileCheck] = []
     extra = [p for p in spec.checksummed_paths() if p not in layout and (folder / p).is_file()]
@@ -263,13 +277,16 @@ def _check(spec: DatasetSpec, folder: Path, layout: tuple[str, ...]) -> list[Fil
         if not path.exists():
             rows.append(FileCheck(path, False, "missing"))
             continue
-        accepted = spec.accepted_sha256(rel)
-        if not accepted or not path.is_file():
+        accepted, blob = spec.accepted_sha256(rel), spec.git_blob(rel)
+        if not path.is_file() or (not accepted and blob is None):
             rows.append(FileCheck(path, True, "present (no checksum known)"))
-            continue
-        got = sha256_file(path)
-        if got in accepted:
-            rows.append(FileCheck(path, True, "sha256 ok"))
+        elif accepted:
+            got = sha256_file(path)
+            ok = got in accepted
+            rows.append(FileCheck(path, ok, "sha256 ok" if ok else
+                                  f"sha256 mismatch: expected {' or '.join(sorted(accepted))}, got {got}"))
         else:
-            rows.append(FileCheck(path, False, f"sha256 mismatch: expected {' or '.join(sorted(accepted))}, got {got}"))
+            got = git_blob_id(path)
+            rows.append(FileCheck(path, got == blob, "git blob ok" if got == blob else
+                                  f"git blob mismatch: expected {blob}, got {got}"))
     return rows

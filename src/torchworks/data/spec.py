@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 def check_relpath(path: str, what: str = "path") -> str:
@@ -38,19 +39,36 @@ def check_sha256(value: str | None, what: str = "sha256") -> str | None:
     return value
 
 
+def check_git_blob(value: str | None, what: str = "git blob id") -> str | None:
+    """Returns ``value`` if it is ``None`` or 40 lowercase hex digits (a git object id).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is not None and not _GIT_SHA1.fullmatch(value):
+        raise ValueError(f"{what} must be 40 lowercase hex digits or None, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One file of a data set's public origin.
 
     Args:
         url: where to download it (http or https).
-        sha256: hex digest of the bytes served at ``url``; ``None`` means *unknown*: the file is still
-            downloaded, but cannot be verified (a warning says so).
+        sha256: hex digest of the bytes served at ``url``; ``None`` when only ``git_blob`` is known.
         path: relative target path inside the data set folder.
         size: expected size in bytes, when known (catches truncation even without a Content-Length).
         mirrors: further URLs serving the same bytes, tried in order when ``url`` fails.
         extract: unpack this file into the data set folder after download (``.tar.gz``/``.tgz``/``.tar``,
             ``.zip``, or a single ``.gz``), then delete the archive.
+        git_blob: the file's git blob id at the pinned commit its URL names (SHA-1 of ``b"blob <size>\\0"`` +
+            the bytes, what ``git ls-tree`` lists). It verifies files whose bytes were never at hand to compute a
+            sha256 (the tree of a pinned commit lists the id even when the blob is too large to fetch). SHA-1 is
+            broken for collisions an attacker crafts in pairs, not for matching an existing file's id (second
+            preimage), which is what verification needs.
+
+    Every file of a registered data set carries ``sha256`` or ``git_blob``: a download is always verified.
     """
 
     url: str
@@ -59,12 +77,16 @@ class RemoteFile:
     size: int | None = None
     mirrors: tuple[str, ...] = ()
     extract: bool = False
+    git_blob: str | None = None
 
     def __post_init__(self) -> None:
         for u in (self.url, *self.mirrors):
             if not u.startswith(("http://", "https://")):
                 raise ValueError(f"RemoteFile url must start with http:// or https://, got {u!r}")
         check_sha256(self.sha256, f"sha256 of {self.url}")
+        check_git_blob(self.git_blob, f"git blob id of {self.url}")
+        if self.sha256 is None and self.git_blob is None:
+            raise ValueError(f"{self.url}: give its sha256 or its git blob id; a download must be verifiable")
         check_relpath(self.path, "RemoteFile.path")
         if self.size is not None and self.size < 0:
             raise ValueError(f"RemoteFile.size must be >= 0, got {self.size}")
@@ -136,8 +158,9 @@ class DatasetSpec:
         for p, digest in self.known_sha256:
             check_relpath(p, f"known_sha256 path of {self.name!r}")
             hashes.setdefault(p, set()).add(check_sha256(digest, f"known sha256 of {p!r}"))  # type: ignore[arg-type]
-        # A plain attribute, not a dataclass field, so dataclasses.asdict(spec) stays JSON-friendly.
+        # Plain attributes, not dataclass fields, so dataclasses.asdict(spec) stays JSON-friendly.
         object.__setattr__(self, "_hashes", {p: frozenset(d) for p, d in hashes.items()})
+        object.__setattr__(self, "_blobs", {f.path: f.git_blob for f in self.files if f.git_blob is not None})
         for p in self.system_paths:
             if not p.startswith("/"):
                 raise ValueError(f"system_paths of {self.name!r} must be absolute, got {p!r}")
@@ -155,9 +178,13 @@ class DatasetSpec:
         """Digests that count as a good copy of ``path`` (empty when none is known)."""
         return self._hashes.get(path, frozenset())  # type: ignore[attr-defined]
 
+    def git_blob(self, path: str) -> str | None:
+        """The git blob id that counts as a good copy of ``path`` (None when not pinned that way)."""
+        return self._blobs.get(path)  # type: ignore[attr-defined]
+
     def checksummed_paths(self) -> tuple[str, ...]:
-        """Every relative path with at least one known digest, in a stable order."""
-        return tuple(sorted(self._hashes))  # type: ignore[attr-defined]
+        """Every relative path with at least one known digest (sha256 or git blob id), in a stable order."""
+        return tuple(sorted(set(self._hashes) | set(self._blobs)))  # type: ignore[attr-defined]
 
     @property
     def download_size(self) -> int | None:
