@@ -18,14 +18,6 @@ from torchworks.inpainting.task import InpaintTaskConfig, PhotoCrops, list_photo
 TINY = "configs/tiny_inpaint.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _faces():
-    try:
-        list_photos("celebahq_samples", ["sean"])
-    except Exception as exc:  # the shared data folder is not mounted
-        pytest.skip(f"face photos unavailable: {exc}")
-
-
 def _rows(path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -61,7 +53,7 @@ def test_resume_gives_the_same_next_losses(tmp_path):
 @pytest.mark.parametrize("masks", ["center", "medium_256"])
 def test_context_encoder_trains_on_centre_and_random_holes(tmp_path, masks):
     cfg = {"task": {"name": "context_encoder", "generator_args": {"nef": 8, "ngf": 8},
-                    "discriminator_args": {"ndf": 8}, "subdirs": ["sean"], "limit": 3, "holdout": 1,
+                    "discriminator_args": {"ndf": 8}, "data": "samples/photos", "holdout": 1,
                     "crop": 64, "load_size": 64, "repeat": 1, "train_masks": masks, "val_masks": masks},
            "trainer": {"max_steps": 3, "batch_size": 2, "eval_every": 0, "log_every": 1, "threads": 1,
                        "progress": False, "tensorboard": False, "plots": False}, "seed": 0}
@@ -73,7 +65,7 @@ def test_context_encoder_trains_on_centre_and_random_holes(tmp_path, masks):
 
 
 def test_photo_crops_are_seeded_per_sample():
-    photos = [load_photo(p, 48) for p in list_photos("celebahq_samples", ["sean"])[:2]]
+    photos = [load_photo(p, 48) for p in list_photos("samples/photos")[:2]]
     ds = PhotoCrops(photos, 32, MASKS.build("lama_train_large"), 256, seed=7, train=True, repeat=3)
     assert len(ds) == 6
     (a, ma), (b, mb), (_, mc) = ds[4], ds[4], ds[1]

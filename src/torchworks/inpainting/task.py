@@ -39,19 +39,31 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _photo_dir(entry: str | Path) -> Path:
-    """A folder of photos: an existing path, ``NAME[/SUB]`` of a registered data set, or a shared-data folder."""
+    """A folder of photos: an existing path, ``samples/photos`` (shipped in the package), ``NAME[/SUB]`` of a
+    registered data set, or a shared-data folder.
+
+    Raises:
+        FileNotFoundError: none of those; the message says how to fetch a registered data set.
+    """
     from torchworks.data import dataset_path
     from torchworks.data.locate import shared_data_dirs
 
     if Path(entry).exists():
         return Path(entry)
     name, _, sub = str(entry).partition("/")
+    if name == "samples":  # photos shipped inside the package (data/sample_data), e.g. "samples/photos"
+        from torchworks.data.samples import SAMPLES_DIR
+
+        return SAMPLES_DIR / sub
+    from torchworks.core.errors import UnknownNameError
+
     try:
-        base = Path(dataset_path(name))
-    except Exception:
+        base = Path(dataset_path(name))  # a registered set that is absent raises, naming its download command
+    except UnknownNameError:
         hits = [d / name for d in shared_data_dirs() if (d / name).is_dir()]
         if not hits:
-            raise FileNotFoundError(f"no photo folder or data set called {entry!r}") from None
+            raise FileNotFoundError(f"no photo folder or data set called {entry!r} (a registered data set is fetched "
+                                    f"with `torchworks data path NAME --download`)") from None
         base = hits[0]
     return base / sub if sub else base
 
