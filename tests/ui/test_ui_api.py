@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from torchworks.core.registry import INPAINTERS  # noqa: E402
 from torchworks.inpainting import inpaint  # noqa: E402
+from torchworks.ui.ranking import methods_by_quality  # noqa: E402
+from torchworks.ui.schemas import ErrorResponse  # noqa: E402
 from torchworks.ui.server import STATIC, create_app  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "chelsea_96x64.png"
@@ -46,24 +48,39 @@ def client() -> TestClient:
         yield c
 
 
-def test_methods_lists_every_registered_inpainter_learned_first(client):
+def test_methods_come_best_for_photos_first_and_the_first_is_the_default(client):
     r = client.get("/api/methods")
     assert r.status_code == 200
     body = r.json()
     names = [m["name"] for m in body["methods"]]
     assert sorted(names) == INPAINTERS.names()
-    assert {"telea", "ns", "mean", "blur"} <= set(names)
+    assert names[:3] == ["telea", "ns", "fsr"] and body["default"] == "telea"  # not "learned first"
+    assert names == methods_by_quality()
     kinds = [m["kind"] for m in body["methods"]]
-    assert kinds == sorted(kinds, key=lambda k: k != "learned")  # learned (if any) before classical
+    assert kinds == [{"learned": "learned", "baseline": "baseline"}.get(INPAINTERS.meta(n).get("kind"), "classical")
+                     for n in names]
+    learned = [i for i, k in enumerate(kinds) if k == "learned"]
+    assert all(i > names.index("fsr") for i in learned)
     assert all(m["description"] for m in body["methods"])
-    assert body["default"] in names
 
 
-def test_health_reports_limits(client):
+def test_ranking_published_by_the_inpainting_package_wins(monkeypatch):
+    import torchworks.inpainting.api as api
+
+    monkeypatch.setattr(api, "methods_by_quality", lambda: ["mean", "ns", "not_registered"], raising=False)
+    order = methods_by_quality()
+    assert order[:2] == ["mean", "ns"] and "not_registered" not in order
+    assert sorted(order) == INPAINTERS.names()
+    assert methods_by_quality(["blur", "telea", "ns"]) == ["ns", "telea", "blur"]  # classical, then baseline
+
+
+def test_health_reports_limits_load_and_device(client):
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "limits": {"max_upload_bytes": 200_000, "max_pixels": 100_000,
-                                                   "queue_size": 4}}
+    assert r.json() == {"status": "ok", "device": "cpu",
+                        "limits": {"max_upload_bytes": 200_000, "max_pixels": 100_000, "queue_size": 4,
+                                   "max_jobs": 2, "max_busy_pixels": 100_000},
+                        "load": {"running": 0, "waiting": 0, "busy_pixels": 0}}
 
 
 @pytest.mark.parametrize("method", ["telea", "mean"])
@@ -156,9 +173,32 @@ def test_unknown_method_is_422_with_close_names(client):
     assert "tellea" in body["detail"] and "telea" in body["close_matches"]
 
 
-def test_bad_form_values_are_422(client):
-    assert post(client, FIXTURE.read_bytes(), png_bytes(box_mask()), strategy="tile").status_code == 422
-    assert post(client, FIXTURE.read_bytes(), png_bytes(box_mask()), dilate="-1").status_code == 422
+def test_bad_form_values_are_422_in_the_error_format(client):
+    r = post(client, FIXTURE.read_bytes(), png_bytes(box_mask()), strategy="tile")
+    assert r.status_code == 422 and set(r.json()) == {"detail"}
+    assert r.json()["detail"].startswith("strategy: ") and "'tile'" in r.json()["detail"]
+    r = post(client, FIXTURE.read_bytes(), png_bytes(box_mask()), dilate="-1")
+    assert r.status_code == 422 and r.json()["detail"].startswith("dilate: ") and "'-1'" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("files, missing", [
+    ({"mask": ("mask.png", b"x", "image/png")}, "missing form field 'image'"),
+    ({"image": ("photo.png", b"x", "image/png")}, "missing form field 'mask'"),
+    ({}, "missing form fields 'image', 'mask'"),
+])
+def test_missing_upload_field_follows_the_error_format(client, files, missing):
+    r = client.post("/api/inpaint", files=files or None, data={"method": "telea"})
+    assert r.status_code == 422
+    body = r.json()
+    assert set(body) == {"detail"} and isinstance(body["detail"], str)  # ErrorResponse, not FastAPI's list
+    assert ErrorResponse.model_validate(body).detail == body["detail"]
+    assert body["detail"].startswith(missing) and "multipart/form-data" in body["detail"]
+
+
+def test_json_body_instead_of_a_form_names_the_missing_files(client):
+    r = client.post("/api/inpaint", json={"image": "photo.png"})
+    assert r.status_code == 422
+    assert r.json() == {"detail": r.json()["detail"]} and "'image', 'mask'" in r.json()["detail"]
 
 
 def test_openapi_documents_the_api(client):
@@ -199,10 +239,79 @@ def test_cli_ui_help():
     out = subprocess.run([sys.executable, "-m", "torchworks.cli.main", "ui", "--help"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    for flag in ("--host", "--port", "--max-upload-mb", "--max-pixels", "--allow-host", "DNS rebinding", "127.0.0.1"):
+    for flag in ("--host", "--port", "--max-upload-mb", "--max-pixels", "--allow-host", "DNS rebinding", "127.0.0.1",
+                 "--max-jobs", "--max-busy-pixels", "--device"):
         assert flag in out.stdout
+
+
+def absent_devices() -> list[str]:
+    import torch
+
+    absent = ["tpu"]
+    if not torch.cuda.is_available():
+        absent += ["cuda", "cuda:0"]
+    if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        absent.append("mps")
+    return absent
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from torchworks.cli.main import main
+
+    code = main(["ui", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("device", absent_devices())
+def test_cli_ui_absent_device_is_one_line_and_exit_2(capsys, device):
+    code, out, err = run_cli(capsys, "--device", device, "--port", "1")
+    assert code == 2
+    assert out == ""  # nothing served, nothing announced
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("torchworks ui: error: ") and repr(device) in lines[0]
+
+
+@pytest.mark.parametrize("flags, words", [(["--max-jobs", "0"], "max_jobs=0"),
+                                          (["--max-pixels", "1000", "--max-busy-pixels", "999"], "max_busy_pixels")])
+def test_cli_ui_bad_budget_is_one_line_and_exit_2(capsys, flags, words):
+    code, out, err = run_cli(capsys, *flags)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and words in err
+
+
+def test_cpu_device_is_reported_and_an_absent_one_refused():
+    import torch
+
+    app = create_app(device="cpu")
+    with TestClient(app, base_url="http://127.0.0.1:8765") as c:
+        assert c.get("/health").json()["device"] == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            create_app(device="cuda")
 
 
 def test_limits_are_validated():
     with pytest.raises(ValueError, match="max_pixels"):
         create_app(max_pixels=0)
+
+
+def test_device_reaches_the_api_when_it_takes_one(monkeypatch):
+    import torchworks.ui.server as server
+
+    seen = []
+
+    def fake_inpaint(image, mask, method="telea", *, device=None, **opts):
+        seen.append((method, device))
+        return image
+
+    monkeypatch.setattr(server, "inpaint", fake_inpaint)
+    monkeypatch.setattr(server, "API_TAKES_DEVICE", True)
+    with TestClient(create_app(device="cpu"), base_url="http://127.0.0.1:8765") as c:
+        assert post(c, FIXTURE.read_bytes(), png_bytes(box_mask())).status_code == 200
+    assert seen == [("telea", "cpu")]
+    monkeypatch.setattr(server, "API_TAKES_DEVICE", False)  # an API without device=: nothing extra is passed
+    seen.clear()
+    with TestClient(create_app(device="cpu"), base_url="http://127.0.0.1:8765") as c:
+        assert post(c, FIXTURE.read_bytes(), png_bytes(box_mask())).status_code == 200
+    assert seen == [("telea", None)]

@@ -13,12 +13,19 @@ examples:
   torchworks ui                         # then open http://127.0.0.1:8765/
   torchworks ui --port 9000 --open      # another port, and open the browser
   torchworks ui --max-upload-mb 50 --max-pixels 40000000
+  torchworks ui --device cuda           # learned models on the GPU (auto: CUDA, else MPS, else CPU)
+  torchworks ui --max-jobs 1 --queue-size 4   # a small machine: one inpainting call at a time
   torchworks ui --host 0.0.0.0 --allow-host photos.lan --allow-host 192.168.1.5   # reachable from the LAN
 
 Requests must name an allowed host (127.0.0.1, localhost, ::1, the --host address, any --allow-host) in their
 Host header, or get 400: a web page cannot reach the server through a DNS name it controls (DNS rebinding).
 POSTs from another site's page (their Origin header is not this server) get 403 (cross-site request forgery);
 scripts such as curl send no Origin and are served.
+
+Memory is bounded for the whole process, whatever the methods asked for: --max-jobs calls run at once on at
+most --max-busy-pixels pixels together, --queue-size more requests wait, the rest get 503 (their upload is
+dropped, never held). A request whose client disconnects is cancelled, and freed memory is returned to the
+system when the server falls idle.
 
 API (usable from scripts; schema at /openapi.json, Swagger UI at /docs needs a network for its assets):
   curl -F image=@photo.jpg -F mask=@mask.png -F method=telea http://127.0.0.1:8765/api/inpaint -o out.png
@@ -54,7 +61,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=25_000_000,
                    help="largest image width x height; larger ones get 422 (default 25000000)")
     p.add_argument("--queue-size", type=int, default=8,
-                   help="requests that may wait per method while one runs; more get 503 (default 8)")
+                   help="requests that may wait while --max-jobs run, whatever their method; more get 503 (default 8)")
+    p.add_argument("--max-jobs", type=int, default=2,
+                   help="inpainting calls that run at once, over all methods (default 2)")
+    p.add_argument("--max-busy-pixels", type=int, default=None,
+                   help="width x height summed over the running calls; at least --max-pixels (default: "
+                   "--max-pixels, so a photo of the largest accepted size runs alone)")
+    p.add_argument("--device", default="auto", metavar="{auto,cpu,cuda,mps}",
+                   help="where learned models run: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps "
+                   "(default auto); a device this machine lacks is an error")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also accept requests whose Host header names NAME (repeatable): the name or address you "
                    "open the page by when it is not 127.0.0.1/localhost/::1 or --host, e.g. a LAN name with "
@@ -76,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     hosts = allowed_hosts(args.host, args.allow_host)
     try:
         app = create_app(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                         queue_size=args.queue_size, allowed_hosts=hosts)
+                         queue_size=args.queue_size, allowed_hosts=hosts, max_jobs=args.max_jobs,
+                         max_busy_pixels=args.max_busy_pixels, device=args.device)
     except ValueError as exc:
         sock.close()
         print(f"torchworks ui: error: {exc}", file=sys.stderr)

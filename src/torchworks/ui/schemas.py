@@ -11,15 +11,16 @@ class MethodInfo(BaseModel):
     """One registered inpainter."""
 
     name: str = Field(description="registry name, the value of the `method` form field")
-    kind: Literal["classical", "learned"] = Field(description="learned models first in listings")
+    kind: Literal["classical", "learned", "baseline"] = Field(description="registry kind; baseline = mean colour "
+                                                               "or smooth fill, for comparison")
     description: str = Field(description="first line of the method's docstring")
 
 
 class MethodsResponse(BaseModel):
-    """Every registered inpainter, learned ones first, then classical ones; each group sorted by name."""
+    """Every registered inpainter, the best for natural photos first (see :mod:`torchworks.ui.ranking`)."""
 
     methods: list[MethodInfo]
-    default: str = Field(description="the method the page selects first")
+    default: str = Field(description="the method the page selects first: the first of `methods`")
 
 
 class Limits(BaseModel):
@@ -27,14 +28,26 @@ class Limits(BaseModel):
 
     max_upload_bytes: int = Field(description="whole request body (image + mask); larger requests get 413")
     max_pixels: int = Field(description="width x height of the image or the mask; larger ones get 422")
-    queue_size: int = Field(description="requests that may wait per method while one runs; more get 503")
+    queue_size: int = Field(description="requests that may wait beyond the running ones; more get 503")
+    max_jobs: int = Field(description="inpainting calls that run at once, whatever the method")
+    max_busy_pixels: int = Field(description="width x height summed over the running calls")
+
+
+class Load(BaseModel):
+    """What the server is doing now."""
+
+    running: int = Field(description="inpainting calls running")
+    waiting: int = Field(description="requests queued for the job budget")
+    busy_pixels: int = Field(description="width x height summed over the running calls")
 
 
 class HealthResponse(BaseModel):
     """Liveness and the limits in force."""
 
     status: Literal["ok"] = "ok"
+    device: str = Field(description="where learned models run (cpu, cuda, cuda:N, mps)")
     limits: Limits
+    load: Load
 
 
 class ErrorResponse(BaseModel):

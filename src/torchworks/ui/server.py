@@ -7,25 +7,30 @@ CSS FastAPI loads from a CDN: /docs needs a network, the page and the API do not
 Safety: the request body is buffered in memory and refused with 413 past ``max_upload_bytes``; images are
 identified by their content (Pillow, PNG/JPEG/WebP/BMP/TIFF/GIF only) and refused with 422 past ``max_pixels``
 before they are decoded; nothing is read from or written to a path a request names (multipart parts above 1 MB
-are spooled by Starlette to anonymous files in the system temp dir, deleted when the request ends); one call runs
-at a time per method, ``queue_size`` more may wait, the rest get 503 with ``Retry-After``. A request whose
+are spooled by Starlette to anonymous files in the system temp dir, deleted when the request ends). One
+process-wide budget, whatever the method, bounds memory: ``max_jobs`` calls run at once on at most
+``max_busy_pixels`` pixels together, ``queue_size`` more requests may wait, the rest get 503 with ``Retry-After``
+(their upload read and dropped, never held); the work of a client that disconnects is cancelled, and freed
+memory is handed back to the system when the server falls idle (:mod:`torchworks.ui.jobs`). A request whose
 ``Host`` is not an allowed host gets 400 (DNS rebinding) and a POST from another site's page gets 403 (CSRF); see
 :mod:`torchworks.ui.guard`.
+Every error the API answers, request validation included, is an :class:`~torchworks.ui.schemas.ErrorResponse`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -34,13 +39,17 @@ from torchworks.core.registry import INPAINTERS
 from torchworks.inpainting.api import inpaint
 from torchworks.inpainting.base import MissingExtraError
 from torchworks.ui.guard import LOOPBACK_HOSTS, RequestGuard, check_hosts
-from torchworks.ui.schemas import ErrorResponse, HealthResponse, Limits, MethodInfo, MethodsResponse
+from torchworks.ui.jobs import Admission, Busy, CancelToken, JobCancelled, release_memory, run_job
+from torchworks.ui.ranking import methods_by_quality
+from torchworks.ui.schemas import ErrorResponse, HealthResponse, Limits, Load, MethodInfo, MethodsResponse
 
 log = logging.getLogger("torchworks.ui")
 
 STATIC = Path(__file__).resolve().parent / "static"
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
-LEARNED_PREFIXES = ("lama", "relama")
+INPAINT_PATH = "/api/inpaint"
+API_TAKES_DEVICE = "device" in inspect.signature(inpaint).parameters
+CLIENT_GONE = 499  # nginx's "client closed request": only the access log sees it
 # The page's own assets only: a CDN reference would be blocked, so "works offline" cannot silently regress.
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -56,16 +65,9 @@ class ApiError(Exception):
         self.status, self.detail, self.close_matches, self.headers = status, detail, close_matches, headers
 
 
-@dataclass
-class _Slot:
-    """Per-method admission: one call runs under ``lock``, ``pending`` counts it plus those waiting."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pending: int = 0
-
-
 def list_methods() -> list[MethodInfo]:
-    """Every registered inpainter, learned first (learned models may be registered by ``inpainting.nets``)."""
+    """Every registered inpainter, best for natural photos first (:func:`~torchworks.ui.ranking.methods_by_quality`;
+    learned models are registered by ``inpainting.nets``)."""
     try:
         import importlib
 
@@ -73,13 +75,12 @@ def list_methods() -> list[MethodInfo]:
     except ImportError:  # learned models are optional; classical ones are always there
         pass
     infos = []
-    for name in INPAINTERS.names():
+    for name in methods_by_quality():
         kind = INPAINTERS.meta(name).get("kind")
-        learned = kind == "learned" or name.startswith(LEARNED_PREFIXES)
         doc = (INPAINTERS.get(name).__doc__ or "").strip().splitlines()
-        infos.append(MethodInfo(name=name, kind="learned" if learned else "classical",
+        infos.append(MethodInfo(name=name, kind=kind if kind in ("learned", "baseline") else "classical",
                                 description=doc[0] if doc else ""))
-    return sorted(infos, key=lambda m: (m.kind != "learned", m.name))
+    return infos
 
 
 def _fmt_bytes(n: int) -> str:
@@ -141,9 +142,60 @@ async def _no_receive() -> dict:  # pragma: no cover - a JSONResponse never read
     return {"type": "http.disconnect"}
 
 
-def _open_image(data: bytes, field_name: str, max_pixels: int) -> Any:
-    """Pillow image from uploaded bytes: identified by content, size checked before decoding, EXIF-upright."""
-    from PIL import Image, ImageOps
+class _Admit:
+    """ASGI middleware: counts each inpainting request into the :class:`Admission` before its body is buffered;
+    when the server is full, the body is read and dropped (never held: a burst cannot pile uploads up in memory)
+    and 503 answered. Reading it first lets the client finish sending and read the answer; refusing mid-upload
+    and closing would break its pipe instead."""
+
+    def __init__(self, app: Any, admission: Admission, drain_limit: int) -> None:
+        self.app, self.admission, self.drain_limit = app, admission, drain_limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != INPAINT_PATH:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.admission.enter()
+        except Busy as exc:
+            size, more = 0, True
+            while more and size <= self.drain_limit:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                size += len(message.get("body", b""))
+                more = message.get("more_body", False)
+            headers = {"Retry-After": "1", **({"Connection": "close"} if more else {})}
+            body = ErrorResponse(detail=str(exc)).model_dump(exclude_none=True)
+            await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.admission.leave()
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    """One sentence for FastAPI's list of validation errors, naming each offending field."""
+    parts, missing = [], []
+    for err in exc.errors():
+        name = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "header", "path"))
+        if err.get("type") == "missing":
+            missing.append(name)
+        else:
+            parts.append(f"{name}: {err.get('msg', 'invalid')} (got {err.get('input')!r})")
+    if missing:
+        files = [m for m in missing if m in ("image", "mask")]
+        hint = (" (send the photo and the mask as files in a multipart/form-data body, e.g. curl -F image=@photo.jpg "
+                "-F mask=@mask.png)") if files else ""
+        parts.insert(0, f"missing form field{'s' if len(missing) > 1 else ''} "
+                     f"{', '.join(repr(m) for m in missing)}{hint}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _identify(data: bytes, field_name: str, max_pixels: int) -> Any:
+    """Pillow image from uploaded bytes, not yet decoded: identified by content, its size checked."""
+    from PIL import Image
 
     if not data:
         raise ApiError(422, f"{field_name}: the uploaded file is empty")
@@ -158,9 +210,16 @@ def _open_image(data: bytes, field_name: str, max_pixels: int) -> Any:
     if w * h > max_pixels:
         raise ApiError(422, f"{field_name}: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
                        "(start the server with --max-pixels to change it)")
+    return img
+
+
+def _decode(img: Any, field_name: str) -> Any:
+    """The pixels of an identified image, EXIF-upright (browsers show, and masks are drawn on, upright pixels)."""
+    from PIL import ImageOps
+
     try:
         img.load()
-        return ImageOps.exif_transpose(img)  # browsers show (and masks are drawn on) upright pixels
+        return ImageOps.exif_transpose(img)
     except Exception as exc:
         raise ApiError(422, f"{field_name}: the {img.format} file cannot be decoded ({exc})") from None
 
@@ -172,22 +231,25 @@ def _check_content_type(upload: UploadFile, field_name: str) -> None:
                        "TIFF or GIF")
 
 
-def _run_inpaint(image_bytes: bytes, mask_bytes: bytes, method: str, max_pixels: int,
-                 **opts: Any) -> tuple[bytes, float]:
-    """Decodes, inpaints and encodes to PNG (in a worker thread, under the method's lock)."""
-    img = _open_image(image_bytes, "image", max_pixels)
-    mask = _open_image(mask_bytes, "mask", max_pixels)
+def _run_inpaint(token: CancelToken, image: Any, mask: Any, method: str, **opts: Any) -> tuple[bytes, float]:
+    """Decodes, inpaints and encodes to PNG (in a worker thread, holding the job budget); stops between steps, and
+    at every torch module call, once ``token`` is cancelled."""
+    img = _decode(image, "image")
+    token.check()
+    mask = _decode(mask, "mask")
     if img.size != mask.size:
         raise ApiError(422, f"the mask is {mask.size[0]}x{mask.size[1]} but the image is "
                        f"{img.size[0]}x{img.size[1]} (width x height); they must be the same size")
+    token.check()
     start = time.perf_counter()
     try:
         out = inpaint(img, mask, method=method, **opts)
-    except MissingExtraError as exc:
+    except (MissingExtraError, FileNotFoundError) as exc:  # an optional package, or weights not installed
         raise ApiError(501, f"method {method!r} is not available here: {exc}") from None
     except ValueError as exc:  # MaskError, InpaintInputError: the user's input
         raise ApiError(422, str(exc)) from None
     seconds = time.perf_counter() - start
+    token.check()
     buf = io.BytesIO()
     icc = img.info.get("icc_profile")
     out.save(buf, format="PNG", **({"icc_profile": icc} if icc else {}))
@@ -195,33 +257,66 @@ def _run_inpaint(image_bytes: bytes, mask_bytes: bytes, method: str, max_pixels:
 
 
 def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000, queue_size: int = 8,
-               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> FastAPI:
+               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS, max_jobs: int = 2, max_busy_pixels: int | None = None,
+               device: str = "auto") -> FastAPI:
     """The ASGI app of ``torchworks ui``.
 
     Args:
         max_upload_bytes: largest request body (image + mask + fields); larger ones get 413.
         max_pixels: largest width x height of an uploaded image or mask; larger ones get 422.
-        queue_size: requests that may wait per method while one runs; beyond it, 503 "busy, retry".
+        queue_size: requests that may wait beyond the running ones, whatever their method; more get 503
+            "busy, retry" (their upload is dropped as it arrives, never held).
         allowed_hosts: names the server may be reached by (its ``Host`` header, any port); others get 400.
             ``*.lan`` matches sub-domains, ``*`` disables the check. Cross-origin POSTs get 403 regardless.
+        max_jobs: inpainting calls that run at once, over all methods.
+        max_busy_pixels: width x height summed over the running calls (default ``max_pixels``: one photo of the
+            largest accepted size runs alone); must be at least ``max_pixels``.
+        device: where learned models run: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
 
     Returns:
         The FastAPI app; serve it with uvicorn.
+
+    Raises:
+        ValueError: a limit out of range, a malformed host name, or a device this machine does not have.
     """
+    from torchworks.core.device import resolve_device
+
     if max_upload_bytes <= 0 or max_pixels <= 0 or queue_size < 0:
         raise ValueError(f"limits must be positive (queue_size >= 0), got max_upload_bytes={max_upload_bytes}, "
                          f"max_pixels={max_pixels}, queue_size={queue_size}")
+    busy_pixels = max_pixels if max_busy_pixels is None else max_busy_pixels
+    if busy_pixels < max_pixels:
+        raise ValueError(f"max_busy_pixels ({busy_pixels:,}) is below max_pixels ({max_pixels:,}): an image of the "
+                         "largest accepted size could never run")
+    dev = str(resolve_device(device))
+    if dev != "cpu" and not API_TAKES_DEVICE:
+        raise ValueError(f"device {dev!r}: this version of torchworks.inpainting.api.inpaint runs on the CPU only")
+    device_opts = {"device": dev} if API_TAKES_DEVICE else {}
     hosts = check_hosts(allowed_hosts)  # now, not at the first request (Starlette builds middleware lazily)
     app = FastAPI(title="torchworks inpainting", version="0.1.0",
                   description="Local inpainting server behind `torchworks ui`. Masks: white = hole. "
                   "`/openapi.json` works offline; this page loads Swagger UI from a CDN.")
-    slots: dict[str, _Slot] = {}
-    limits = Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, queue_size=queue_size)
+    trims: set[asyncio.Task] = set()
+
+    def trim_when_idle() -> None:  # the last running job ended: hand freed memory back (in a thread, once)
+        if not trims:
+            task = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(release_memory))
+            trims.add(task)
+            task.add_done_callback(trims.discard)
+
+    admission = Admission(max_jobs, busy_pixels, queue_size, on_idle=trim_when_idle)
+    limits = Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, queue_size=queue_size,
+                    max_jobs=max_jobs, max_busy_pixels=busy_pixels)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Any, exc: ApiError) -> JSONResponse:
         body = ErrorResponse(detail=exc.detail, close_matches=exc.close_matches).model_dump(exclude_none=True)
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Any, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(ErrorResponse(detail=_validation_detail(exc)).model_dump(exclude_none=True),
+                            status_code=422)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -232,20 +327,21 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> HealthResponse:
-        """Liveness, and the limits the page checks before uploading."""
-        return HealthResponse(limits=limits)
+        """Liveness, the limits the page checks before uploading, and the jobs under way."""
+        return HealthResponse(device=dev, limits=limits, load=Load(
+            running=admission.running, waiting=admission.waiting, busy_pixels=admission.busy_pixels))
 
     @app.get("/api/methods", response_model=MethodsResponse)
     async def methods() -> MethodsResponse:
-        """Every registered inpainter, learned models first."""
+        """Every registered inpainter, the best for natural photos first; the first is the default."""
         infos = list_methods()
-        default = infos[0].name if infos and infos[0].kind == "learned" else "telea"
-        return MethodsResponse(methods=infos, default=default if default in INPAINTERS else infos[0].name)
+        return MethodsResponse(methods=infos, default=infos[0].name)
 
-    @app.post("/api/inpaint", response_class=Response, responses={
+    @app.post(INPAINT_PATH, response_class=Response, responses={
         200: {"content": {"image/png": {}}, "description": "the inpainted image, PNG (lossless); header "
               "X-Inpaint-Seconds gives the time of the inpainting call"}, **ERRORS})
     async def inpaint_endpoint(
+        request: Request,
         image: Annotated[UploadFile, File(description="photo: PNG, JPEG, WebP, BMP, TIFF or GIF")],
         mask: Annotated[UploadFile, File(description="mask of the same size, white (non-zero) = hole")],
         method: Annotated[str, Form(description="a name from GET /api/methods")] = "telea",
@@ -260,27 +356,34 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
             raise ApiError(422, f"unknown method {method!r}{hint}", close_matches=close)
         _check_content_type(image, "image")
         _check_content_type(mask, "mask")
-        slot = slots.setdefault(method, _Slot())
-        if slot.pending > queue_size:
-            raise ApiError(503, f"busy, retry: {slot.pending} requests for {method!r} are running or queued "
-                           f"(queue size {queue_size})", headers={"Retry-After": "1"})
-        slot.pending += 1
+        img = _identify(await image.read(), "image", max_pixels)
+        msk = _identify(await mask.read(), "mask", max_pixels)
+
+        def work(token: CancelToken) -> tuple[bytes, float]:
+            return _run_inpaint(token, img, msk, method, dilate=dilate, feather=feather, strategy=strategy,
+                                **device_opts)
+
         try:
-            image_bytes, mask_bytes = await image.read(), await mask.read()
-            async with slot.lock:
-                png, seconds = await anyio.to_thread.run_sync(
-                    lambda: _run_inpaint(image_bytes, mask_bytes, method, max_pixels, dilate=dilate,
-                                         feather=feather, strategy=strategy))
+            png, seconds = await run_job(admission, img.size[0] * img.size[1], work, _disconnect(request))
         except ApiError:
             raise
+        except JobCancelled:
+            log.info("client left: %s job on %dx%d cancelled", method, *img.size)
+            return Response(status_code=CLIENT_GONE)
         except Exception:
             log.exception("inpainting failed")
             raise ApiError(500, "internal error while inpainting (see the server log)") from None
-        finally:
-            slot.pending -= 1
         return Response(png, media_type="image/png", headers={"X-Inpaint-Seconds": f"{seconds:.4f}",
                                                               "Cache-Control": "no-store"})
 
     app.add_middleware(_BodyLimit, limit=max_upload_bytes)
+    app.add_middleware(_Admit, admission=admission, drain_limit=max_upload_bytes)  # a full server: 503, body dropped
     app.add_middleware(RequestGuard, allowed_hosts=hosts)  # added last = runs first, before any body read
+    app.state.admission = admission
     return app
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client has gone away (the ASGI server's ``http.disconnect``)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

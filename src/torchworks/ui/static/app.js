@@ -37,11 +37,13 @@ function setStatus(text, isError = false) {
   ui.status.classList.toggle("error", isError);
 }
 
-function setUrl(key, blob) {
+function adoptUrl(key, url) {  // the object URL shown as `key`; the one it replaces is released
   if (state.urls[key]) URL.revokeObjectURL(state.urls[key]);
-  state.urls[key] = blob ? URL.createObjectURL(blob) : null;
-  return state.urls[key];
+  state.urls[key] = url;
+  return url;
 }
+
+function setUrl(key, blob) { return adoptUrl(key, blob ? URL.createObjectURL(blob) : null); }
 
 function loadImg(img, url) {
   return new Promise((resolve, reject) => {
@@ -51,6 +53,22 @@ function loadImg(img, url) {
   });
 }
 
+// Decodes a file off-screen; only a file that decodes replaces what is shown. Resolves to {img, url}, the caller
+// owning the object URL; rejects with a message saying why the file was refused.
+async function decodeFile(file) {
+  const url = URL.createObjectURL(file);
+  const img = new Image();
+  try {
+    await loadImg(img, url);
+    if (img.decode) await img.decode();
+    if (!img.naturalWidth || !img.naturalHeight) throw new Error("empty");
+    return {img, url};
+  } catch {
+    URL.revokeObjectURL(url);
+    throw new Error(`the browser cannot open it as an image${file.type ? ` (${file.type})` : ""}`);
+  }
+}
+
 // ---- methods and limits ----------------------------------------------------------------------------------
 
 async function loadMethods() {
@@ -58,23 +76,31 @@ async function loadMethods() {
     const [methods, health] = await Promise.all([
       fetch("/api/methods").then((r) => r.json()), fetch("/health").then((r) => r.json())]);
     state.limits = health.limits;
-    for (const [kind, label] of [["learned", "Learned"], ["classical", "Classical"]]) {
-      const items = methods.methods.filter((m) => m.kind === kind);
-      if (!items.length) continue;
-      const group = document.createElement("optgroup");
-      group.label = label;
-      for (const m of items) {
-        const option = new Option(m.name, m.name, false, m.name === methods.default);
-        option.title = m.description;
-        group.appendChild(option);
-      }
-      ui.method.appendChild(group);
-    }
+    fillMethods(ui.method, methods);
     setStatus("Open an image to start.");
   } catch (err) {
     setStatus(`Cannot reach the server: ${err.message}`, true);
   }
   updateButtons();
+}
+
+// The server's order is the ranking (best for photos first, the default first): kept as is, grouped by kind in
+// the order the kinds first appear.
+const KIND_LABELS = {classical: "Classical", learned: "Learned", baseline: "Baselines"};
+
+function fillMethods(select, methods) {
+  const groups = new Map();
+  for (const m of methods.methods) {
+    if (!groups.has(m.kind)) {
+      const group = document.createElement("optgroup");
+      group.label = KIND_LABELS[m.kind] || m.kind;
+      groups.set(m.kind, group);
+      select.appendChild(group);
+    }
+    const option = new Option(m.name, m.name, false, m.name === methods.default);
+    option.title = m.description;
+    groups.get(m.kind).appendChild(option);
+  }
 }
 
 // ---- opening images and masks ----------------------------------------------------------------------------
@@ -86,14 +112,17 @@ async function openImage(file) {
       `${(state.limits.max_upload_bytes / 2 ** 20).toFixed(1)} MB (image and mask together).`, true);
     return;
   }
+  let decoded;
   try {
-    await loadImg(ui.before, setUrl("before", file));
+    decoded = await decodeFile(file);
   } catch (err) {
-    setStatus(`${file.name}: ${err.message}`, true);
+    const kept = state.image ? `; ${state.image.name} stays open` : "";
+    setStatus(`${file.name}: ${err.message}${kept}.`, true);
     return;
   }
+  await loadImg(ui.before, adoptUrl("before", decoded.url));  // decoded already: only the shown URL changes
   const name = (file.name || "image").replace(/\.[^.]*$/, "");
-  setImage({blob: file, name, width: ui.before.naturalWidth, height: ui.before.naturalHeight});
+  setImage({blob: file, name, width: decoded.img.naturalWidth, height: decoded.img.naturalHeight});
   setStatus(`${file.name}: ${state.image.width}x${state.image.height}. Paint over what should disappear.`);
 }
 
@@ -160,11 +189,13 @@ function moveCursor(event) {
 
 async function openMask(file) {
   if (!file || !state.image) return;
-  const img = new Image();
+  let img;
   try {
-    await loadImg(img, setUrl("mask", file));
+    const decoded = await decodeFile(file);
+    img = decoded.img;
+    adoptUrl("mask", decoded.url);
   } catch (err) {
-    setStatus(`${file.name}: ${err.message}`, true);
+    setStatus(`${file.name}: ${err.message}; the painted mask is kept.`, true);
     return;
   }
   const {width, height} = state.image;
