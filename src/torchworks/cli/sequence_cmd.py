@@ -40,11 +40,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ssub.add_parser("list", help="list the experiments and what each tests")
 
     f = subparsers.add_parser(
-        "forecast", help="train an LSTM forecaster on a CSV column and compare it with naive baselines",
+        "forecast", help="train an LSTM forecaster on a CSV column and compare it with simple forecasts",
         formatter_class=fmt,
         description="Split the series in time (70/15/15), scale with the training rows only, train an LSTM on "
-        "windows, and report RMSE/MAE on the test windows against persistence and seasonal-naive forecasts. "
-        "Writes predictions.png, model.safetensors and the engine logs under --out.\n\n"
+        "windows, and report RMSE/MAE on the test windows against persistence, seasonal-naive and drift "
+        "forecasts. The headline names the best of those three and says whether the LSTM beats it, ties with it "
+        "(two-sided Diebold-Mariano test, p >= 0.05) or does not beat it. Rows are put oldest first from their "
+        "parsed dates, the season is guessed from the date spacing (monthly 12, quarterly 4, weekly 52, daily 7, "
+        "trading days 5, hourly 24, half-hourly 48), and incomplete rows at the ends of the file are skipped; "
+        "the report says what was decided. Writes predictions.png, model.safetensors and the engine logs under "
+        "--out.\n\n"
         "example:\n  torchworks forecast --csv NSE-TATAGLOBAL.csv --column Close --horizon 5 --window 30")
     f.add_argument("--csv", required=True, help="CSV file with a header row")
     f.add_argument("--column", required=True, help="column to forecast, e.g. Close")
@@ -55,8 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--hidden", type=positive_int, default=32, help="LSTM units (default 32)")
     f.add_argument("--level", action="store_true", help="predict the level instead of the change from the last "
                    "value (the default starts from persistence)")
-    f.add_argument("--season", type=positive_int, help="seasonal period of the seasonal-naive baseline (default: "
-                   "guessed)")
+    f.add_argument("--season", type=positive_int, metavar="M", help="seasonal period of the seasonal-naive baseline "
+                   "(default: guessed from the date spacing and printed; 1: leave seasonal naive out)")
     f.add_argument("--repeats", type=positive_int, default=1,
                    help="runs with different seeds; all curves in one figure")
     f.add_argument("--patience", type=positive_int, help="early stopping after N evaluations without improvement")

@@ -3,6 +3,8 @@
 * persistence (naive): every step ahead repeats the last observed value, y_hat[t + h] = y[t - 1];
 * seasonal naive: the value one season earlier, y_hat[t + h] = y[t + h - m * ceil((h + 1) / m)], i.e. the
   last observed season repeated (with m = 1 it equals persistence);
+* drift: the line through the first and the last observed value extended, y_hat[t + h] = y[t - 1] +
+  (h + 1) (y[t - 1] - y[0]) / (t - 1) (persistence plus the average change so far);
 * ARIMA (optional, statsmodels): one model fitted on the training rows, then filtered through later rows with
   its parameters fixed, forecasting H steps from every test origin.
 
@@ -12,8 +14,6 @@ References:
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -49,6 +49,22 @@ def seasonal_naive(values: np.ndarray, starts: np.ndarray, horizon: int, season:
     return values[idx]
 
 
+def drift(values: np.ndarray, starts: np.ndarray, horizon: int) -> np.ndarray:
+    """Drift (linear-trend) forecasts (M, H, K): the last value plus h + 1 times the mean step of the history.
+
+    Args:
+        values: (N, K) series.
+        starts: (M,) forecast origins; origin t has seen rows [0, t).
+        horizon: H.
+    """
+    values, starts = np.asarray(values, dtype=np.float64), np.asarray(starts)
+    last = values[starts - 1]  # (M, K)
+    steps = np.maximum(starts - 1, 1)[:, None]  # one row of history has no slope: t = 1 gives slope 0
+    slope = (last - values[0][None, :]) / steps  # (M, K)
+    h = np.arange(1, horizon + 1, dtype=np.float64)
+    return last[:, None, :] + h[None, :, None] * slope[:, None, :]
+
+
 def arima_forecasts(values: np.ndarray, train_end: int, starts: np.ndarray, horizon: int,
                     order: tuple[int, int, int] = (2, 1, 2)) -> np.ndarray | None:
     """ARIMA(p, d, q) fitted on rows [0, train_end), forecasting ``horizon`` steps from each origin.
@@ -79,12 +95,3 @@ def arima_forecasts(values: np.ndarray, train_end: int, starts: np.ndarray, hori
         for i, t in enumerate(np.asarray(starts)):
             out[i] = full.predict(start=int(t), end=int(t) + horizon - 1, dynamic=True)
     return out[..., None]
-
-
-def summarize(errors: dict[str, tuple[float, float]]) -> list[str]:
-    """Table lines ``name  RMSE  MAE  vs persistence`` from ``{name: (rmse, mae)}`` (persistence must be in)."""
-    base = errors.get("persistence", (math.nan, math.nan))[0]
-    lines = [f"{'model':<16}{'RMSE':>12}{'MAE':>12}{'RMSE / persistence':>22}"]
-    for name, (r, a) in errors.items():
-        lines.append(f"{name:<16}{r:>12.4f}{a:>12.4f}{r / base:>22.3f}")
-    return lines

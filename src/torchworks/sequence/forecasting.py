@@ -1,10 +1,12 @@
-"""``torchworks forecast``: train an LSTM forecaster through the engine and judge it against naive baselines.
+"""``torchworks forecast``: train an LSTM forecaster through the engine and judge it against simple forecasts.
 
 :func:`run_forecast` reads and checks the series (bad input fails before any training), trains ``seq_forecast``
 (``repeats`` times with different seeds if asked, all curves in one figure with a fit verdict), scores the test
-windows in original units against persistence and seasonal-naive forecasts (and ARIMA when statsmodels is
-installed and asked for), plots predictions vs truth, saves the model, and optionally runs time-ordered k-fold
-cross-validation and a final fit on all data that forecasts past the end of the series.
+windows in original units against persistence, seasonal-naive and drift forecasts (and ARIMA when statsmodels
+is installed and asked for), names the best simple one and whether the LSTM beats it, ties with it or does not
+beat it (:mod:`torchworks.sequence.forecast_compare`), plots predictions vs truth, saves the model, and
+optionally runs time-ordered k-fold cross-validation and a final fit on all data that forecasts past the end of
+the series.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from torchworks.sequence import baselines as bl
 from torchworks.sequence import diagnostics as dg
+from torchworks.sequence import forecast_compare as fc
 from torchworks.sequence.series import read_series
 from torchworks.sequence.windowing import chronological_split
 
@@ -40,7 +43,14 @@ def forecast_config(csv: str | Path, target: str = "Close", horizon: int = 1, wi
 
 @dataclass
 class ForecastReport:
-    """Results of :func:`run_forecast`; ``errors`` maps a method to (RMSE, MAE) on the test windows."""
+    """Results of :func:`run_forecast`.
+
+    Attributes:
+        errors: method -> (RMSE, MAE) on the test windows ("lstm" is the first run's model).
+        comparisons: baseline -> the LSTM against it (Diebold-Mariano); best: the best simple forecast.
+        run_verdicts: with several seeds, each run's verdict against ``best``.
+        reading: what reading the CSV decided (order, season, skipped rows); notes: everything else.
+    """
 
     source: str
     target: str
@@ -50,22 +60,30 @@ class ForecastReport:
     n_rows: int
     n_test: int
     errors: dict[str, tuple[float, float]]
+    comparisons: dict[str, fc.Comparison] = field(default_factory=dict)
+    best: str = "persistence"
     lstm_rmse_runs: list[float] = field(default_factory=list)
+    run_verdicts: list[str] = field(default_factory=list)
     figure: Path | None = None
     model_path: Path | None = None
+    reading: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
-    def beats_persistence(self) -> bool:
-        """Whether the LSTM's test RMSE is below the persistence forecast's."""
-        return self.errors["lstm"][0] < self.errors["persistence"][0]
+    def verdict(self) -> str:
+        """"beats", "ties" or "does NOT beat": the LSTM against the best simple forecast."""
+        return self.comparisons[self.best].verdict
 
     def lines(self) -> list[str]:
         head = (f"{Path(self.source).name} [{self.target}]: {self.n_rows} rows, window {self.window}, horizon "
                 f"{self.horizon}, {self.n_test} test windows (chronological last part), season {self.season}")
-        verdict = "beats" if self.beats_persistence else "does NOT beat"
-        out = [head, *bl.summarize(self.errors), f"the LSTM {verdict} persistence on RMSE "
-               f"({self.errors['lstm'][0]:.4f} vs {self.errors['persistence'][0]:.4f})"]
+        out = [head, *self.reading, *fc.table(self.errors, self.comparisons, self.best),
+               fc.headline(self.comparisons[self.best])]
+        if len(self.run_verdicts) > 1:
+            n = self.run_verdicts.count
+            out.append(f"over the {len(self.run_verdicts)} seeds the LSTM beats {self.best} in {n('beats')}, ties "
+                       f"with it in {n('ties')} and does NOT beat it in {n('does NOT beat')}")
+        out.append(fc.TIE_RULE)
         out += self.notes
         if self.figure:
             out.append(f"figure: {self.figure}")
@@ -89,14 +107,16 @@ def run_forecast(csv: str | Path, target: str = "Close", horizon: int = 1, windo
         seed: seed of the first run; repeats: runs with seeds seed, seed + 1, ... (curves in one figure).
         folds: time-ordered cross-validation folds over train+val (0: none).
         finalize: also retrain on all rows and forecast the H values after the series ends.
-        season: seasonal period of the seasonal-naive baseline (default: guessed from the dates).
+        season: seasonal period of the seasonal-naive baseline (default: guessed from the date spacing, or
+            from the autocorrelation when the file has no dates; the report says which).
         arima: also fit statsmodels' ARIMA(2, 1, 2) on the training rows (skipped if not installed).
         restore_best: score (and save) the weights of the best validation evaluation (``best.ckpt``), not
             the last step's; with early stopping the last weights are ``patience`` evaluations past the best.
         **task: other :class:`~torchworks.sequence.forecast_task.ForecastConfig` fields.
 
     Raises:
-        SeriesError: missing column, NaNs, non-numbers or too few rows (before any training).
+        SeriesError: missing column, NaNs, non-numbers, dates out of order or too few rows (before any training).
+        ConfigError: ``season`` < 1.
     """
     from torchworks.core.checkpoint import save_model
     from torchworks.engine.run import train
@@ -105,10 +125,10 @@ def run_forecast(csv: str | Path, target: str = "Close", horizon: int = 1, windo
     series = read_series(csv, [target, *task.get("features", [])], task.get("date_column"))
     fractions = tuple(task.get("fractions", (0.7, 0.15, 0.15)))
     split = chronological_split(len(series.values), window, horizon, fractions, Path(csv).name)
-    season = season or series.season
+    season = _season(series, season)
     cfg = forecast_config(csv, target, horizon, window, steps=steps, out_dir=out_dir, seed=seed, patience=patience,
                           **task)
-    runs, test_rmse, curves = [], [], []
+    runs, test_rmse, curves, preds = [], [], [], []
     for r in range(repeats):
         run_cfg = {**cfg, "seed": seed + r, "out_dir": str(out_dir if repeats == 1 else out_dir / f"run{r}")}
         run = train(run_cfg, overwrite=True)
@@ -116,13 +136,16 @@ def run_forecast(csv: str | Path, target: str = "Close", horizon: int = 1, windo
             _load_best(run)
         pred, true = run.task.predict("test")
         runs.append(run)
+        preds.append(pred)
         test_rmse.append(bl.rmse(pred, true))
         curves.append(dg.read_curves(run.metrics_csv))
     task0 = runs[0].task
-    pred, true = task0.predict("test")
-    report = _report(series, task0.starts["test"], pred, true, horizon, window, season, split.train_end, arima,
-                     out_dir)
+    report, base = score_test_windows(series, task0.starts["test"], preds[0], true, horizon, window, season,
+                                      split.train_end, arima, out_dir)
     report.lstm_rmse_runs = test_rmse
+    if repeats > 1:
+        report.run_verdicts = [fc.compare(p, {report.best: base[report.best]}, true, horizon)[report.best].verdict
+                               for p in preds]
     report.model_path = save_model(out_dir / "model.safetensors", task0.model, spec=task0.export_model()[1],
                                    extra={"card": _card(report, cfg)})
     verdicts = [dg.diagnose(c.train, c.val) for c in curves if len(c.train) >= 4 and len(c.val) >= 2]
@@ -143,23 +166,52 @@ def run_forecast(csv: str | Path, target: str = "Close", horizon: int = 1, windo
     return report
 
 
-def _report(series: Any, starts: np.ndarray, pred: np.ndarray, true: np.ndarray, horizon: int, window: int,
-            season: int, train_end: int, arima: bool, out_dir: Path) -> ForecastReport:
-    """Scores LSTM forecasts and the baselines on the same windows and plots them."""
+def _season(series: Any, season: int | None) -> int:
+    """The season to use: ``season`` if given (replacing the guess's note), else the one guessed on reading."""
+    if season is None:
+        return series.season
+    if season < 1:
+        from torchworks.core.errors import ConfigError
+
+        raise ConfigError(f"season must be >= 1 (1: no seasonal naive), got {season}")
+    series.notes = [n for n in series.notes if not n.startswith("season:")]
+    series.notes.append(f"season: {season}, as given (the guess was {series.season})")
+    return season
+
+
+def score_test_windows(series: Any, starts: np.ndarray, pred: np.ndarray, true: np.ndarray, horizon: int,
+                       window: int, season: int, train_end: int, arima: bool,
+                       out_dir: Path) -> tuple[ForecastReport, dict[str, np.ndarray]]:
+    """Scores LSTM forecasts and the baselines on the same windows, compares them and plots them.
+
+    Args:
+        series: the :class:`~torchworks.sequence.series.Series` (its notes become the report's reading lines).
+        starts: (M,) forecast origins of the test windows; pred, true: (M, H, 1) in original units.
+        season: seasonal-naive period (1: left out, it would be persistence); train_end: rows ARIMA is fitted on.
+
+    Returns:
+        The report and the baselines' forecasts (M, H, 1) by name.
+    """
     y = series.values[:, :1]
-    errors = {"lstm": (bl.rmse(pred, true), bl.mae(pred, true))}
-    for name, p in (("persistence", bl.persistence(y, starts, horizon)),
-                    (f"seasonal_naive(m={season})", bl.seasonal_naive(y, starts, horizon, season))):
-        errors[name] = (bl.rmse(p, true), bl.mae(p, true))
+    base = {"persistence": bl.persistence(y, starts, horizon)}
+    notes = []
+    if season > 1:
+        base[f"seasonal_naive(m={season})"] = bl.seasonal_naive(y, starts, horizon, season)
+    else:
+        notes.append("seasonal naive left out: with season 1 it is persistence")
+    base["drift"] = bl.drift(y, starts, horizon)
     if arima:
         p = bl.arima_forecasts(y[:, 0], train_end, starts, horizon)
         if p is not None:
-            errors["arima(2,1,2)"] = (bl.rmse(p, true), bl.mae(p, true))
+            base["arima(2,1,2)"] = p
+    errors = {"lstm": (bl.rmse(pred, true), bl.mae(pred, true))}
+    errors.update({name: (bl.rmse(p, true), bl.mae(p, true)) for name, p in base.items()})
     report = ForecastReport(series.source, series.columns[0], window, horizon, season, len(series.values),
-                            len(starts), errors)
+                            len(starts), errors, comparisons=fc.compare(pred, base, true, horizon),
+                            best=fc.best_simple(errors), reading=[*series.notes, *notes])
     report.figure = plot_predictions(series, starts, pred, horizon, out_dir / "predictions.png",
-                                     persistence=bl.persistence(y, starts, horizon))
-    return report
+                                     persistence=base["persistence"])
+    return report, base
 
 
 def evaluate_pretrained(csv: str | Path, name: str, target: str | None = None, season: int | None = None,
@@ -190,8 +242,8 @@ def evaluate_pretrained(csv: str | Path, name: str, target: str | None = None, s
     x, y = make_windows(series.values, starts, W, H, [0])
     with torch.no_grad():
         pred = model.predict(x).double().numpy()
-    report = _report(series, starts, pred, y.double().numpy(), H, W, season or series.season, split.train_end,
-                     False, Path(out_dir))
+    report, _ = score_test_windows(series, starts, pred, y.double().numpy(), H, W, _season(series, season),
+                                   split.train_end, False, Path(out_dir))
     report.notes.append(f"pretrained model {name} (no training)")
     return report
 
@@ -243,7 +295,9 @@ def finalize_model(cfg: dict[str, Any], out_dir: Path, series: Any) -> str:
 
 def _card(report: ForecastReport, cfg: dict[str, Any]) -> dict[str, Any]:
     return {"data": report.source, "target": report.target, "recipe": cfg["task"], "steps": cfg["trainer"]["max_steps"],
-            "test_rmse_mae": {k: list(v) for k, v in report.errors.items()}}
+            "test_rmse_mae": {k: list(v) for k, v in report.errors.items()},
+            "vs_best_simple": {"baseline": report.best, "verdict": report.verdict,
+                               "diebold_mariano_p": report.comparisons[report.best].p}}
 
 
 def plot_predictions(series: Any, starts: np.ndarray, pred: np.ndarray, horizon: int, path: Path,
