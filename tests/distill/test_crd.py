@@ -167,8 +167,10 @@ def test_dense_gradient_uses_the_banks_before_their_update():
 
 
 def test_auto_lookup_takes_dense_when_samples_outnumber_the_bank():
-    assert ContrastMemory(4, 50_000, 4096).lookup == "dense"  # our CIFAR recipe: 64 x 4097 rows of 50k
-    assert ContrastMemory(4, 50_000, 255).lookup == "gather"  # few negatives: copying the rows is cheaper
-    assert ContrastMemory(4, 50_000, 256, lookup="gather").lookup == "gather"
+    auto = ContrastMemory(4, 50_000, 4096)
+    assert auto.dense_for(64 * 4097)  # our CIFAR recipe: 262k rows scored from a 50k bank
+    assert not auto.dense_for(64 * 1025) and auto.dense_for(100_000)  # the switch is at twice the bank size
+    assert not ContrastMemory(4, 50_000, 4096, lookup="gather").dense_for(64 * 4097)
+    assert ContrastMemory(4, 50_000, 16, lookup="dense").dense_for(64 * 17)
     with pytest.raises(ValueError, match="lookup must be"):
         ContrastMemory(4, 10, 3, lookup="fast")

@@ -31,9 +31,10 @@ class ContrastMemory(nn.Module):
     with the same result: ``"gather"`` copies the B(K+1) rows out (``index_select``, as RepDistiller) and
     multiplies them by the anchors; ``"dense"`` multiplies the anchors by the whole bank (one (B, D) x (D, N)
     GEMM) and picks the K+1 scores per anchor. Dense reads each row once instead of copying it B(K+1)/N times,
-    so it wins once the samples outnumber the bank enough: ``"auto"`` (default) takes dense when
-    N <= 50 (K+1), where the two cost about the same on one CPU thread at B = 64; at our CIFAR recipe (N = 50,000,
-    K = 4096) dense takes about a sixth of gather's time (``benchmarks/distill/bench_losses.py`` measures both,
+    so it wins once the samples outnumber the bank enough: ``"auto"`` (default) takes dense when a call scores at
+    least twice as many rows as the bank holds, B (K+1) >= 2 N (on one CPU thread the two cost about the same
+    between 1.3 N and 5 N); at our CIFAR recipe (N = 50,000, K = 4096, B = 64: 5.2 N) dense takes about a fifth
+    of gather's time (``benchmarks/distill/bench_losses.py`` measures both,
     with the crossover, in ``docs/results/distill.md``). Dense keeps a copy of each bank for backward while
     training (the update writes into the bank before backward runs): N x D floats.
 
@@ -55,7 +56,7 @@ class ContrastMemory(nn.Module):
             raise ValueError(f"crd: positive must be 'exact' or 'relax', got {positive!r}")
         if lookup not in ("auto", "dense", "gather"):
             raise ValueError(f"crd: lookup must be 'auto', 'dense' or 'gather', got {lookup!r}")
-        self.lookup = lookup if lookup != "auto" else ("dense" if n_data <= 50 * (k + 1) else "gather")
+        self.lookup = lookup
         if positive == "relax" and labels is None:
             raise ValueError("crd: positive='relax' draws same-class positives and needs `labels`")
         self.n_data, self.k, self.positive = int(n_data), int(k), positive
@@ -101,13 +102,17 @@ class ContrastMemory(nn.Module):
 
         Backward uses the bank as it is now even if :meth:`update` changes it in place before then.
         """
-        if self.lookup == "dense":
+        if self.dense_for(contrast_idx.numel()):
             if v.requires_grad and self.training:  # the GEMM keeps the bank for backward; update() writes to it
                 bank = bank.clone()
             return (v @ bank.t()).gather(1, contrast_idx)  # (B, N) -> (B, K+1)
         b, kp1 = contrast_idx.shape
         rows = torch.index_select(bank, 0, contrast_idx.flatten()).view(b, kp1, -1)  # (B, K+1, D)
         return torch.bmm(rows, v[:, :, None]).squeeze(2)
+
+    def dense_for(self, rows: int) -> bool:
+        """Whether scoring ``rows`` = B (K+1) bank rows takes the dense path (see the class docstring)."""
+        return self.lookup == "dense" or (self.lookup == "auto" and rows >= 2 * self.n_data)
 
     @torch.no_grad()
     def update(self, v_s: Tensor, v_t: Tensor, idx: Tensor, momentum: float) -> None:
