@@ -11,8 +11,6 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Circles in other work areas that were open when this test landed; each is removed here once it is broken.
 # A circle not listed fails the test.
 KNOWN: set[frozenset[str]] = {
-    frozenset({"torchworks.inpainting.external", "torchworks.inpainting.learned"}),
-    frozenset({"torchworks.cli.demo_distill", "torchworks.cli.demo_sections"}),
 }
 
 

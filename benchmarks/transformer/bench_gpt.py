@@ -1,4 +1,4 @@
-"""Char-level GPT on tinyshakespeare: our engine vs nanoGPT, best recipe, KV-cache generation speed.
+"""Char-level GPT on tinyshakespeare: our engine vs nanoGPT, best recipe (generation speed: bench_generate.py).
 
 Every training run is its own process on ONE thread (``OMP_NUM_THREADS=1`` and ``torch.set_num_threads(1)``), so
 its CPU seconds are its own. Per run we record: whole-process CPU seconds (``getrusage``), wall seconds, the median
@@ -13,7 +13,6 @@ Usage (each step writes a JSON under ``benchmarks/transformer/results/``; ``repo
 
     python benchmarks/transformer/bench_gpt.py ours --name same --config configs/gpt_char_nanogpt.yaml
     python benchmarks/transformer/bench_gpt.py nanogpt --name nanogpt --checkout /tmp/nanogpt
-    python benchmarks/transformer/bench_gpt.py generate --window-shift 32   # the shipped model by default
     python benchmarks/transformer/bench_gpt.py report
 """
 
@@ -167,57 +166,6 @@ def nanogpt_eval(args: argparse.Namespace) -> None:
     print(json.dumps({"full_val_loss": loss, "note": f"ckpt.pt at iter {ckpt['iter_num']}"}))
 
 
-def run_generate(args: argparse.Namespace) -> None:
-    """Median time of 500 new tokens with and without the KV cache (same seed, same tokens)."""
-    import torch
-
-    torch.set_num_threads(1)
-    from torchworks.transformer.gpt.generate import generate
-    from torchworks.transformer.gpt.task import load_lm
-
-    model, tok = load_lm(args.ckpt)
-    idx = torch.tensor([tok.encode("ROMEO:")])
-    times: dict[str, list[float]] = {"cached": [], "uncached": []}
-    cpu: dict[str, list[float]] = {"cached": [], "uncached": []}
-    outs = {}
-    for _ in range(args.repeats):
-        for use_cache in (False, True):  # interleaved so both see the same load
-            gen = torch.Generator().manual_seed(0)
-            t0, c0 = time.perf_counter(), time.process_time()
-            out = generate(model, idx, 500, temperature=0.8, top_k=40, generator=gen, use_cache=use_cache,
-                           window_shift=args.window_shift)
-            times["cached" if use_cache else "uncached"].append(time.perf_counter() - t0)
-            cpu["cached" if use_cache else "uncached"].append(time.process_time() - c0)
-            outs[use_cache] = out
-    nano_cpu: list[float] = []
-    if args.nanogpt_ckpt:  # nanoGPT's own (uncached, window slides by 1) sampling of 500 tokens, same prompt
-        sys.path.insert(0, str(Path(args.nanogpt_ckpt).parents[1]))
-        from model import GPT as NanoGPT
-        from model import GPTConfig as NanoConfig
-
-        ckpt = torch.load(args.nanogpt_ckpt, map_location="cpu", weights_only=False)
-        nano = NanoGPT(NanoConfig(**ckpt["model_args"]))
-        nano.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
-        nano.eval()
-        for _ in range(args.repeats):
-            c0 = time.process_time()
-            with torch.no_grad():
-                nano.generate(idx, 500, temperature=0.8, top_k=40)
-            nano_cpu.append(time.process_time() - c0)
-    same = bool(torch.equal(outs[True], outs[False]))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-    _write(f"generate_shift{args.window_shift}", {
-                        "kind": "generate", "ckpt": str(args.ckpt), "new_tokens": 500, "repeats": args.repeats,
-                        "window_shift": args.window_shift, "identical_tokens": same,
-                        "uncached_s": med["uncached"], "cached_s": med["cached"],
-                        "uncached_tok_s": 500 / med["uncached"], "cached_tok_s": 500 / med["cached"],
-                        "speedup": med["uncached"] / med["cached"], "uncached_cpu_s": med_cpu["uncached"],
-                        "cached_cpu_s": med_cpu["cached"], "speedup_cpu": med_cpu["uncached"] / med_cpu["cached"],
-                        "all_times": times, "all_cpu": cpu,
-                        "nanogpt_uncached_cpu_s": statistics.median(nano_cpu) if nano_cpu else None})
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -236,13 +184,6 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("nanogpt-eval")
     p.add_argument("--checkout", required=True)
     p.add_argument("--out", required=True)
-    p = sub.add_parser("generate")
-    p.add_argument("--ckpt", default=str(ROOT / "src/torchworks/transformer/pretrained" /
-                                         "gpt_char_shakespeare.safetensors"))
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--nanogpt-ckpt", help="also time nanoGPT's sampling from this ckpt.pt (temporary checkout)")
-    p.add_argument("--window-shift", type=int, default=32, help="1 = nanoGPT's slide (cache rebuilt every step "
-                   "once the window is full); larger shifts keep the cache useful")
     sub.add_parser("report")
     args = parser.parse_args(argv)
     if args.cmd == "report":
@@ -250,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
 
         write_report(RESULTS, ROOT)
         return
-    {"ours": run_ours, "nanogpt": run_nanogpt, "nanogpt-eval": nanogpt_eval, "generate": run_generate}[args.cmd](args)
+    {"ours": run_ours, "nanogpt": run_nanogpt, "nanogpt-eval": nanogpt_eval}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,6 @@ def _plot(recs: dict[str, dict], out: Path) -> None:
 def write_report(runs: Path, root: Path) -> Path:
     """Write the markdown table and the curves; returns the markdown path."""
     recs = _runs(runs)
-    gens = [recs.pop(k) for k in sorted(recs) if k.startswith("generate")]
     train = {k: v for k, v in recs.items() if v.get("kind") in ("ours", "nanogpt")}  # other benchmarks' files too
     out_dir = root / "docs" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +106,7 @@ def write_report(runs: Path, root: Path) -> Path:
     loads = [x for r in train.values() for x in (r.get("load_at_start"), r["load_avg"][0]) if x is not None]
     m = Machine.measure(threads=1)
     lines = [
-        "Produced by `benchmarks/transformer/bench_gpt.py` (`ours` / `nanogpt` / `generate`, then `report`); every "
+        "Produced by `benchmarks/transformer/bench_gpt.py` (`ours` / `nanogpt`, then `report`); every "
         "number below is read from `benchmarks/transformer/results/*.json`.",
         "",
         f"Machine: {m.arch} {m.cpu}, {m.cores} cores shared with other engineers' jobs, torch {m.torch}, "
@@ -133,27 +132,6 @@ def write_report(runs: Path, root: Path) -> Path:
         f"![validation curves]({png.name})",
         "",
     ]
-    if gens:
-        lines += ["## KV-cache generation (500 new tokens from \"ROMEO:\", shipped model, 1 thread)", "",
-                  "Both paths slide the same context window, so they produce the same tokens; with "
-                  "`window_shift=1` (nanoGPT's slide) the window is full after 58 tokens and every later step "
-                  "rebuilds the cache, so the cache can only pay off with a larger shift.", ""]
-    for gen in gens:
-        lines += [
-            f"- window_shift={gen['window_shift']}: median of {gen['repeats']} interleaved runs: "
-            f"uncached {gen['uncached_s']:.2f} s "
-            f"({gen['uncached_tok_s']:.0f} tok/s), cached {gen['cached_s']:.2f} s ({gen['cached_tok_s']:.0f} tok/s):"
-            f" **{gen['speedup']:.2f}x** wall speed-up; CPU {gen['uncached_cpu_s']:.2f} s vs "
-            f"{gen['cached_cpu_s']:.2f} s "
-            f"({500 / gen['uncached_cpu_s']:.0f} vs {500 / gen['cached_cpu_s']:.0f} tok/CPU-s): "
-            f"**{gen['speedup_cpu']:.2f}x**; identical tokens: {gen['identical_tokens']} "
-            f"(load average {gen['load_avg'][0]:.1f}).",
-        ]
-        if gen.get("nanogpt_uncached_cpu_s"):
-            nano = gen["nanogpt_uncached_cpu_s"]
-            lines.append(f"  nanoGPT's own sampling (its checkpoint, uncached, slides by 1) in the same process: "
-                         f"{nano:.2f} CPU s ({500 / nano:.0f} tok/CPU-s); its CPU time over our cached path's: "
-                         f"**{nano / gen['cached_cpu_s']:.2f}x** (above 1 = ours faster).")
     lines.append("")
     md = root / "docs" / "results" / "transformer.md"
     notes = runs / "NOTES.md"

@@ -69,9 +69,9 @@ def test_bad_checkpoints_one_line_exit_2(tmp_path, capsys):
     assert main(["generate", "--ckpt", str(junk)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "checkpoint" in err
-    torch.save({"model": {}}, tmp_path / "ckpt.pt")  # nanoGPT's format
+    torch.save({"model": {}}, tmp_path / "ckpt.pt")  # a torch.save file without nanoGPT's model_args
     assert main(["generate", "--ckpt", str(tmp_path / "ckpt.pt")]) == 2
-    assert "torch.save/pickle file" in capsys.readouterr().err
+    assert "torch.save file but not a nanoGPT checkpoint" in capsys.readouterr().err
     assert main(["generate", "--ckpt", str(tmp_path / "missing.ckpt")]) == 2
     assert "not found" in capsys.readouterr().err
     bare = save_model(tmp_path / "bare.ckpt", build_model("gpt_char_tiny"))  # a model but no tokenizer

@@ -1,10 +1,11 @@
-"""``torchworks generate``, ``torchworks transformer attention`` (GPT) and ``torchworks translate`` (encoder-decoder).
+"""``torchworks generate``, ``torchworks transformer attention|params`` (GPT) and ``torchworks translate``.
 
 Only the standard library is imported at module level so that ``torchworks --help`` stays fast; torch and the
 transformer package load inside :func:`run`. Both verbs default to the small character-level Shakespeare GPT
 shipped in ``torchworks/transformer/pretrained`` and work offline. User errors (characters outside the
 vocabulary, a missing or foreign checkpoint) print one line and exit with 2; a prompt longer than the model's
-block size keeps its last ``block_size`` tokens and prints a one-line warning.
+block size keeps its last ``block_size`` tokens and prints a one-line warning. ``--ckpt`` also takes a nanoGPT
+``ckpt.pt`` and ``--from-pretrained`` a Hugging Face GPT-2 folder, both read without running pickled code.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 import warnings
 
 EXIT_USER_ERROR = 2
+# torchworks.transformer.gpt.params.PRESETS (named here so that --help needs no torch; a test keeps them equal)
+PARAM_PRESETS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-175b")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +28,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "generate", help="stream text from a GPT checkpoint (default: the shipped Shakespeare char model)",
         formatter_class=fmt,
         description="Continue a prompt with a trained GPT and stream the text to the terminal as it is sampled "
-        "(KV-cached decoding; temperature, top-k, top-p, stop string).\n\nexample:\n"
-        '  torchworks generate --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 --top-k 40 --seed 0')
+        "(KV-cached decoding; temperature, top-k, top-p, repetition controls, stop string). Past the model's "
+        "context the window jumps by --window-shift tokens, so the cache keeps serving long outputs.\n\n"
+        "examples:\n"
+        '  torchworks generate --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 --top-k 40 --seed 0\n'
+        "  torchworks generate --ckpt out-shakespeare-char/ckpt.pt          # a nanoGPT checkpoint (+ meta.pkl)\n"
+        '  torchworks generate --from-pretrained ./gpt2 --prompt "Hello" --repetition-penalty 1.2')
     g.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     _add_ckpt(g)
     g.add_argument("--max-new-tokens", type=positive_int, default=200, help="tokens to generate at most (default 200)")
@@ -38,6 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     g.add_argument("--stop", action="append", default=[], metavar="STR", help="stop before this string (repeatable)")
     g.add_argument("--no-cache", action="store_true", help="re-run the whole context each step (slower)")
+    g.add_argument("--window-shift", type=positive_int, metavar="N",
+                   help="once the context is full, jump the window by N tokens (default: a quarter of the "
+                   "model's block; 1 = slide one token like nanoGPT, which rebuilds the cache every step)")
+    _add_repetition(g)
     g.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
 
     tr = subparsers.add_parser(
@@ -60,12 +71,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "chosen on Multi30k val for the shipped model, beam 4 BLEU 35.43 vs 34.85 at 0.6)")
     tr.add_argument("--max-new-tokens", type=positive_int,
                     help="longest output in tokens (default: 1.5 x source + 10)")
+    _add_repetition(tr)
     tr.add_argument("--attention-png", metavar="PATH", type=out_file,
                     help="also draw the cross-attention of the first sentence's translation (per layer, heads "
                     "averaged) to this PNG; missing parent folders are created")
     tr.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
 
-    t = subparsers.add_parser("transformer", help="transformer tools (attention maps)")
+    t = subparsers.add_parser("transformer", help="transformer tools (attention maps, parameter counts)")
     tsub = t.add_subparsers(dest="transformer_verb", metavar="ACTION", required=True)
     a = tsub.add_parser("attention", help="write a PNG of per-layer, per-head attention for a prompt",
                         description="Run a GPT on a short text and draw every layer's and head's causal attention "
@@ -74,11 +86,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--text", required=True, help="the text to attend over (at most block_size tokens are used)")
     add_out(a, "output PNG (default attention.png)", metavar="PNG", default="attention.png")
     a.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
+    pr = tsub.add_parser("params", help="parameter count of GPT-2 / GPT-3 by component (built on the meta device)",
+                         description="Build a published GPT size on the meta device (shapes only: no memory for "
+                         "weights) and print its parameters by component next to the published total.",
+                         formatter_class=fmt, epilog="example:\n  torchworks transformer params --preset gpt3-175b")
+    pr.add_argument("--preset", required=True, metavar="NAME", help=f"one of: {', '.join(PARAM_PRESETS)}")
+    pr.add_argument("--json", action="store_true", help="print the counts as JSON")
 
 
 def _add_ckpt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", help="gpt_lm training checkpoint or save_model export with its tokenizer "
-                   "(default: the shipped Shakespeare char model)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--ckpt", help="gpt_lm training checkpoint, save_model export with its tokenizer, or a "
+                        "nanoGPT ckpt.pt (with meta.pkl beside it or --tokenizer) (default: the shipped Shakespeare "
+                        "char model)")
+    source.add_argument("--from-pretrained", metavar="DIR", help="a Hugging Face GPT-2 folder (config.json, "
+                        "model.safetensors or pytorch_model.bin, tokenizer.json or vocab.json + merges.txt)")
+    p.add_argument("--tokenizer", metavar="FILE", help="tokenizer to use instead of the model's: a nanoGPT "
+                   "meta.pkl, a torchworks tokenizer JSON or a tokenizers JSON (its vocabulary must fit the model)")
+
+
+def _add_repetition(p: argparse.ArgumentParser) -> None:
+    from torchworks.cli._common import float_in, non_negative_int
+
+    p.add_argument("--repetition-penalty", type=float_in(0, lo_open=True), default=1.0, metavar="F",
+                   help="CTRL penalty on tokens already in the text: > 1 discourages repeats (default 1 = off; "
+                   "1.1-1.3 is typical)")
+    p.add_argument("--no-repeat-ngram", type=non_negative_int, default=0, metavar="N",
+                   help="never produce an n-gram of N tokens twice (default 0 = off; 3 is typical)")
 
 
 def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -87,6 +121,8 @@ def _warn_one_line(message, category, filename, lineno, file=None, line=None) ->
 
 def run(args: argparse.Namespace) -> int:
     """Runs the chosen verb; returns the exit code (user errors propagate as exceptions)."""
+    if args.verb == "transformer" and args.transformer_verb == "params":
+        return _params(args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -95,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         return _translate(args)
     from torchworks.transformer.pretrained import load_pretrained
 
-    model, tokenizer = load_pretrained(args.ckpt)
+    model, tokenizer = load_pretrained(args.from_pretrained or args.ckpt, tokenizer=args.tokenizer)
     if args.verb != "generate":
         return _attention(args, model, tokenizer)
     try:
@@ -115,6 +151,9 @@ def _generate(args: argparse.Namespace, model, tokenizer) -> int:
 
     if any(not s for s in args.stop):
         raise ConfigError("--stop strings must be non-empty")
+    block = model.config.block_size
+    if args.window_shift is not None and args.window_shift > block:
+        raise ConfigError(f"--window-shift must be in [1, {block}] (the model's block size), got {args.window_shift}")
     tokenizer.encode(args.prompt)  # unknown characters fail here, before anything is printed
     generator = torch.Generator().manual_seed(args.seed)
     streamer = _StopAwareStreamer(TextStreamer(tokenizer.decode, write=lambda s: None), args.stop)
@@ -122,7 +161,9 @@ def _generate(args: argparse.Namespace, model, tokenizer) -> int:
     generate_text(model, tokenizer, args.prompt, args.max_new_tokens, stop=args.stop or None,
                   temperature=args.temperature, top_k=args.top_k or None,
                   top_p=args.top_p if args.top_p < 1 else None, generator=generator,
-                  use_cache=not args.no_cache, on_token=streamer)
+                  use_cache=not args.no_cache, window_shift=args.window_shift,
+                  repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram,
+                  on_token=streamer)
     streamer.finish()
     sys.stdout.write("\n")
     sys.stdout.flush()
@@ -208,7 +249,8 @@ def _translate(args: argparse.Namespace) -> int:
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise ConfigError(f"--max-new-tokens must be in [1, {limit}], got {args.max_new_tokens}")
     outputs = translate(model, tokenizer, sentences, beam_size=args.beam, alpha=args.alpha,
-                        max_new_tokens=args.max_new_tokens)
+                        max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
+                        no_repeat_ngram_size=args.no_repeat_ngram)
     if args.out is not None:
         from torchworks.cli._common import atomic_write_bytes
 
@@ -222,4 +264,28 @@ def _translate(args: argparse.Namespace) -> int:
 
         path = plot_cross_attention(model, tokenizer, sentences[0], outputs[0], args.attention_png)
         print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    import json
+
+    from torchworks.transformer.gpt.params import PRESETS, build_on_meta, count_params, preset_config
+
+    cfg = preset_config(args.preset)  # ValueError naming the known presets
+    model = build_on_meta(cfg)
+    counts, preset = count_params(model), PRESETS[args.preset]
+    if args.json:
+        print(json.dumps({"preset": args.preset, "config": {k: getattr(cfg, k) for k in (
+            "vocab_size", "block_size", "n_layer", "n_head", "n_embd")}, "published": preset.published,
+            "source": preset.source, **{name: n for name, n in counts.rows()}}, indent=1))
+        return 0
+    head_dim = cfg.n_embd // cfg.n_head
+    print(f"{args.preset}: {cfg.n_layer} blocks of {cfg.n_head} heads x {head_dim} dims (d_model {cfg.n_embd}), "
+          f"vocabulary {cfg.vocab_size}, context {cfg.block_size}; built on the meta device "
+          f"(0 bytes of weights; {4 * counts.total / 1e9:,.1f} GB in float32)")
+    for name, n in counts.rows():
+        print(f"  {name:<28} {n:>17,}  {100 * n / counts.total:6.2f} %")
+    counted = f"{counts.total / 1e9:.1f}B" if counts.total >= 1e10 else f"{counts.total / 1e6:,.1f}M"
+    print(f"  published: {preset.published} ({preset.source}); counted here: {counted}")
     return 0

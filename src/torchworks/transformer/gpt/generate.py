@@ -1,19 +1,27 @@
-"""Autoregressive generation for decoder-only language models: greedy, temperature, top-k, top-p, KV cache.
+"""Autoregressive generation for decoder-only language models: greedy, temperature, top-k, top-p, repetition
+controls, KV cache.
 
 :func:`generate` works with any model called as ``model(idx, kv_caches=...) -> (logits, _)`` that has
-``config.block_size`` and ``new_kv_caches()`` (e.g. :class:`~torchworks.transformer.gpt.GPT`).
+``config.block_size`` and ``new_kv_caches()`` (e.g. :class:`~torchworks.transformer.gpt.model.GPT`).
 
 Two paths give the same tokens: uncached (every step re-runs the whole context, as nanoGPT) and cached (the
-context is run once, then one token per step against per-layer key/value caches). Both use the same context
-window: when it would exceed ``block_size`` the window start jumps forward by ``window_shift`` tokens and the
-cache is rebuilt from the new window, so positions (learned, sinusoidal or RoPE) always restart at 0 exactly as
-in the uncached path. ``window_shift=1`` slides like nanoGPT (best quality, but once the window is full every
-step rebuilds the cache, so the cache stops paying off); a larger shift keeps the cache useful for long outputs.
+context is run once, then one token per step against per-layer key/value caches; for a GPT the step runs through
+:class:`~torchworks.transformer.gpt.fast_decode.StepDecoder`). Both use the same context window: when it would
+exceed ``block_size`` the window start jumps forward by ``window_shift`` tokens and the cache is rebuilt from the
+new window, so positions (learned, sinusoidal or RoPE) always restart at 0 exactly as in the uncached path.
+``window_shift=1`` slides like nanoGPT (every token sees a full window, but once the window is full every step
+rebuilds the cache, so the cache stops paying off). The default, :func:`default_window_shift` (a quarter of the
+block), keeps the cache useful past the context: after a jump the window holds at least 3/4 of a block, and one
+rebuild serves the next ``window_shift`` tokens.
+
+Before sampling, the logits of each step can be adjusted against the tokens so far (prompt included):
+``repetition_penalty`` (CTRL) and ``no_repeat_ngram_size`` (:mod:`torchworks.transformer.common`).
 
 References:
     Holtzman et al., "The Curious Case of Neural Text Degeneration", ICLR 2020 (nucleus / top-p sampling).
     Fan et al., "Hierarchical Neural Story Generation", ACL 2018 (top-k sampling).
-    HF transformers ``TopKLogitsWarper`` / ``TopPLogitsWarper`` (same order: temperature, top-k, top-p).
+    HF transformers ``TopKLogitsWarper`` / ``TopPLogitsWarper`` (same order: repetition processors, temperature,
+    top-k, top-p).
 """
 
 from __future__ import annotations
@@ -25,7 +33,16 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TextStreamer", "generate", "generate_text", "sample_next_token", "top_k_filter", "top_p_filter"]
+from torchworks.transformer.common import ban_repeated_ngrams, penalize_repetition
+from torchworks.transformer.gpt.fast_decode import step_decoder
+
+__all__ = ["TextStreamer", "default_window_shift", "generate", "generate_text", "sample_next_token", "top_k_filter",
+           "top_p_filter"]
+
+
+def default_window_shift(block_size: int) -> int:
+    """How far the context window jumps by default once it is full: a quarter of the block (at least 1)."""
+    return max(1, block_size // 4)
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
@@ -129,7 +146,8 @@ def _find_stop(text: str, stops: Sequence[str], start: int) -> int:
 @torch.no_grad()
 def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-             generator: torch.Generator | None = None, use_cache: bool = True, window_shift: int = 1,
+             generator: torch.Generator | None = None, use_cache: bool = True, window_shift: int | None = None,
+             repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
              stop: str | Sequence[str] | None = None, decode: Callable[[list[int]], str] | None = None,
              on_token: Callable[[Tensor], None] | None = None) -> Tensor:
     """Continue token sequences, one sampled token at a time (model in eval mode while it runs).
@@ -142,7 +160,9 @@ def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature:
         temperature, top_k, top_p, greedy, generator: As in :func:`sample_next_token`.
         use_cache: Decode incrementally with per-layer KV caches (same tokens, faster).
         window_shift: How far the context window jumps when it would exceed block_size (1 <= shift <=
-            block_size); see the module docstring.
+            block_size); default :func:`default_window_shift`. See the module docstring.
+        repetition_penalty: CTRL penalty on every token already in the row (prompt included); 1 = off.
+        no_repeat_ngram_size: Never complete an n-gram of this size already in the row; 0 = off.
         stop: A string or strings that end generation (needs ``decode`` and B == 1). The returned continuation
             is cut where the earliest stop string begins, at a token boundary (a token straddling that point is
             kept); :func:`generate_text` cuts the text exactly.
@@ -152,12 +172,20 @@ def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature:
 
     Returns:
         (B, T0 + N) int64: the prompt followed by N <= max_new_tokens new tokens.
+
+    Raises:
+        ValueError: bad shapes or settings, or a step where the n-gram rule bans every token of the vocabulary.
     """
     if idx.dim() != 2 or idx.shape[1] < 1:
         raise ValueError(f"idx must be (B, T0 >= 1) token ids; got shape {tuple(idx.shape)}")
     block_size = model.config.block_size
+    window_shift = default_window_shift(block_size) if window_shift is None else window_shift
     if not 1 <= window_shift <= block_size:
         raise ValueError(f"window_shift must be in [1, block_size={block_size}], got {window_shift}")
+    if repetition_penalty <= 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {repetition_penalty}")
+    if no_repeat_ngram_size < 0:
+        raise ValueError(f"no_repeat_ngram_size must be >= 0, got {no_repeat_ngram_size}")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     if stops and (decode is None or idx.shape[0] != 1):
         raise ValueError("stop strings need a decode callback and a batch of one prompt")
@@ -172,6 +200,7 @@ def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature:
     fed = start  # tokens[:, :fed] are in the caches (from the current window start)
     was_training = model.training
     model.eval()
+    step = step_decoder(model) if use_cache else None
     try:
         for _ in range(max_new_tokens):
             if tokens.shape[1] - start > block_size:
@@ -182,10 +211,21 @@ def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature:
                     fed = start
             if caches is None:
                 logits, _ = model(tokens[:, start:])
+            elif step is not None and tokens.shape[1] - fed == 1:
+                logits = step(tokens[:, fed:], caches)
+                fed += 1
             else:
                 logits, _ = model(tokens[:, fed:], kv_caches=caches)
                 fed = tokens.shape[1]
-            nxt = sample_next_token(logits[:, -1], temperature=temperature, top_k=top_k, top_p=top_p,
+            logits = logits[:, -1]
+            if repetition_penalty != 1.0:
+                logits = penalize_repetition(logits, tokens, repetition_penalty)
+            if no_repeat_ngram_size:
+                logits = ban_repeated_ngrams(logits, tokens, no_repeat_ngram_size)
+                if bool(torch.isneginf(logits).all(dim=-1).any()):
+                    raise ValueError(f"no_repeat_ngram_size={no_repeat_ngram_size} bans every token of the "
+                                     f"vocabulary after {tokens.shape[1] - prompt_len} new tokens; use a larger n")
+            nxt = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                     greedy=greedy, generator=generator)  # (B,)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
             if on_token is not None:
@@ -214,7 +254,8 @@ def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int,
         max_new_tokens: Tokens to generate at most.
         stop: Stop string(s); the returned text ends just before the first one.
         device: Where the prompt ids go (the model's device).
-        **kwargs: Passed to :func:`generate` (temperature, top_k, top_p, greedy, generator, use_cache, on_token).
+        **kwargs: Passed to :func:`generate` (temperature, top_k, top_p, greedy, generator, use_cache,
+            window_shift, repetition_penalty, no_repeat_ngram_size, on_token).
 
     Returns:
         The continuation only (without the prompt).

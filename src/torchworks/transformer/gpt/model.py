@@ -255,6 +255,8 @@ class GPT(nn.Module):
 # Registered variants. Each pins a recipe and accepts any GPTConfig field as an override, e.g.
 # ``build_model("gpt_char_small", vocab_size=tok.vocab_size, pos="rope")``.
 _VARIANTS: dict[str, dict] = {
+    # GPTConfig's defaults: every field passed as an override (how models imported with init_from are rebuilt).
+    "gpt": dict(),
     # ~0.1M: unit tests and smoke runs.
     "gpt_char_tiny": dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=64),
     # nanoGPT's CPU shakespeare_char recipe ("I only have a macbook"): 0.80M, identical parameter count.

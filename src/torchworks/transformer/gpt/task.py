@@ -12,6 +12,12 @@ Optimisation follows nanoGPT: AdamW with weight decay on matrices only, a learni
 ``warmup_steps`` and then follows a cosine to ``min_lr`` at ``decay_steps`` (held there afterwards), stepped once
 per optimisation step by the engine; gradient clipping is the trainer's ``grad_clip``.
 
+``init_from`` fine-tunes a pretrained model instead of training a registered variant from scratch, as nanoGPT's
+``init_from='gpt2'`` does: a Hugging Face GPT-2 folder, a nanoGPT ``ckpt.pt`` or a ``gpt_lm`` checkpoint gives the
+architecture, the weights and the tokenizer the corpus is encoded with (``model``, ``tokenizer`` and
+``bpe_vocab_size`` are then unused); ``model_args`` may still set ``dropout`` and a smaller ``block_size`` (the
+position table is cropped, as nanoGPT's ``crop_block_size``).
+
 The tokenizer travels inside every checkpoint as the UTF-8 bytes of its JSON (buffer ``tokenizer_json``), so a
 checkpoint alone rebuilds model and tokenizer offline (:func:`load_lm`).
 
@@ -22,20 +28,22 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from torchworks.core.checkpoint import build_model, load_checkpoint, load_weights
-from torchworks.core.errors import CheckpointError
+from torchworks.core.checkpoint import build_model, load_weights
 from torchworks.core.registry import TASKS
 from torchworks.engine.task import Task
 from torchworks.transformer.common import WarmupCosine
 from torchworks.transformer.gpt.data import TokenWindows, load_text, split_tokens
+from torchworks.transformer.gpt.sources import load_lm, load_lm_source  # load_lm re-exported: it lived here
 from torchworks.transformer.gpt.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_json
+
+_FINE_TUNE_ARGS = {"dropout", "block_size"}  # what init_from may still change
 
 __all__ = ["GPTLMConfig", "GPTLMTask", "WarmupCosine", "load_lm", "tokenizer_bytes"]
 
@@ -47,6 +55,8 @@ class GPTLMConfig:
     Attributes:
         model: Registered GPT variant (``gpt_char_small``, ``gpt_char_small_rope``, ``gpt_mini``, ...).
         model_args: GPTConfig overrides (``vocab_size`` is always set from the tokenizer).
+        init_from: Start from this pretrained model (see the module docstring): an HF GPT-2 folder, a nanoGPT
+            ``ckpt.pt``, or a ``gpt_lm`` checkpoint / export; None trains ``model`` from scratch.
         dataset: Registered text data set read when ``text_file`` is not given.
         text_file: A UTF-8 text file to train on instead (tiny corpora in tests).
         max_chars: Use only the first this many characters of the text (tiny recipes); None: all.
@@ -63,6 +73,7 @@ class GPTLMConfig:
 
     model: str = "gpt_char_small"
     model_args: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
     dataset: str = "tinyshakespeare"
     text_file: str | None = None
     max_chars: int | None = None
@@ -92,6 +103,9 @@ class GPTLMConfig:
             raise ValueError(f"train_stride must be >= 1, got {self.train_stride}")
         if "vocab_size" in self.model_args:
             raise ValueError("model_args.vocab_size is set from the tokenizer; remove it")
+        if self.init_from is not None and set(self.model_args) - _FINE_TUNE_ARGS:
+            raise ValueError(f"with init_from the architecture comes from the checkpoint; model_args may only set "
+                             f"{sorted(_FINE_TUNE_ARGS)}, got {sorted(set(self.model_args) - _FINE_TUNE_ARGS)}")
 
 
 def tokenizer_bytes(tokenizer: CharTokenizer | BPETokenizer) -> Tensor:
@@ -111,13 +125,18 @@ class GPTLMTask(Task):
         super().__init__()
         self.cfg = cfg
         text = self._read(cfg, data_dir)[: cfg.max_chars]
-        if cfg.tokenizer == "char":
-            self.tokenizer: CharTokenizer | BPETokenizer = CharTokenizer.from_text(text)
+        if cfg.init_from is not None:
+            self.model_name, self.model, self.tokenizer = "gpt", *_pretrained(cfg.init_from, cfg.model_args)
+            self.model_kwargs = asdict(self.model.config)
         else:
-            self.tokenizer = BPETokenizer.train(text, vocab_size=cfg.bpe_vocab_size)
+            if cfg.tokenizer == "char":
+                self.tokenizer: CharTokenizer | BPETokenizer = CharTokenizer.from_text(text)
+            else:
+                self.tokenizer = BPETokenizer.train(text, vocab_size=cfg.bpe_vocab_size)
+            self.model_name = cfg.model
+            self.model_kwargs = {**cfg.model_args, "vocab_size": self.tokenizer.vocab_size}
+            self.model = build_model(cfg.model, **self.model_kwargs)
         self.train_tokens, self.val_tokens = split_tokens(self.tokenizer.encode(text), cfg.val_fraction)
-        self.model_kwargs = {**cfg.model_args, "vocab_size": self.tokenizer.vocab_size}
-        self.model = build_model(cfg.model, **self.model_kwargs)
         self.block_size = self.model.config.block_size
         if len(self.val_tokens) <= self.block_size:
             raise ValueError(f"the validation split has {len(self.val_tokens)} tokens, not more than one block of "
@@ -168,7 +187,7 @@ class GPTLMTask(Task):
         return [self.model]
 
     def export_model(self):
-        return self.model, {"name": self.cfg.model, "kwargs": dict(self.model_kwargs)}
+        return self.model, {"name": self.model_name, "kwargs": dict(self.model_kwargs)}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The saved tokenizer wins over the one rebuilt from the config: adopt its bytes before the copy.
@@ -180,49 +199,24 @@ class GPTLMTask(Task):
             self.tokenizer = tokenizer_from_json(bytes(state_dict[key].tolist()).decode("utf-8"))
 
 
+def _pretrained(source: str, overrides: dict[str, Any]):
+    """``(GPT in train mode, tokenizer)`` of ``init_from``, with ``dropout`` / a smaller ``block_size`` applied."""
+    model, tokenizer = load_lm_source(source)
+    cfg = asdict(model.config)
+    block = int(overrides.get("block_size", cfg["block_size"]))
+    if not 1 <= block <= cfg["block_size"]:
+        raise ValueError(f"model_args.block_size must be in [1, {cfg['block_size']}] (the pretrained context), "
+                         f"got {block}")
+    state = model.state_dict()
+    if block < cfg["block_size"] and "pos_emb.weight" in state:
+        state["pos_emb.weight"] = state["pos_emb.weight"][:block]
+    tuned = build_model("gpt", **{**cfg, **overrides})
+    with torch.no_grad():
+        load_weights(tuned, state, source=source)
+    return tuned.train(), tokenizer
+
+
 @TASKS.register("gpt_lm", config=GPTLMConfig)
 def gpt_lm(cfg: GPTLMConfig, data_dir: str | None = None) -> GPTLMTask:
     """Builds the language-modelling task from its config."""
     return GPTLMTask(cfg, data_dir=data_dir)
-
-
-def load_lm(path: str | Path):
-    """Rebuild ``(model, tokenizer)`` offline from a training checkpoint or a :func:`save_model` export.
-
-    A training checkpoint carries the tokenizer in ``task.tokenizer_json``; an export made with
-    ``save_model(path, model, extra={"tokenizer": json_string})`` carries it as a string; otherwise a
-    ``<stem>.tokenizer.json`` or ``tokenizer.json`` file next to the checkpoint is used.
-
-    Returns:
-        ``(GPT in eval mode, tokenizer)``.
-
-    Raises:
-        FileNotFoundError: No such file.
-        CheckpointError: Not a torchworks checkpoint, no model spec, or no tokenizer inside.
-    """
-    try:
-        state = load_checkpoint(path)
-    except CheckpointError:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-        if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save zip archive or a raw pickle
-            raise CheckpointError(f"{path} is a torch.save/pickle file (e.g. nanoGPT's ckpt.pt), not a torchworks "
-                                  "checkpoint; pass a gpt_lm training checkpoint or a save_model export") from None
-        raise
-    spec = state.get("model_spec")
-    if not isinstance(spec, dict) or "name" not in spec or "model" not in state:
-        raise CheckpointError(f"{path}: no model inside (expected a gpt_lm training checkpoint or a save_model "
-                              "export with a tokenizer)")
-    raw = state.get("tokenizer")
-    if raw is None and isinstance(state.get("task"), dict) and "tokenizer_json" in state["task"]:
-        raw = bytes(state["task"]["tokenizer_json"].tolist()).decode("utf-8")
-    path = Path(path)
-    for sidecar in (path.with_suffix(".tokenizer.json"), path.with_name("tokenizer.json")):
-        if raw is None and sidecar.is_file():
-            raw = sidecar.read_text(encoding="utf-8")
-    if not isinstance(raw, str):
-        raise CheckpointError(f"{path}: holds a {spec['name']!r} model but no tokenizer; it was not written by "
-                              "the gpt_lm task or exported with extra={'tokenizer': ...}")
-    model = build_model(spec["name"], **dict(spec.get("kwargs") or {}))
-    load_weights(model, state["model"], source=str(path))
-    return model.eval(), tokenizer_from_json(raw)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from torchworks.transformer.gpt.task import load_lm
+from torchworks.transformer.gpt.sources import load_lm_source
 
 __all__ = ["DEFAULT_MODEL", "PRETRAINED_DIR", "default_checkpoint", "load_pretrained"]
 
@@ -28,19 +28,22 @@ def default_checkpoint() -> Path:
     return PRETRAINED_DIR / f"{DEFAULT_MODEL}.safetensors"
 
 
-def load_pretrained(ckpt: str | Path | None = None) -> tuple[nn.Module, object]:
+def load_pretrained(ckpt: str | Path | None = None, *, tokenizer: str | Path | None = None) -> tuple[nn.Module, object]:
     """``(model in eval mode, tokenizer)`` from ``ckpt`` or, by default, the shipped model.
 
     Args:
         ckpt: A ``gpt_lm`` training checkpoint or a ``save_model`` export carrying its tokenizer (inside, or as a
-            ``<stem>.tokenizer.json`` / ``tokenizer.json`` file next to it); None: :func:`default_checkpoint`.
+            ``<stem>.tokenizer.json`` / ``tokenizer.json`` file next to it), a nanoGPT ``ckpt.pt``, or a Hugging
+            Face GPT-2 folder (see :func:`~torchworks.transformer.gpt.sources.load_lm_source`); None:
+            :func:`default_checkpoint`.
+        tokenizer: A tokenizer file to use instead of the one found with the model.
 
     Raises:
         FileNotFoundError: No such file (for the default: the package was installed without its data files).
-        CheckpointError: Not a torchworks checkpoint, or no model/tokenizer inside.
+        CheckpointError: Not a checkpoint of a language model, or no model/tokenizer inside.
     """
     path = Path(ckpt) if ckpt is not None else default_checkpoint()
     if ckpt is None and not path.is_file():
         raise FileNotFoundError(f"the shipped model {path} is missing: the package was installed without its data "
                                 "files (pyproject [tool.setuptools.package-data]); pass --ckpt")
-    return load_lm(path)
+    return load_lm_source(path, tokenizer)

@@ -6,6 +6,10 @@ cache) -> logits (B, T, V)``, ``new_cache()`` (an object with ``reorder(index)``
 pad_id, max_len}``. With a cache, each step feeds only the newest token; without, the whole prefix (same tokens,
 slower; kept as the reference path).
 
+Both decoders take ``repetition_penalty`` (CTRL) and ``no_repeat_ngram_size``: applied to each step's logits
+against the tokens generated so far in that hypothesis (before the log-softmax, so a beam scores a renormalised
+distribution), as HF ``generate`` does for encoder-decoders.
+
 Beam search keeps ``beam_size`` live hypotheses per source. Each step scores every (hypothesis, token)
 extension by its summed log-probability, takes the best ``2 * beam_size``, moves those ending in <eos> (ranked
 within the first ``beam_size``) to the finished list scored by ``logp / lp(length)`` with GNMT's
@@ -26,6 +30,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+
+from torchworks.transformer.common import ban_repeated_ngrams, penalize_repetition
 
 __all__ = ["Hypothesis", "beam_search", "greedy_decode", "length_penalty"]
 
@@ -61,15 +67,32 @@ def _pad(seqs: list[list[int]], pad_id: int, device) -> Tensor:
     return out
 
 
-def _step_logits(model, tokens: Tensor, memory: Tensor, mask: Tensor, cache) -> Tensor:
-    """Logits (N, V) of the next token after each prefix (N, t)."""
+def _step_logits(model, tokens: Tensor, memory: Tensor, mask: Tensor, cache, penalty: float = 1.0,
+                 ngram: int = 0) -> Tensor:
+    """Logits (N, V) of the next token after each prefix (N, t) (<bos> first), repetition controls applied."""
     inp = tokens[:, -1:] if cache is not None else tokens
-    return model.decode(inp, memory, mask, cache)[:, -1].float()
+    logits = model.decode(inp, memory, mask, cache)[:, -1].float()
+    if penalty != 1.0:
+        logits = penalize_repetition(logits, tokens[:, 1:], penalty)
+    if ngram:
+        logits = ban_repeated_ngrams(logits, tokens[:, 1:], ngram)
+        stuck = torch.isneginf(logits).all(dim=-1)  # every token banned: the hypothesis can only end
+        if bool(stuck.any()):
+            logits[stuck, model.config.eos_id] = 0.0
+    return logits
+
+
+def _check_repetition(penalty: float, ngram: int) -> None:
+    if penalty <= 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {penalty}")
+    if ngram < 0:
+        raise ValueError(f"no_repeat_ngram_size must be >= 0, got {ngram}")
 
 
 @torch.no_grad()
 def greedy_decode(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | None = None, *,
-                  max_new_tokens: int | None = None, use_cache: bool = True) -> Tensor:
+                  max_new_tokens: int | None = None, use_cache: bool = True, repetition_penalty: float = 1.0,
+                  no_repeat_ngram_size: int = 0) -> Tensor:
     """Most likely next token at every step, until every row has produced <eos> or the length limit.
 
     Args:
@@ -78,10 +101,13 @@ def greedy_decode(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | 
         src_key_padding_mask: Optional bool (B, S), True = padding; default ``src == pad_id``.
         max_new_tokens: Longest output (default ``max_len - 1``).
         use_cache: Decode one token per step against a KV cache (same tokens, faster).
+        repetition_penalty: CTRL penalty on tokens already generated in the row; 1 = off.
+        no_repeat_ngram_size: Never complete an n-gram of this size already generated in the row; 0 = off.
 
     Returns:
         Generated ids (B, L) int64 without <bos>; each row ends at its first <eos>, then <pad>.
     """
+    _check_repetition(repetition_penalty, no_repeat_ngram_size)
     cfg, mask, limit = _setup(model, src, src_key_padding_mask, max_new_tokens)
     was_training = model.training
     model.eval()
@@ -91,7 +117,8 @@ def greedy_decode(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | 
         tokens = torch.full((src.shape[0], 1), cfg.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
         for _ in range(limit):
-            nxt = _step_logits(model, tokens, memory, mask, cache).argmax(dim=-1)  # (B,)
+            logits = _step_logits(model, tokens, memory, mask, cache, repetition_penalty, no_repeat_ngram_size)
+            nxt = logits.argmax(dim=-1)  # (B,)
             nxt = nxt.masked_fill(done, cfg.pad_id)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
             done |= nxt == cfg.eos_id
@@ -105,7 +132,8 @@ def greedy_decode(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | 
 @torch.no_grad()
 def beam_search(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | None = None, *, beam_size: int = 4,
                 alpha: float = 0.6, max_new_tokens: int | None = None, early_stopping: bool = True,
-                use_cache: bool = True, return_hypotheses: bool = False) -> Tensor | list[list[Hypothesis]]:
+                use_cache: bool = True, return_hypotheses: bool = False, repetition_penalty: float = 1.0,
+                no_repeat_ngram_size: int = 0) -> Tensor | list[list[Hypothesis]]:
     """Beam search with the GNMT length penalty (see the module docstring for the rules).
 
     Args:
@@ -118,6 +146,7 @@ def beam_search(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | No
         early_stopping: Stop a source as soon as K hypotheses finished (else only when none can be beaten).
         use_cache: KV cache reused across steps and reordered with the beams (same result, faster).
         return_hypotheses: Return every source's finished hypotheses, best first, instead of a tensor.
+        repetition_penalty, no_repeat_ngram_size: As in :func:`greedy_decode`, per hypothesis.
 
     Returns:
         Best sequences (B, L) int64 without <bos>, ending in <eos> then <pad>; or per source a list of
@@ -125,11 +154,13 @@ def beam_search(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | No
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    _check_repetition(repetition_penalty, no_repeat_ngram_size)
     cfg, mask, limit = _setup(model, src, src_key_padding_mask, max_new_tokens)
     was_training = model.training
     model.eval()
     try:
-        hyps = _beam(model, src, mask, cfg, beam_size, alpha, limit, early_stopping, use_cache)
+        hyps = _beam(model, src, mask, cfg, beam_size, alpha, limit, early_stopping, use_cache,
+                     (repetition_penalty, no_repeat_ngram_size))
     finally:
         model.train(was_training)
     if return_hypotheses:
@@ -137,7 +168,8 @@ def beam_search(model: nn.Module, src: Tensor, src_key_padding_mask: Tensor | No
     return _pad([h[0].tokens for h in hyps], cfg.pad_id, src.device)
 
 
-def _beam(model, src, mask, cfg, k, alpha, limit, early_stopping, use_cache) -> list[list[Hypothesis]]:
+def _beam(model, src, mask, cfg, k, alpha, limit, early_stopping, use_cache,
+          repetition=(1.0, 0)) -> list[list[Hypothesis]]:
     b, dev = src.shape[0], src.device
     memory = model.encode(src, mask).repeat_interleave(k, dim=0)  # (B*K, S, d), beams of a source adjacent
     mask = mask.repeat_interleave(k, dim=0)
@@ -148,7 +180,7 @@ def _beam(model, src, mask, cfg, k, alpha, limit, early_stopping, use_cache) -> 
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     done = [False] * b
     for step in range(1, limit + 1):
-        logp = torch.log_softmax(_step_logits(model, tokens, memory, mask, cache), dim=-1)  # (B*K, V)
+        logp = torch.log_softmax(_step_logits(model, tokens, memory, mask, cache, *repetition), dim=-1)  # (B*K, V)
         vocab = logp.shape[-1]
         total = (beam_logp.reshape(-1, 1) + logp).reshape(b, k * vocab)
         top_lp, top_idx = total.topk(min(2 * k, k * vocab), dim=-1)  # (B, 2K)

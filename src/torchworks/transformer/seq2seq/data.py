@@ -254,7 +254,7 @@ DEFAULT_ALPHA = 1.4
 @torch.no_grad()
 def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], *, beam_size: int = DEFAULT_BEAM,
               alpha: float = DEFAULT_ALPHA, batch_size: int = 64, max_new_tokens: int | None = None,
-              use_cache: bool = True) -> list[str]:
+              use_cache: bool = True, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> list[str]:
     """Translate sentences with greedy (``beam_size=1``) or beam search, batching sentences of similar length.
 
     The defaults are ``torchworks translate``'s: beam 4 with length penalty alpha 1.4, chosen on Multi30k val for
@@ -268,6 +268,8 @@ def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], 
         alpha, use_cache: As :func:`~torchworks.transformer.seq2seq.beam.beam_search`.
         batch_size: Sentences per decoding batch.
         max_new_tokens: Longest output; default ``1.5 * source tokens + 10`` per batch, capped by ``max_len - 1``.
+        repetition_penalty, no_repeat_ngram_size: Repetition controls of
+            :func:`~torchworks.transformer.seq2seq.beam.greedy_decode` (off by default).
 
     Returns:
         Detokenised translations, in the order of ``sentences``.
@@ -283,10 +285,12 @@ def translate(model, tokenizer: TranslationTokenizer, sentences: Sequence[str], 
         src = collate_translation([(torch.tensor(s[: max_len - 1] + [tokenizer.eos_id]), torch.zeros(1))
                                    for s in ids], tokenizer.pad_id)["src"]
         limit = max_new_tokens or min(max_len - 1, int(1.5 * src.shape[1]) + 10)
+        repetition = dict(repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
         if beam_size == 1:
-            hyp = greedy_decode(model, src, max_new_tokens=limit, use_cache=use_cache)
+            hyp = greedy_decode(model, src, max_new_tokens=limit, use_cache=use_cache, **repetition)
         else:
-            hyp = beam_search(model, src, beam_size=beam_size, alpha=alpha, max_new_tokens=limit, use_cache=use_cache)
+            hyp = beam_search(model, src, beam_size=beam_size, alpha=alpha, max_new_tokens=limit, use_cache=use_cache,
+                              **repetition)
         for i, row in zip(rows, hyp.tolist(), strict=True):
             out[i] = tokenizer.decode(row)
     return out
