@@ -146,6 +146,32 @@ def test_translation_not_shipped_is_said_clearly(tmp_path, monkeypatch, capsys):
                      flags=re.M)
 
 
+def test_help_lists_every_section_with_the_data_it_falls_back_from():
+    import torchworks.data  # noqa: F401  (registers the data sets)
+    from torchworks.cli.demo_cmd import SECTION_NAMES
+    from torchworks.cli.demo_sections import SECTIONS
+    from torchworks.core.registry import DATASETS
+
+    res = tw("demo", "--help")
+    assert res.returncode == 0, res.stderr
+    epilog = res.stdout.split("\nsections (default: all")[1].split("\nexamples:")[0]
+    assert re.findall(r"^  (\w+) {2,}", epilog, flags=re.M) == list(SECTION_NAMES) == list(SECTIONS)
+    # every data set named in brackets is one `torchworks data path NAME --download` knows, and each has a fallback
+    fallbacks = re.findall(r"\[(\w+)[^\]]*; else ([^\]]+)\]", epilog)
+    assert len(fallbacks) == 4 and all(name in DATASETS.names() for name, _ in fallbacks), fallbacks
+    assert "shipped Fashion-MNIST slice" in dict(fallbacks)["cifar10"]
+    assert "torchworks data path NAME --download" in epilog and "when it ships" not in res.stdout
+
+
+def test_demo_command_rebuilds_one_section_in_its_own_folder(tmp_path, monkeypatch):
+    from torchworks.cli.demo_context import DemoContext, demo_command
+
+    monkeypatch.chdir(tmp_path)
+    ctx = DemoContext(out=tmp_path / ".demo.part", final_out=tmp_path / "out" / "demo", threads=2)
+    assert demo_command(ctx, "gpt", "--tokens", "5") == ("torchworks demo --sections gpt --out out/demo_gpt "
+                                                        "--tokens 5 --threads 2")
+
+
 def test_unknown_section_lists_close_matches(tmp_path):
     res = tw("demo", "--sections", "inpaint,gpt", "--out", str(tmp_path / "x"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
@@ -189,8 +215,7 @@ def test_failing_section_is_reported_and_the_tour_goes_on(tmp_path, monkeypatch,
 
 
 def test_translation_section_uses_the_shipped_interface(tmp_path, monkeypatch, capsys):
-    import torchworks.transformer.translation_data as td
-
+    import torchworks.transformer.seq2seq.data as td
     from torchworks.cli import demo_sections
 
     weights = tmp_path / "translate_de_en_multi30k.safetensors"

@@ -1,9 +1,10 @@
 """``torchworks demo``: a tour of the toolkit written as one offline HTML page with PNG figures beside it.
 
-Each section (``torchworks.cli.demo_sections``) runs one capability on a model shipped inside the package and
-shows the command that reproduces it. The page is built in a temporary folder next to ``--out`` and renamed into
-place when complete, so an interrupted run never leaves half a tour. A section whose model is not shipped yet, or
-whose data set is absent, says so; a section that fails is reported with its error and makes the exit code 1.
+Each section (``torchworks.cli.demo_sections``, ``demo_distill``) calls one capability on a model shipped
+inside the package, renders the result and shows the command that reproduces it. The page is built in a
+temporary folder next to ``--out`` and renamed into place when complete, so an interrupted run never leaves half
+a tour. A section whose data set is absent uses a sample shipped in the package and says so; one whose model is
+not shipped yet says that; a section that fails is reported with its error and makes the exit code 1.
 
 Only the standard library is imported at module level so that ``torchworks --help`` stays fast.
 """
@@ -23,13 +24,22 @@ MARKER = ".torchworks-demo"  # marks a folder this command wrote, so that it may
 EXIT_SECTION_FAILED = 1
 
 EXAMPLES = """\
-sections (default: all, in this order):
-  inpainting   every registered inpainter on a held-out face (shipped lama_tiny + classical methods)
-  geometry     two views of the Middlebury temple: epipolar lines, recovered pose vs ground truth
-  forecast     the shipped Melbourne temperature LSTM against persistence
+sections (default: all, in this order); each shows the data set in brackets when it is on this
+machine, else a sample shipped in the package, and the page says which:
+  inpainting   every registered inpainter (the shipped LaMa and ReLaMa, the classical methods) on
+               a 64 px face held out from training: hole PSNR and time
+               [celebahq_samples; else a public-domain face]
+  geometry     two calibrated views: matches, RANSAC pose, epipolar lines, error vs ground truth
+               [multiview_temple_sparse_ring; else the Middlebury Motorcycle stereo pair]
+  forecast     the shipped temperature LSTM against persistence, seasonal naive and drift
+               [jbrownlee_timeseries (Melbourne); else Seattle 2012-2015]
   gpt          text from the shipped character-level Shakespeare GPT
-  translation  German to English with the shipped encoder-decoder (when it ships)
-  distill      the shipped resnet56 teacher's CIFAR-10 accuracy next to a distilled student's
+  translation  German to English with the shipped Multi30k encoder-decoder (beam search)
+  distill      the shipped resnet56 teacher and each shipped student on --cifar-limit test images
+               [cifar10; else knowledge distillation from the shipped ViT to a small MLP on the
+               shipped Fashion-MNIST slice, 3 seeds]
+fetch a data set: torchworks data path NAME --download (make demo fetches the temple views and
+the Melbourne series)
 
 examples:
   torchworks demo                                   # everything, into out/demo/index.html
@@ -45,15 +55,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Run each capability on the models shipped inside the package and write one offline HTML\n"
         "page (PNG figures beside it) showing the results and the command that reproduces each.\n"
-        "Exit code 1 when a section failed; a model not shipped yet or a data set absent on this\n"
-        "machine is reported on the page, not an error.")
+        "Works offline on a lone clone: a data set absent on this machine is replaced by a sample\n"
+        "shipped in the package (the page says so). Exit code 1 when a section failed; a model not\n"
+        "shipped yet is reported on the page, not an error.")
     p.add_argument("-o", "--out", default="out/demo", metavar="DIR", type=out_dir,
                    help="output folder (default out/demo); replaced as a whole, so it must be empty, absent or an "
                    f"earlier demo output; {OUT_RULE}")
     p.add_argument("--sections", default=",".join(SECTION_NAMES), metavar="LIST",
                    help=f"comma-separated sections (default: all of {', '.join(SECTION_NAMES)})")
     p.add_argument("--cifar-limit", type=positive_int, default=2000, metavar="N",
-                   help="CIFAR-10 test images for the distill section (default 2000 of 10000)")
+                   help="CIFAR-10 test images the distill section scores (default 2000 of 10000; unused when it "
+                   "falls back to Fashion-MNIST)")
     p.add_argument("--tokens", type=positive_int, default=300, help="characters the GPT generates (default 300)")
     p.add_argument("--prompt", default="ROMEO:", help="GPT prompt (default 'ROMEO:')")
     p.add_argument("--sentence", action="append", metavar="TEXT",
@@ -138,6 +150,7 @@ def run_section(name: str, ctx) -> object:
     import traceback
 
     from torchworks.cli import demo_page, demo_sections
+    from torchworks.cli.demo_context import NotShipped
     from torchworks.core.errors import DataNotFoundError
 
     title, build = demo_sections.SECTIONS[name]
@@ -145,7 +158,7 @@ def run_section(name: str, ctx) -> object:
     start = time.perf_counter()
     try:
         build(ctx, res)
-    except demo_sections.NotShipped as exc:
+    except NotShipped as exc:
         res.status, res.error = demo_page.NOT_SHIPPED, str(exc)
     except DataNotFoundError as exc:
         res.status, res.error = demo_page.NO_DATA, str(exc)
@@ -171,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter()
     import torch
 
-    from torchworks.cli import demo_page, demo_sections
+    from torchworks.cli import demo_page
+    from torchworks.cli.demo_context import DEFAULT_SENTENCES, DemoContext
 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -179,10 +193,10 @@ def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     progress = _Progress(len(sections), enabled=not args.no_progress)
     try:
-        ctx = demo_sections.DemoContext(
+        ctx = DemoContext(
             out=tmp, final_out=out, data_dir=args.data_dir, seed=args.seed, threads=args.threads,
             cifar_limit=args.cifar_limit, tokens=args.tokens, prompt=args.prompt, beam=args.beam,
-            sentences=args.sentence or list(demo_sections.DEFAULT_SENTENCES), note=progress.note)
+            sentences=args.sentence or list(DEFAULT_SENTENCES), note=progress.note)
         results = []
         for i, name in enumerate(sections, 1):
             progress.start(i, name)

@@ -1,10 +1,13 @@
-"""The sections of ``torchworks demo``: each runs one capability on a shipped model and fills a SectionResult.
+"""The sections of ``torchworks demo``: each calls one capability on a shipped model and renders what it returns.
 
-Every builder takes a :class:`DemoContext` and the :class:`~torchworks.cli.demo_page.SectionResult` to fill. It
-records its commands first (so a failure still shows how to reproduce it), writes its PNG files into
-``ctx.out`` and raises :class:`NotShipped` when its model has not been shipped yet. Missing data sets raise the
-data layer's ``DataNotFoundError``; the caller reports both as expected situations, anything else as a failure.
-Heavy modules are imported inside the builders, so importing this module stays cheap.
+Every builder takes a :class:`~torchworks.cli.demo_context.DemoContext` and the
+:class:`~torchworks.cli.demo_page.SectionResult` to fill. It records its commands first (so a failure still shows
+how to reproduce it), chooses the data to show, calls the domain (``inpainting.compare``, ``geometry.pipelines``
+and ``geometry.pose_error``, ``sequence.forecasting``, ``transformer``; the distillation section is
+:mod:`torchworks.cli.demo_distill`), writes its PNG files into ``ctx.out`` and raises
+:class:`~torchworks.cli.demo_context.NotShipped` when its model has not been shipped yet. Missing data sets raise
+the data layer's ``DataNotFoundError``; the caller reports both as expected situations, anything else as a
+failure. Heavy modules are imported inside the builders, so importing this module stays cheap.
 
 A section whose data set is not on the machine falls back to the samples shipped in the package
 (:mod:`torchworks.data.samples`, permissive licences only) and says so, so that every section shows a result on a
@@ -16,72 +19,22 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchworks.cli.demo_context import (
+    DEFAULT_SENTENCES,
+    PACKAGE,
+    DemoContext,
+    NotShipped,
+    demo_command,
+    shown,
+    threads_flag,
+)
 from torchworks.cli.demo_page import SectionResult
 
-PACKAGE = Path(__file__).resolve().parents[1]
 TEMPLE_VIEWS = (10, 11)
 FACE_SIZE = 64  # the shipped lama_tiny was trained on 64 px faces
-DEFAULT_SENTENCES = (
-    "Ein kleines Mädchen spielt mit einem Hund im Park.",
-    "Zwei Männer sitzen auf einer Bank und lesen Zeitung.",
-    "Eine Frau fährt mit dem Fahrrad durch die Stadt.",
-)
-
-
-class NotShipped(Exception):
-    """The section's model is not in the package yet (an expected state, not a failure)."""
-
-
-@dataclass
-class DemoContext:
-    """Settings shared by the sections.
-
-    Attributes:
-        out: folder being filled (a temporary one; renamed to ``final_out`` when the tour is complete).
-        final_out: where the page will live, used in the commands shown.
-        note: reports a sub-step to the progress display.
-    """
-
-    out: Path
-    final_out: Path
-    data_dir: str | None = None
-    seed: int = 0
-    threads: int = 1
-    cifar_limit: int = 2000
-    tokens: int = 300
-    prompt: str = "ROMEO:"
-    sentences: list[str] = field(default_factory=lambda: list(DEFAULT_SENTENCES))
-    beam: int = 4
-    note: Callable[[str], None] = lambda msg: None
-
-
-def shown(path: str | os.PathLike[str]) -> str:
-    """A path as a user would type it here: relative to the working directory when that is short."""
-    p = Path(path).resolve()
-    try:
-        rel = os.path.relpath(p)
-    except ValueError:  # another drive (Windows)
-        return str(p)
-    return rel if rel.count("..") <= 1 else str(p)
-
-
-def demo_command(ctx: DemoContext, section: str, *extra: str) -> str:
-    """The ``torchworks demo`` line that rebuilds one section, into a folder of its own (``--out`` is replaced as a
-    whole, so reusing the tour's folder would drop the other sections)."""
-    alone = ctx.final_out.with_name(f"{ctx.final_out.name}_{section}")
-    args = ["torchworks", "demo", "--sections", section, "--out", shown(alone), *extra]
-    if ctx.threads != 1:
-        args += ["--threads", str(ctx.threads)]
-    return shlex.join(args)
-
-
-def _threads_flag(ctx: DemoContext) -> list[str]:
-    return ["--threads", str(ctx.threads)] if ctx.threads != 1 else []
 
 
 # --- (a) inpainting -------------------------------------------------------------------------------------------
@@ -112,15 +65,14 @@ def _face(ctx: DemoContext, res: SectionResult) -> Path:
 
 
 def inpainting(ctx: DemoContext, res: SectionResult) -> None:
-    """(a) Every registered inpainter on the same photo and mask, side by side, with hole PSNR and time."""
+    """(a) Every registered inpainter on the same photo and mask, side by side, with hole PSNR and time
+    (:func:`torchworks.inpainting.compare.compare_methods`)."""
     import numpy as np
-    import torch
 
-    from torchworks.core.registry import INPAINTERS, MASKS
+    from torchworks.core.registry import MASKS
     from torchworks.data.images import write_image
     from torchworks.data.masks import scaled_mask
-    from torchworks.inpainting import MissingExtraError, inpaint, metrics
-    from torchworks.inpainting.learned import ALIASES
+    from torchworks.inpainting.compare import ERROR, RAN, compare_methods, registered_methods
     from torchworks.inpainting.task import load_photo
 
     out = shown(ctx.final_out)
@@ -128,43 +80,26 @@ def inpainting(ctx: DemoContext, res: SectionResult) -> None:
     photo = load_photo(_face(ctx, res), FACE_SIZE)  # (64, 64, 3) uint8
     # LaMa's thick evaluation masks, drawn at 256 px and area-resized, as on the model card.
     hole = scaled_mask(MASKS.build("thick_256"), FACE_SIZE, 256, (1234, ctx.seed))[0].numpy() > 0.5
-    mask = hole.astype(np.uint8) * 255
     masked = photo.copy()
     masked[hole] = 255
     write_image(ctx.out / "inpainting_input.png", photo)
-    write_image(ctx.out / "inpainting_mask.png", mask)
+    write_image(ctx.out / "inpainting_mask.png", hole.astype(np.uint8) * 255)
     write_image(ctx.out / "inpainting_masked.png", masked)
-    names = INPAINTERS.names()
-    aliases = {a: t for a, t in ALIASES.items() if a in names and t in names}
-    methods = [n for n in names if n not in aliases]
-    methods.sort(key=lambda n: (INPAINTERS.meta(n).get("kind") != "learned", n))  # learned first
+    methods, aliases = registered_methods()
     res.commands.append(shlex.join(["torchworks", "inpaint", f"{out}/inpainting_input.png", "--mask",
                                     f"{out}/inpainting_mask.png", "-o", f"inpainting_{methods[0]}.png", "--method",
                                     methods[0]]) + f"   # or --method {', '.join(methods[1:])}")
     tiles = [("inpainting_input.png", "photo"), ("inpainting_mask.png", f"mask, white = hole ({hole.mean():.0%})"),
              ("inpainting_masked.png", "input with the hole")]
-    rows, failures = [], []
-    target = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
-    hole_t = torch.from_numpy(hole)[None, None].float()
-    for name in methods:
-        ctx.note(f"inpainting: {name}")
-        kind = INPAINTERS.meta(name).get("kind", "")
-        start = time.perf_counter()
-        try:
-            filled = inpaint(photo, mask, name)
-        except MissingExtraError as exc:
-            rows.append([name, kind, "not available", "", str(exc)])
+    rows = []
+    results = compare_methods(photo, hole, methods, progress=lambda name: ctx.note(f"inpainting: {name}"))
+    for r in results:
+        if r.status != RAN:
+            rows.append([r.name, r.kind, r.status, "", r.note])
             continue
-        except Exception as exc:  # one broken method must not hide the others; the section is marked failed
-            rows.append([name, kind, "error", "", f"{type(exc).__name__}: {exc}"])
-            failures.append(name)
-            continue
-        ms = 1000 * (time.perf_counter() - start)
-        pred = torch.from_numpy(filled).permute(2, 0, 1)[None].float() / 255
-        psnr = float(metrics.psnr(pred, target, hole_t).mean())
-        write_image(ctx.out / f"inpainting_{name}.png", filled)
-        tiles.append((f"inpainting_{name}.png", f"{name} ({kind}): hole PSNR {psnr:.2f} dB"))
-        rows.append([name, kind, f"{psnr:.2f}", f"{ms:.0f}", ""])
+        write_image(ctx.out / f"inpainting_{r.name}.png", r.filled)
+        tiles.append((f"inpainting_{r.name}.png", f"{r.name} ({r.kind}): hole PSNR {r.psnr_hole:.2f} dB"))
+        rows.append([r.name, r.kind, f"{r.psnr_hole:.2f}", f"{r.ms:.0f}", ""])
     res.images(tiles, pixelated=True)
     res.table(["method", "kind", "hole PSNR (dB)", "time (ms)", "note"], rows)
     if aliases:
@@ -172,35 +107,27 @@ def inpainting(ctx: DemoContext, res: SectionResult) -> None:
     res.text("Pixels outside the hole (grown by the method's default dilation: 3 px for learned models) are the "
              "input's, bit for bit. The learned model is a 178 k-parameter LaMa trained for 23 CPU minutes; see "
              "inpainting/pretrained/lama_tiny_faces64.md for how it compares with Telea.")
-    scored = [r for r in rows if r[3]]
-    best = max(scored, key=lambda r: float(r[2])) if scored else None
+    scored = [r for r in results if r.status == RAN]
+    best = max(scored, key=lambda r: r.psnr_hole) if scored else None
     res.summary = f"{len(scored)} methods on a {FACE_SIZE} px face" + (
-        f"; best hole PSNR {best[0]} {best[2]} dB" if best else "")
+        f"; best hole PSNR {best.name} {best.psnr_hole:.2f} dB" if best else "")
+    failures = [r.name for r in results if r.status == ERROR]
     if failures:
         raise RuntimeError(f"inpainter(s) failed: {', '.join(failures)} (see the table)")
 
 
 # --- (b) geometry ---------------------------------------------------------------------------------------------
 
-def _temple_view(base: Path, i: int):
-    import torch
-
-    for line in (base / "templeSR_par.txt").read_text().splitlines()[1:]:
-        parts = line.split()
-        if parts and parts[0] == f"templeSR{i:04d}.png":
-            v = torch.tensor([float(x) for x in parts[1:]], dtype=torch.float64)
-            return base / parts[0], v[:9].reshape(3, 3), v[9:18].reshape(3, 3), v[18:21], parts[1:10]
-    raise FileNotFoundError(f"view {i} not listed in {base / 'templeSR_par.txt'}")
-
-
 def _two_views(ctx: DemoContext):
     """(view a, view b, "fx,fy,cx,cy", ground-truth R and t of x_b = R x_a + t, data note): two temple views, or,
     when that data set is absent, the rectified motorcycle pair shipped in the package."""
     import torch
 
-    from torchworks.core.errors import DataNotFoundError
+    from torchworks.core.errors import DataError, DataNotFoundError
     from torchworks.data import dataset_path
     from torchworks.data.samples import stereo_pair
+    from torchworks.geometry.pipelines.middlebury import read_middlebury_cameras
+    from torchworks.geometry.pose_error import relative_pose
 
     try:
         base = dataset_path("multiview_temple_sparse_ring", ctx.data_dir)
@@ -213,32 +140,36 @@ def _two_views(ctx: DemoContext):
                 "shipped) are fetched by `torchworks data path multiview_temple_sparse_ring --download`.")
         return (pair["left"], pair["right"], k_arg, torch.tensor(pair["R"], dtype=torch.float64),
                 torch.tensor(pair["t"], dtype=torch.float64), note)
-    (pa, _, Ra, ta, kraw), (pb, _, Rb, tb, _) = (_temple_view(base, i) for i in TEMPLE_VIEWS)
-    k_arg = ",".join(repr(float(kraw[i])) for i in (0, 4, 2, 5))  # fx, fy, cx, cy; repr round-trips exactly
-    r_gt = Rb @ Ra.T  # world_to_cam poses: x2 = R_gt x1 + t_gt
+    cameras = read_middlebury_cameras(base / "templeSR_par.txt")
+    names = [f"templeSR{i:04d}.png" for i in TEMPLE_VIEWS]
+    if any(n not in cameras for n in names):
+        raise DataError(f"views {' and '.join(names)} are not both listed in {base / 'templeSR_par.txt'}")
+    a, b = (cameras[n] for n in names)
+    k_arg = ",".join(repr(float(a.K[i, j])) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))  # fx, fy, cx, cy
     note = ("Data: Middlebury multi-view templeSparseRing (research use; cite Seitz et al. CVPR 2006), read at run "
             "time from the data catalog.")
-    return pa, pb, k_arg, r_gt, tb - r_gt @ ta, note
+    return (a.path, b.path, k_arg, *relative_pose(a.R, a.t, b.R, b.t), note)
 
 
 def geometry(ctx: DemoContext, res: SectionResult) -> None:
-    """(b) Two calibrated views: matches, essential matrix by RANSAC, pose, epipolar lines; the recovered pose is
-    compared with the data set's ground truth (the Middlebury temple, else the shipped motorcycle pair)."""
+    """(b) Two calibrated views: matches, essential matrix by RANSAC, pose, epipolar lines
+    (:func:`torchworks.geometry.pipelines.two_view`); the recovered pose is compared with the data set's ground
+    truth (the Middlebury temple, else the shipped motorcycle pair) by
+    :func:`torchworks.geometry.pose_error.relative_pose_error`."""
     import math
 
-    from torchworks.cli.geometry_cmd import two_view
-    from torchworks.geometry.rotations import geodesic_angle, matrix_to_axis_angle
+    from torchworks.geometry.pipelines import two_view
+    from torchworks.geometry.pose_error import relative_pose_error
+    from torchworks.geometry.rotations import matrix_to_axis_angle
 
     res.commands.append(demo_command(ctx, "geometry"))
     pa, pb, k_arg, r_gt, t_gt, data_note = _two_views(ctx)
     res.commands.append(shlex.join(["torchworks", "geometry", "two-view", shown(pa), shown(pb), "--K", k_arg,
                                     "--seed", str(ctx.seed), "--out", "epilines.png"]))
     ctx.note("geometry: SIFT matches and RANSAC")
-    out = two_view(str(pa), str(pb), K=tuple(float(v) for v in k_arg.split(",")),
-                   out=str(ctx.out / "geometry_epilines.png"), seed=ctx.seed)
-    rot_err = math.degrees(float(geodesic_angle(out["R"], r_gt)))
-    cos_t = float(out["t"] @ t_gt / t_gt.norm())
-    t_err = math.degrees(math.acos(max(-1.0, min(1.0, cos_t))))
+    out = two_view(pa, pb, K=tuple(float(v) for v in k_arg.split(",")), out=str(ctx.out / "geometry_epilines.png"),
+                   seed=ctx.seed)
+    rot_err, t_err = (math.degrees(float(e)) for e in relative_pose_error(out["R"], out["t"], r_gt, t_gt))
     angle = math.degrees(float(matrix_to_axis_angle(out["R"], project=True).norm()))
     angle_gt = math.degrees(float(matrix_to_axis_angle(r_gt).norm()))
     res.images([("geometry_epilines.png", f"{pa.name} | {pb.name}: inlier matches (dots) and the epipolar "
@@ -311,12 +242,12 @@ def gpt(ctx: DemoContext, res: SectionResult) -> None:
     """(d) Text sampled from the shipped character-level Shakespeare GPT, exactly as ``torchworks generate``."""
     import torch
 
-    from torchworks.transformer.generate import generate_text
+    from torchworks.transformer.gpt.generate import generate_text
     from torchworks.transformer.pretrained import load_pretrained
 
     res.commands += [demo_command(ctx, "gpt", "--prompt", ctx.prompt, "--tokens", str(ctx.tokens)),
                      shlex.join(["torchworks", "generate", "--prompt", ctx.prompt, "--max-new-tokens",
-                                 str(ctx.tokens), "--seed", str(ctx.seed), *_threads_flag(ctx)])]
+                                 str(ctx.tokens), "--seed", str(ctx.seed), *threads_flag(ctx)])]
     model, tokenizer = load_pretrained()
     ctx.note(f"gpt: sampling {ctx.tokens} characters")
     # The defaults of `torchworks generate`: temperature 0.8, top-k 40, top-p 0.95, KV cache.
@@ -339,18 +270,18 @@ def translator_file() -> Path:
 
 def translation(ctx: DemoContext, res: SectionResult) -> None:
     """(e) German sentences translated to English by the shipped encoder-decoder (beam search)."""
-    import torchworks.transformer.translation_data as td
+    import torchworks.transformer.seq2seq.data as td
 
     extra = [a for s in ctx.sentences for a in ("--sentence", s)] if ctx.sentences != list(DEFAULT_SENTENCES) else []
     res.commands.append(demo_command(ctx, "translation", *extra, "--beam", str(ctx.beam)))
-    code = (f"from torchworks.transformer.translation_data import load_translator, translate; m, t = "
+    code = (f"from torchworks.transformer.seq2seq.data import load_translator, translate; m, t = "
             f"load_translator(); print(translate(m, t, {json.dumps(ctx.sentences, ensure_ascii=False)}, "
             f"beam_size={ctx.beam}))")
     res.commands.append(shlex.join(["python", "-c", code]))
     load = getattr(td, "load_translator", None)
     if load is None or not translator_file().is_file():
         raise NotShipped(f"translation model not shipped yet ({shown(translator_file())} and "
-                         "translation_data.load_translator are expected)")
+                         "torchworks.transformer.seq2seq.data.load_translator are expected)")
     ctx.note("translation: loading the model")
     try:
         model, tokenizer = load()
@@ -369,7 +300,7 @@ def translation(ctx: DemoContext, res: SectionResult) -> None:
 # --- (f) distillation: torchworks.cli.demo_distill ------------------------------------------------------------
 
 def distill(ctx: DemoContext, res: SectionResult) -> None:
-    """(f) The shipped CIFAR-10 teacher next to its distilled student (or, without CIFAR-10, distillation on the
+    """(f) The shipped CIFAR-10 teacher next to its distilled students (or, without CIFAR-10, distillation on the
     shipped Fashion-MNIST slice); see :mod:`torchworks.cli.demo_distill`."""
     from torchworks.cli.demo_distill import distill as build
 

@@ -10,6 +10,7 @@ Modules (each function documents shapes, dtypes and units; column vectors, radia
 - ``homography``, ``epipolar``, ``essential``, ``five_point``, ``triangulation``, ``trifocal``: multi-view
   geometry (``five_point``: the minimal 5-point essential-matrix solver, batched).
 - ``ransac``: seeded batched RANSAC for H, F, E with a degeneracy flag.
+- ``pose_error``: the ground-truth relative pose of two cameras and an estimate's rotation / direction error.
 - ``stereo``, ``calibration``: rectification, disparity/depth, Zhang calibration.
 """
 
@@ -42,6 +43,7 @@ from torchworks.geometry.homography import (
     homography_from_rotation,
     transfer_error,
 )
+from torchworks.geometry.pose_error import relative_pose, relative_pose_error
 from torchworks.geometry.quaternions import (
     axis_angle_to_quaternion,
     matrix_to_quaternion,
@@ -109,6 +111,8 @@ __all__ = [
     "ransac",
     "recover_pose",
     "rectify_stereo",
+    "relative_pose",
+    "relative_pose_error",
     "reprojection_error",
     "sampson_distance",
     "se3_exp",

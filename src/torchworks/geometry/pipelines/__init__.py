@@ -3,6 +3,7 @@
 - ``images``: grayscale reading, SIFT (ORB without SIFT) features and ratio-test matching, atomic PNG writing.
 - ``two_view``: relative pose of two photos (matches, robust E, pose, flags, an epipolar-line figure).
 - ``chessboard``: camera calibration from chessboard photos.
+- ``middlebury``: the cameras (K, R, t) of the Middlebury multi-view sets, read from their ``*_par.txt``.
 
 OpenCV (the ``[cv]`` extra) is imported inside the functions, so importing this package costs nothing without it.
 The command line (``torchworks geometry ...``) only parses arguments and calls these functions.
