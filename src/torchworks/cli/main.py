@@ -63,14 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rebuild the config's task, load the checkpoint's weights and report metrics "
                        "on the held-out test set (or the validation set when the task has none).")
     e.add_argument("config", help="the YAML recipe the checkpoint was trained with")
-    e.add_argument("--ckpt", required=True, help="checkpoint file (e.g. runs/x/checkpoints/best.ckpt)")
+    e.add_argument("--ckpt", required=True, help="training checkpoint (e.g. runs/x/checkpoints/best.ckpt) or model "
+                   "file (save_model, e.g. a shipped *.safetensors: its model card gives the full command)")
     e.add_argument("--split", choices=("test", "val"), help="held-out set (default: test when the task has one)")
     _add_common(e)
 
     ls = sub.add_parser("list", help="list registered names (models, losses, datasets, tasks, ...)",
                         description="List the names registered of one kind, optionally filtered by a "
                         "shell pattern ('relama_*') or a substring.")
-    ls.add_argument("kind", choices=LIST_KINDS)
+    ls.add_argument("kind", nargs="?", metavar="KIND",
+                    help=f"one of: {', '.join(LIST_KINDS)} (losses includes distill_losses); none: the kinds and "
+                    "their counts")
     ls.add_argument("pattern", nargs="?", help="glob pattern or substring")
 
     d = sub.add_parser("data", help="find, verify or download data sets",

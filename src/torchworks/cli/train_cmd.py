@@ -1,8 +1,14 @@
-"""``torchworks train`` and ``torchworks eval``: thin wrappers over :mod:`torchworks.engine.run`."""
+"""``torchworks train`` and ``torchworks eval``: thin wrappers over :mod:`torchworks.engine.run`.
+
+``eval`` takes either a training checkpoint (``runs/x/checkpoints/best.ckpt``) or a model file written by
+``save_model`` (every shipped ``*.safetensors``): the config's task is built, the file's weights go into the model
+the task exports (``Task.export_model``), and the task's held-out set is scored as for a training checkpoint.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,8 +22,15 @@ def run(args: argparse.Namespace) -> int:
         "strategy": getattr(args, "strategy", None),
     }.items() if v is not None}
     if args.verb == "eval":
-        metrics = engine_run.evaluate(args.config, args.ckpt, overrides=args.overrides, data_dir=args.data_dir,
-                                      split=args.split, **trainer_overrides)
+        from torchworks.core.checkpoint import load_checkpoint
+
+        state = load_checkpoint(args.ckpt)
+        if "task" in state or "model_spec" not in state:  # a training checkpoint (the engine explains others)
+            metrics = engine_run.evaluate(args.config, args.ckpt, overrides=args.overrides, data_dir=args.data_dir,
+                                          split=args.split, **trainer_overrides)
+        else:
+            metrics = evaluate_model_file(args.config, args.ckpt, state, overrides=args.overrides,
+                                          data_dir=args.data_dir, split=args.split, **trainer_overrides)
         for name, value in metrics.items():
             print(f"{name:24s} {value:.6g}")
         return 0
@@ -38,3 +51,46 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (result.metrics or {}).items():
         print(f"{name:15s} {value:.6g}")
     return 0
+
+
+def evaluate_model_file(config: Any, path: str, state: dict[str, Any], overrides: list[str] = (),
+                        data_dir: str | None = None, split: str | None = None,
+                        **trainer_overrides: Any) -> dict[str, float]:
+    """Scores a ``save_model`` file (``state``, read from ``path``) on the held-out set of the config's task.
+
+    A task that tokenizes its data (a ``tokenizer_json`` buffer) must have built the tokenizer the file carries
+    (``"tokenizer"``): the held-out set is encoded when the task is built, so another vocabulary would be scored
+    with the wrong ids.
+
+    Raises:
+        CheckpointError: the task exports no model, builds another model or tokenizer than the file holds, or the
+            weights do not fit it.
+    """
+    from torchworks.core.checkpoint import load_weights
+    from torchworks.core.config import to_dict
+    from torchworks.core.errors import CheckpointError
+    from torchworks.engine import run as engine_run
+    from torchworks.engine.trainer import Trainer
+
+    run_cfg, task_cfg = engine_run._load(config, overrides, None, data_dir, trainer_overrides)
+    trainer = Trainer(run_cfg.trainer, seed=run_cfg.seed, run_config=to_dict(run_cfg))
+    task = engine_run.build_task(run_cfg, task_cfg)
+    held = state["model_spec"].get("name") if isinstance(state["model_spec"], dict) else None
+    task_name = run_cfg.task["name"]
+    raw, built = state.get("tokenizer"), task.state_dict().get("tokenizer_json")
+    if isinstance(raw, str) and built is not None and bytes(built.tolist()).decode("utf-8") != raw:
+        raise CheckpointError(f"{path} carries another tokenizer than task {task_name!r} built from this config; "
+                              "evaluate it with the data and tokenizer settings it was trained with")
+    exported = task.export_model()
+    if exported is None:
+        raise CheckpointError(f"task {task_name!r} exports no model, so it cannot load the model file {path}; "
+                              "pass a training checkpoint")
+    model, spec = exported
+    if spec["name"] != held:
+        hint = f"; add --set task.model={held}" if hasattr(task_cfg, "model") else ""
+        raise CheckpointError(f"{path} holds model {held!r} but task {task_name!r} of this config builds "
+                              f"{spec['name']!r}{hint}")
+    load_weights(model, state["model"], source=str(path))
+    if split is None:
+        split = "test" if getattr(task, "test_dataset", lambda: None)() is not None else "val"
+    return trainer.validate(task, split=split)

@@ -138,8 +138,14 @@ def load_model(path: str | Path, expect: str | None = None) -> nn.Module:
 
 
 def load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """``load_state_dict`` that explains a mismatch (missing, unexpected and mis-shaped keys) in one message."""
+    """``load_state_dict`` that explains a mismatch (missing, unexpected and mis-shaped keys) in one message.
+
+    Tied tensors (one storage under several keys, e.g. shared embeddings and a tied output layer) may be stored
+    once: a missing key is filled from a stored key that shares its storage in ``model``. Stored floats of
+    another precision (a float16 export) are cast to the model's dtype by the copy.
+    """
     own = model.state_dict()
+    weights = _fill_tied(own, weights)
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
     shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
@@ -155,6 +161,23 @@ def load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor], source: 
         raise CheckpointError(f"{source} does not fit {type(model).__name__}: {'; '.join(parts)}; "
                               "was it written for another model or config?")
     model.load_state_dict(dict(weights))
+
+
+def _fill_tied(own: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """``weights`` plus, for each key of ``own`` it lacks, the stored tensor of a key tied to it in ``own``."""
+    missing = [k for k in own if k not in weights]
+    if not missing:
+        return weights
+    stored: dict[tuple[int, tuple[int, ...]], str] = {}
+    for k, v in own.items():
+        if k in weights and v.numel():
+            stored.setdefault((v.data_ptr(), tuple(v.shape)), k)
+    filled = dict(weights)
+    for k in missing:
+        twin = stored.get((own[k].data_ptr(), tuple(own[k].shape))) if own[k].numel() else None
+        if twin is not None:
+            filled[k] = weights[twin]
+    return filled
 
 
 def _read_metadata(blob: bytes, path: Path) -> dict[str, str]:
