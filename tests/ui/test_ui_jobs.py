@@ -97,7 +97,7 @@ def test_enter_refuses_beyond_jobs_plus_queue_and_idle_is_reported():
     adm = Admission(max_jobs=2, max_busy_pixels=100, queue_size=1, on_idle=lambda: idle.append(adm.running))
     for _ in range(3):
         adm.enter()
-    with pytest.raises(Busy, match=r"busy, retry: .*at most 2 running \+ 1 queued"):
+    with pytest.raises(Busy, match=r"busy, retry in 1 s: .*at most 2 running \+ 1 queued"):
         adm.enter()
     adm.leave()
     adm.enter()  # room again
@@ -110,8 +110,26 @@ def test_enter_refuses_beyond_jobs_plus_queue_and_idle_is_reported():
         assert idle == [0]
 
     asyncio.run(scenario())
+    assert adm.mean_seconds is not None and adm.mean_seconds < 0.5
     with pytest.raises(ValueError, match="max_jobs=0"):
         Admission(max_jobs=0, max_busy_pixels=1, queue_size=0)
+
+
+def test_retry_after_grows_with_the_queue_and_the_job_time():
+    async def scenario():
+        adm, started, gate = Admission(max_jobs=2, max_busy_pixels=100, queue_size=5), [], asyncio.Event()
+        assert adm.retry_after() == 1  # nothing measured yet
+        adm.mean_seconds = 10.0
+        tasks = [asyncio.create_task(hold(adm, i, 10, started, gate)) for i in range(5)]
+        await asyncio.sleep(0.01)
+        assert adm.waiting == 3 and adm.retry_after() == 20  # the 3 queued + this one, 2 at a time, 10 s each
+        adm.mean_seconds = 100.0
+        assert adm.retry_after() == 60  # capped
+        gate.set()
+        await asyncio.gather(*tasks)
+        assert adm.mean_seconds < 100.0  # the quick jobs pulled the mean down
+
+    asyncio.run(scenario())
 
 
 def test_cancellable_stops_a_torch_model_at_its_next_layer():

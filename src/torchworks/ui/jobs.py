@@ -26,8 +26,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import math
 import platform
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -72,17 +74,26 @@ class Admission:
         self.busy_pixels = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self.on_idle = on_idle
+        self.mean_seconds: float | None = None  # running mean of job durations (exponential, weight 0.2)
 
     @property
     def waiting(self) -> int:
         """Requests queued for the budget."""
         return len(self._waiters)
 
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: until the jobs now queued have run, at the recent mean job time
+        (1 before any job has finished; at most 60)."""
+        if self.mean_seconds is None:
+            return 1
+        return max(1, min(60, math.ceil(self.mean_seconds * (self.waiting + 1) / self.max_jobs)))
+
     def enter(self) -> None:
         """Counts a request in, or raises :class:`Busy` when ``max_jobs + queue_size`` are already inside."""
         if self.inside >= self.max_jobs + self.queue_size:
-            raise Busy(f"busy, retry: {self.running} inpainting jobs are running and {self.inside - self.running} "
-                       f"more requests are queued (at most {self.max_jobs} running + {self.queue_size} queued)")
+            raise Busy(f"busy, retry in {self.retry_after()} s: {self.running} inpainting jobs are running and "
+                       f"{self.inside - self.running} more requests are queued (at most {self.max_jobs} running + "
+                       f"{self.queue_size} queued)")
         self.inside += 1
 
     def leave(self) -> None:
@@ -134,9 +145,12 @@ class Admission:
                     self._waiters.remove(entry)
                     self._wake()  # it may have blocked the head of the queue
                 raise
+        start = time.monotonic()
         try:
             yield
         finally:
+            took = time.monotonic() - start
+            self.mean_seconds = took if self.mean_seconds is None else 0.8 * self.mean_seconds + 0.2 * took
             self._release(pixels)
 
 

@@ -165,7 +165,7 @@ class _Admit:
                     return
                 size += len(message.get("body", b""))
                 more = message.get("more_body", False)
-            headers = {"Retry-After": "1", **({"Connection": "close"} if more else {})}
+            headers = {"Retry-After": str(self.admission.retry_after()), **({"Connection": "close"} if more else {})}
             body = ErrorResponse(detail=str(exc)).model_dump(exclude_none=True)
             await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
             return
