@@ -121,7 +121,7 @@ OURS = textwrap.dedent("""
     model, tok = load_lm_source(ckpt, tokenizer=meta)
     idx = torch.tensor([tok.encode("\\n")])
     kw = dict(use_cache=True) if mode == "cached" else dict(use_cache=False, window_shift=1)
-    torch.manual_seed(1337)  # sample.py's seed, same global generator: the first sample can match nanoGPT's
+    torch.manual_seed(1337)
     times = []
     for _ in range(samples):
         c, w = time.process_time(), time.perf_counter()
@@ -156,7 +156,7 @@ def logit_gap(work: Path) -> float:
         print((a - b).abs().max().item())
     """)
     done = subprocess.run([sys.executable, "-c", code], check=True, env=_env(), capture_output=True, text=True)
-    return float(done.stdout.strip())
+    return float(done.stdout.strip().splitlines()[-1])  # model.py prints its parameter count first
 
 
 def _med(runs, i: int) -> float:
@@ -190,13 +190,10 @@ def main(argv: list[str] | None = None) -> None:
                 scale_cached[n] += run_ours(work, 1, "cached", n)
         shutil.rmtree(work / "out")
     machine.finish()
-    first_nano, first_ours = runs["nanogpt"][0][2], runs["cached"][0][2]
-    common = next((i for i, (a, b) in enumerate(zip(first_nano, first_ours, strict=False)) if a != b),
-                  min(len(first_nano), len(first_ours)))
-    write(args, machine, commit, gap, runs, scale, scale_cached, common)
+    write(args, machine, commit, gap, runs, scale, scale_cached)
 
 
-def write(args, machine, commit, gap, runs, scale, scale_cached, common) -> None:
+def write(args, machine, commit, gap, runs, scale, scale_cached) -> None:
     nano_cpu, nano_wall = _med(runs["nanogpt"], 0), _med(runs["nanogpt"], 1)
     rows = ["| sampler | CPU s per 500 tokens | tokens / CPU-s | wall s | tokens / wall-s | speed vs nanoGPT (CPU) "
             "| speed vs nanoGPT (wall) |", "|---|---|---|---|---|---|---|"]
@@ -228,8 +225,8 @@ def write(args, machine, commit, gap, runs, scale, scale_cached, common) -> None
         "layers, 4 heads, 128 wide, block 64, no biases, 65 characters), opened by `sample.py` and by our "
         f"nanoGPT reader (max |logit difference| {gap:.1e}). Same sampling: prompt \"\\n\", temperature 0.8, top-k "
         "200, 500 new tokens. nanoGPT's time is that of its `model.generate` call inside `sample.py` (start-up "
-        f"excluded), ours that of `generate()`. With sample.py's seed the first sample agrees with nanoGPT's for "
-        f"{common} of 500 tokens (then float rounding in the two attention paths flips a draw).",
+        "excluded), ours that of `generate()`. The texts differ: `sample.py` seeds torch before building its model, "
+        "whose initialisation draws from the same generator.",
         "",
         *rows,
         "",

@@ -92,6 +92,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          formatter_class=fmt, epilog="example:\n  torchworks transformer params --preset gpt3-175b")
     pr.add_argument("--preset", required=True, metavar="NAME", help=f"one of: {', '.join(PARAM_PRESETS)}")
     pr.add_argument("--json", action="store_true", help="print the counts as JSON")
+    an = tsub.add_parser("analogies", help="word analogies by vector arithmetic on MiniLM's input embeddings",
+                         formatter_class=fmt,
+                         description="Vector arithmetic on the pretrained input embeddings of all-MiniLM-L6-v2 "
+                         "(offline; the model torchworks embed uses): the nearest words to an expression (its words "
+                         "excluded, cosine similarity), the accuracy on 528 analogy questions (capital-country, "
+                         "gender, plural, past tense) by the same rule, and how parallel each relation's offsets "
+                         "are. --out draws the expression's four words and its two offsets (PCA, 2-D).",
+                         epilog='examples:\n  torchworks transformer analogies\n'
+                         '  torchworks transformer analogies "paris - france + italy" --out analogy.png')
+    an.add_argument("expression", nargs="?", default="king - man + woman",
+                    help='words joined by + and - (default "king - man + woman")')
+    add_out(an, "also draw the expression's words and offsets to this PNG (an 'x - y + z' expression)",
+            metavar="PNG")
+    an.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
 def _add_ckpt(p: argparse.ArgumentParser) -> None:
@@ -123,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs the chosen verb; returns the exit code (user errors propagate as exceptions)."""
     if args.verb == "transformer" and args.transformer_verb == "params":
         return _params(args)
+    if args.verb == "transformer" and args.transformer_verb == "analogies":
+        return _analogies(args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -288,4 +304,41 @@ def _params(args: argparse.Namespace) -> int:
         print(f"  {name:<28} {n:>17,}  {100 * n / counts.total:6.2f} %")
     counted = f"{counts.total / 1e9:.1f}B" if counts.total >= 1e10 else f"{counts.total / 1e6:,.1f}M"
     print(f"  published: {preset.published} ({preset.source}); counted here: {counted}")
+    return 0
+
+
+def _analogies(args: argparse.Namespace) -> int:
+    import json
+
+    from torchworks.transformer.bert.analogies import PAIRS, analogy_questions, load_minilm_space, plot_analogy
+
+    words = args.expression.lower().replace("+", " + ").replace("-", " - ").split()
+    if args.out is not None and (len(words) != 5 or words[1] != "-" or words[3] != "+"):
+        raise ValueError(f"--out draws an 'x - y + z' expression; got {args.expression!r}")
+    space = load_minilm_space()
+    try:
+        nearest = space.expression(args.expression)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    questions = analogy_questions()
+    acc, base = space.accuracy(questions), space.accuracy(questions, offset=False)
+    parallel = {rel: space.offset_parallelism(pairs) for rel, pairs in PAIRS.items()}
+    if args.json:
+        print(json.dumps({"expression": args.expression, "nearest": nearest, "accuracy": acc,
+                          "baseline_nearest_to_c": base, "offset_cosine": parallel}, indent=1))
+    else:
+        print(f"{args.expression} ~ " + ", ".join(f"{w} ({c:.3f})" for w, c in nearest))
+        print(f"analogies a : b :: c : ? answered by the word nearest to b - a + c (cosine, a, b, c excluded), "
+              f"{len(space.words):,} candidate words (MiniLM input embeddings):")
+        for rel, (right, asked) in acc.items():
+            b_right = base[rel][0]
+            print(f"  {rel:<16} {right:>3} / {asked:<3} = {100 * right / asked:5.1f} %   (nearest to c alone: "
+                  f"{100 * b_right / asked:5.1f} %)")
+        print("offsets b - a of a relation's pairs: mean cosine between pairs (re-matched pairs):")
+        for rel, (same, other) in parallel.items():
+            print(f"  {rel:<16} {same:.3f} ({other:.3f})")
+    if args.out is not None:
+        y, x, z = words[2], words[0], words[4]
+        path = plot_analogy(space, y, x, z, nearest[0][0], args.out)
+        print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -5,7 +5,8 @@ Layout (what families share beyond :mod:`torchworks.nn` is in :mod:`torchworks.t
     gpt/       model, generate (+ fast_decode), tokenizers, data, task (gpt_lm, init_from), sources (hf: GPT-2
                folders, nanogpt: ckpt.pt), params (GPT-2/GPT-3 sizes on the meta device), plots
     seq2seq/   model, beam, data (Multi30k, BPE, translate), task (translation), plots
-    bert/      model, variants, hf (MiniLM), wordpiece, data, task (bert_pretrain), finetune (bert_classify/tag)
+    bert/      model, variants, hf (MiniLM), wordpiece, data, task (bert_pretrain), finetune (bert_classify/tag),
+               analogies (word-vector arithmetic on MiniLM's input embeddings)
     vit/       model (rollout, HF import), cnn (same-size CNN partner), task (image_classifier), plots
     pretrained/  the models shipped with the package (weights, tokenizers, model cards)
 
