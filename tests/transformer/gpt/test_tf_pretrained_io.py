@@ -244,3 +244,27 @@ def test_init_from_fine_tunes_the_pretrained_model(tmp_path, hf_folder):
         GPTLMConfig(init_from=str(hf_folder), model_args={"n_layer": 3})
     with pytest.raises(ValueError, match="block_size must be in"):
         GPTLMTask(GPTLMConfig(init_from=str(hf_folder), text_file=str(text), model_args={"block_size": 64}))
+
+
+def test_init_from_trains_through_the_engine_and_reloads(tmp_path, hf_folder):
+    import csv
+
+    from torchworks.engine.run import train
+    from torchworks.transformer.gpt.sources import load_lm
+
+    text = tmp_path / "corpus.txt"
+    text.write_text(TEXT * 4)
+    config = Path(__file__).resolve().parents[3] / "configs" / "tiny_gpt.yaml"
+    overrides = [f"task.init_from={hf_folder}", f"task.text_file={text}", "task.max_chars=null",
+                 "trainer.max_steps=30", "task.decay_steps=30", "trainer.eval_every=30", "trainer.log_every=5",
+                 "trainer.checkpoint_every=30"]
+    result = train(config, overrides, out_dir=tmp_path / "run")
+    with open(result.metrics_csv) as fh:
+        losses = [float(r["train/loss"]) for r in csv.DictReader(fh) if r.get("train/loss")]
+    assert losses[-1] < losses[0] - 0.5  # fine-tuning from the random "pretrained" GPT-2 learns the corpus
+    model, tok = load_lm(result.last_checkpoint)  # the checkpoint alone rebuilds the model and GPT-2's tokenizer
+    source_tok = BPETokenizer.load(hf_folder / "tokenizer.json")
+    assert tok.to_json() == source_tok.to_json() and model.config.block_size == 32
+    idx = torch.tensor([tok.encode("Speak, speak.")])
+    with torch.no_grad():
+        assert torch.allclose(model(idx)[0], result.task.model.eval()(idx)[0], atol=1e-6)
