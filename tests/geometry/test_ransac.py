@@ -92,11 +92,11 @@ def test_homography_sampson_error_is_half_the_transfer_error_for_the_identity_an
     g = torch.Generator().manual_seed(0)
     x1 = torch.rand(50, 2, generator=g, dtype=torch.float64) * 600
     x2 = x1 + torch.randn(50, 2, generator=g, dtype=torch.float64)
-    eye = torch.eye(3, dtype=torch.float64)[None]
-    d2 = _homography_sampson(eye, _Points(x1, x2))[0]
+    eye = torch.eye(3, dtype=torch.float64)[None, None]
+    d2 = _homography_sampson(eye, _Points(x1[None], x2[None]))[0, 0]
     assert torch.allclose(d2, (x2 - x1).pow(2).sum(-1) / 2, rtol=1e-12)
     h = torch.tensor([[1.1, 0.05, 3.0], [-0.02, 0.95, -7.0], [1e-4, -2e-4, 1.0]], dtype=torch.float64)
-    exact = _homography_sampson((5 * h)[None], _Points(x1, apply_homography(h, x1)))[0]  # any scale of H
+    exact = _homography_sampson((5 * h)[None, None], _Points(x1[None], apply_homography(h, x1)[None]))[0, 0]
     assert exact.abs().max() < 1e-18
 
 
@@ -116,8 +116,11 @@ def test_errors():
         ransac(s["x1"], s["x2"], "essential")
     with pytest.raises(ValueError, match="threshold"):
         ransac(s["x1"], s["x2"], "fundamental", threshold=0)
-    with pytest.raises(ValueError, match="one problem"):
-        ransac(s["x1"][None], s["x2"][None], "fundamental")
+    with pytest.raises(ValueError, match=r"\(B, N, 2\)"):
+        ransac(s["x1"][None, None], s["x2"][None, None], "fundamental")
+    with pytest.raises(ValueError, match="intrinsics must be"):
+        ransac(s["x1"].expand(2, -1, -1), s["x2"].expand(2, -1, -1), "essential",
+               intrinsics1=s["K"].expand(3, 3, 3), intrinsics2=s["K"])
     with pytest.raises(ValueError, match="essential_solver"):
         ransac(s["x1"], s["x2"], "essential", intrinsics1=s["K"], intrinsics2=s["K"], essential_solver="7point")
     with pytest.raises(ValueError, match="batch_size"):
@@ -148,3 +151,35 @@ def test_both_essential_solvers_recover_the_pose_and_score_with_the_shared_error
     r5 = ransac(x1, x2, "essential", intrinsics1=K, intrinsics2=K, essential_solver="5point", check_degeneracy=False)
     r8 = ransac(x1, x2, "essential", intrinsics1=K, intrinsics2=K, essential_solver="8point", check_degeneracy=False)
     assert r5.iterations < r8.iterations
+
+
+@pytest.mark.parametrize("model", ["essential", "fundamental", "homography"])
+def test_several_problems_batched_as_b_n_2(model):
+    # Issue 23: (B, N, 2) used to raise. Four problems with their own poses, K's, noise and outliers are solved
+    # together (shared sampling rounds, one batched solve and score); each must be as good as when solved alone.
+    from torchworks.geometry.rotations import geodesic_angle
+    from torchworks.geometry.synthetic import two_view_scene as scene
+
+    kind = "planar" if model == "homography" else "general"
+    scenes = [scene(kind, n=300, noise=0.5, outliers=frac, seed=40 + i) for i, frac in enumerate((0.1, 0.3, 0.4, 0.2))]
+    x1 = torch.stack([s["x1"] for s in scenes])
+    x2 = torch.stack([s["x2"] for s in scenes])
+    ks = torch.stack([s["K"] for s in scenes])
+    th = 2.0 if model == "homography" else 1.0  # H's one-sided transfer error has twice the noise variance
+    out = ransac(x1, x2, model, intrinsics1=ks, intrinsics2=ks, seed=3, threshold=th)
+    assert isinstance(out, list) and len(out) == 4
+    for s, r in zip(scenes, out, strict=True):
+        alone = ransac(s["x1"], s["x2"], model, intrinsics1=s["K"], intrinsics2=s["K"], seed=3, threshold=th)
+        rec, prec = _recall_precision(r.inliers, s["inlier"])
+        rec1, prec1 = _recall_precision(alone.inliers, s["inlier"])
+        assert rec > 0.9 and prec > 0.97 and abs(rec - rec1) < 0.03 and abs(prec - prec1) < 0.02
+        assert r.num_inliers == int(r.inliers.sum()) and not r.few_inliers
+        assert r.degenerate == (model != "homography" and kind == "planar")
+        if model == "essential":  # within 1.5x (+ 0.03 deg) of LM from the truth on the true inliers
+            from torchworks.geometry.essential import refine_pose_sampson
+
+            i = s["inlier"]
+            best = geodesic_angle(refine_pose_sampson(s["R"], s["t"], s["x1"][i], s["x2"][i], s["K"], s["K"])[0],
+                                  s["R"]).item()
+            for est in (r, alone):
+                assert geodesic_angle(est.rotation, s["R"]).item() < 1.5 * best + 5e-4

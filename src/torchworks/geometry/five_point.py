@@ -31,8 +31,6 @@ References:
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 
 from torchworks.core.errors import ShapeError
@@ -41,26 +39,9 @@ from torchworks.geometry.epipolar import _check_pairs, _design, _unit_sign
 
 MAX_SOLUTIONS = 10
 
-# Exponents (of x, y, z) of the monomials. The 20 of degree <= 3 are ordered as 10 cubics (eliminated) followed
-# by the basis B; the x-multiples of B's first six entries are the first six cubics, in the same order.
-_LINEAR = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0)]
-_QUADRATIC = [(2, 0, 0), (1, 1, 0), (1, 0, 1), (0, 2, 0), (0, 1, 1), (0, 0, 2), (1, 0, 0), (0, 1, 0), (0, 0, 1),
-              (0, 0, 0)]
-_CUBIC = [(3, 0, 0), (2, 1, 0), (2, 0, 1), (1, 2, 0), (1, 1, 1), (1, 0, 2), (0, 3, 0), (0, 2, 1), (0, 1, 2),
-          (0, 0, 3)] + _QUADRATIC
-
-
-def _product_table(left: list, right: list, out: list) -> torch.Tensor:
-    # table[a, b, c] = 1 when monomial left[a] * right[b] == out[c]; polynomial products become einsums with it.
-    index = {e: i for i, e in enumerate(out)}
-    table = torch.zeros(len(left), len(right), len(out), dtype=torch.float64)
-    for (a, ea), (b, eb) in itertools.product(enumerate(left), enumerate(right)):
-        table[a, b, index[tuple(p + q for p, q in zip(ea, eb, strict=True))]] = 1.0
-    return table
-
-
-_LIN_LIN = _product_table(_LINEAR, _LINEAR, _QUADRATIC)  # (4, 4, 10)
-_QUAD_LIN = _product_table(_QUADRATIC, _LINEAR, _CUBIC)  # (10, 4, 20)
+# The 20 monomials of degree <= 3 in (x, y, z) are ordered as the 10 cubics (eliminated) followed by the basis
+# B = (x^2, xy, xz, y^2, yz, z^2, x, y, z, 1); the x-multiples of B's first six entries are the first six cubics,
+# in the same order (see :func:`_monomials`).
 
 
 def _monomials(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +57,18 @@ def _monomials(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch
     dz = [zero, zero, xx, zero, xy, 2 * xz, zero, yy, 2 * yz, 3 * zz, zero, zero, x, zero, y, 2 * z, zero, zero,
           one, zero]
     return torch.stack(m, -1), torch.stack([torch.stack(d, -1) for d in (dx, dy, dz)], -1)
+
+
+# The ten constraints are cubics in (x, y, z) with 20 coefficients each: their values at 20 nodes that are
+# unisolvent for cubics (the principal lattice {(i, j, k) - 1 : i + j + k <= 3}, condition number ~121) determine
+# them through the inverse of the nodes' monomial matrix. Evaluating E = xX + yY + zZ + W at the nodes is a few
+# batched 3 x 3 products, far cheaper than expanding the polynomial products symbolically.
+_NODES = torch.tensor([(i - 1, j - 1, k - 1, 1) for i in range(4) for j in range(4) for k in range(4)
+                       if i + j + k <= 3], dtype=torch.float64)  # (20, 4): weights of X, Y, Z, W
+
+
+# values (..., 20 nodes) @ this = coefficients (..., 20 monomials)
+_NODE_INVERSE_T = torch.linalg.inv(_monomials(*_NODES[:, :3].unbind(-1))[0]).T.contiguous()
 
 
 def _polish(coeffs: torch.Tensor, xyz: torch.Tensor, steps: int = 1) -> torch.Tensor:
@@ -95,25 +88,16 @@ def _polish(coeffs: torch.Tensor, xyz: torch.Tensor, steps: int = 1) -> torch.Te
 
 
 def _cubic_constraints(basis: torch.Tensor) -> torch.Tensor:
-    """(..., 4, 9) null-space basis (X, Y, Z, W rows) -> (..., 10, 20) coefficients of the ten cubic constraints.
-
-    A product of polynomials is the outer product of their coefficient vectors folded onto the product monomials
-    by a fixed 0/1 matrix (``_LIN_LIN``, ``_QUAD_LIN``); sums over the matrix index are taken before folding.
-    """
-    e = basis.transpose(-1, -2).unflatten(-2, (3, 3))  # (..., 3, 3, 4): entry (i, j) as a linear polynomial
-    fold1 = _LIN_LIN.to(e).flatten(0, 1)  # (16, 10)
-    fold2 = _QUAD_LIN.to(e).flatten(0, 1)  # (40, 20)
-    eet = torch.einsum("...ika,...jkb->...ijab", e, e).flatten(-2) @ fold1  # (..., 3, 3, 10): E E^T
-    trace = eet.diagonal(dim1=-3, dim2=-2).sum(-1)  # (..., 10)
-    eete = torch.einsum("...ikq,...kjb->...ijqb", eet, e)  # (..., 3, 3, 10, 4): E E^T E before folding
-    half_tre = 0.5 * trace[..., None, None, :, None] * e[..., None, :]  # (..., 3, 3, 10, 4)
-    trace_rows = (2 * (eete - half_tre)).flatten(-2) @ fold2  # (..., 3, 3, 20)
-    # det E = row0 . (row1 x row2), the cross product's entries being quadratic.
-    outer = torch.einsum("...ja,...kb->...jkab", e[..., 1, :, :], e[..., 2, :, :]).flatten(-2) @ fold1
-    cross = torch.stack([outer[..., 1, 2, :] - outer[..., 2, 1, :], outer[..., 2, 0, :] - outer[..., 0, 2, :],
-                         outer[..., 0, 1, :] - outer[..., 1, 0, :]], -2)  # (..., 3, 10)
-    det = torch.einsum("...jq,...jb->...qb", cross, e[..., 0, :, :]).flatten(-2) @ fold2  # (..., 20)
-    return torch.cat([det[..., None, :], trace_rows.flatten(-3, -2)], -2)
+    """(..., 4, 9) null-space basis (X, Y, Z, W rows) -> (..., 10, 20) coefficients of the ten cubic constraints
+    det(E) = 0 and 2 E E^T E - tr(E E^T) E = 0 (rows: det, then the nine entries of the matrix constraint)."""
+    e = (_NODES.to(basis) @ basis).unflatten(-1, (3, 3))  # (..., 20, 3, 3): E at the nodes
+    eet = e @ e.transpose(-1, -2)
+    trace = eet.diagonal(dim1=-2, dim2=-1).sum(-1)  # (..., 20)
+    rows = 2 * (eet @ e) - trace[..., None, None] * e  # (..., 20, 3, 3)
+    r0, r1, r2 = e.unbind(-2)  # det E = r0 . (r1 x r2)
+    det = (r0 * torch.linalg.cross(r1, r2)).sum(-1)  # (..., 20)
+    values = torch.cat([det[..., None, :], rows.flatten(-2).transpose(-1, -2)], -2)  # (..., 10, 20 nodes)
+    return values @ _NODE_INVERSE_T.to(basis)
 
 
 def _null_space4(n1: torch.Tensor, n2: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,7 +114,7 @@ def _null_space4(n1: torch.Tensor, n2: torch.Tensor, weights: torch.Tensor | Non
 
 
 def solve_5point_normalized(normalized1: torch.Tensor, normalized2: torch.Tensor,
-                            weights: torch.Tensor | None = None, imag_tol: float = 1e-9
+                            weights: torch.Tensor | None = None, imag_tol: float = 1e-9, polish: bool = True
                             ) -> tuple[torch.Tensor, torch.Tensor]:
     """All real essential matrices through five (or more) normalized correspondences.
 
@@ -141,6 +125,9 @@ def solve_5point_normalized(normalized1: torch.Tensor, normalized2: torch.Tensor
         weights: optional (..., N) non-negative weights of the epipolar equations (N > 5: weighted least-squares
             null space, used by LO-RANSAC).
         imag_tol: a root counts as real when |Im x| <= imag_tol (1 + |Re x|).
+        polish: one Gauss-Newton step on the cubic constraints per real root (errors of the eigen-decomposition,
+            up to ~1e-8 on ill-conditioned samples, drop to rounding level). RANSAC turns it off: its hypotheses
+            are scored, then refined by LM anyway.
 
     Returns:
         (E (..., 10, 3, 3), valid (..., 10) bool). Valid slots hold E with xn2^T E xn1 = 0, singular values
@@ -149,7 +136,20 @@ def solve_5point_normalized(normalized1: torch.Tensor, normalized2: torch.Tensor
         their order is otherwise not meaningful. Not differentiable (eigenvector selection).
     """
     _check_pairs(normalized1, normalized2, 5)
-    n1, n2 = normalized1.detach(), normalized2.detach()
+    e, valid = _solve_raw(normalized1.detach(), normalized2.detach(), weights, imag_tol, polish)
+    e = _unit_sign(e) * 2**0.5  # singular values (1, 1, 0) for an exact essential matrix
+    valid = valid & torch.isfinite(e).flatten(-2).all(-1)
+    e = torch.where(valid[..., None, None], e, torch.zeros_like(e))
+    order = torch.argsort((~valid).to(torch.int8), dim=-1, stable=True)  # valid solutions first
+    e = e.gather(-3, order[..., None, None].expand_as(e))
+    return e, valid.gather(-1, order)
+
+
+def _solve_raw(n1: torch.Tensor, n2: torch.Tensor, weights: torch.Tensor | None, imag_tol: float = 1e-9,
+               polish: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The solver without the output conventions: (E (..., 10, 3, 3) of arbitrary scale and sign, in the
+    eigenvalues' order; valid (..., 10)), invalid slots unspecified (possibly non-finite). RANSAC uses it
+    directly: it scores up to scale and drops invalid slots itself."""
     basis = _null_space4(n1, n2, weights)  # (..., 4, 9)
     coeffs = _cubic_constraints(basis)  # (..., 10, 20)
     # Gauss-Jordan on the 10 x 20 matrix: cubic monomials = G @ B with G = -A_cubic^-1 A_rest.
@@ -160,25 +160,18 @@ def solve_5point_normalized(normalized1: torch.Tensor, normalized2: torch.Tensor
     action[..., :6, :] = g[..., :6, :]  # x * (x^2, xy, xz, y^2, yz, z^2) = (x^3, x^2y, x^2z, xy^2, xyz, xz^2)
     action[..., 6, 0] = action[..., 7, 1] = action[..., 8, 2] = action[..., 9, 6] = 1.0  # x*(x, y, z, 1)
     values, vectors = torch.linalg.eig(action)  # (..., 10), (..., 10, 10) with eigenvectors as columns
-    one = vectors[..., 9, :]
-    real = (values.imag.abs() <= imag_tol * (1 + values.real.abs())) & (one.abs() > 1e-12 * vectors.abs().amax(-2))
+    # For a real eigenvalue of a real matrix LAPACK returns a real eigenvector, so y and z are ratios of real parts.
+    vr, v = values.real, vectors.real
+    one = v[..., 9, :]
+    real = (values.imag.abs() <= imag_tol * (1 + vr.abs())) & (one.abs() > 1e-12 * v.abs().amax(-2))
     valid = real & ok[..., None]
-    safe_one = torch.where(valid, one, torch.ones_like(one))
-    x = values.real
-    y = (vectors[..., 7, :] / safe_one).real
-    z = (vectors[..., 8, :] / safe_one).real
-    xyz = torch.stack([x, y, z], -1)  # (..., 10, 3)
-    sel = valid.nonzero(as_tuple=True)  # polish only the real roots (about half of the ten)
-    batch_index = sel[:-1]
-    xyz = xyz.index_put(sel, _polish(coeffs[batch_index], xyz[sel]))
-    coef = torch.cat([xyz, torch.ones_like(x)[..., None]], -1)  # (..., 10, 4)
-    e = (coef @ basis).unflatten(-1, (3, 3))  # (..., 10, 3, 3)
-    e = _unit_sign(e) * 2**0.5  # singular values (1, 1, 0) for an exact essential matrix
-    valid = valid & torch.isfinite(e).flatten(-2).all(-1)
-    e = torch.where(valid[..., None, None], e, torch.zeros_like(e))
-    order = torch.argsort((~valid).to(torch.int8), dim=-1, stable=True)  # valid solutions first
-    e = e.gather(-3, order[..., None, None].expand_as(e))
-    return e, valid.gather(-1, order)
+    safe_one = torch.where(valid, one, 1.0)
+    xyz = torch.stack([vr, v[..., 7, :] / safe_one, v[..., 8, :] / safe_one], -1)  # (..., 10, 3)
+    if polish:
+        sel = valid.nonzero(as_tuple=True)  # polish only the real roots (about half of the ten)
+        xyz = xyz.index_put(sel, _polish(coeffs[sel[:-1]], xyz[sel]))
+    coef = torch.cat([xyz, torch.ones_like(vr)[..., None]], -1)  # (..., 10, 4)
+    return (coef @ basis).unflatten(-1, (3, 3)), valid  # (..., 10, 3, 3)
 
 
 def find_essential_5point(points1: torch.Tensor, points2: torch.Tensor, intrinsics1: torch.Tensor,

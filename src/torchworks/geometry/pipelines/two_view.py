@@ -4,7 +4,7 @@ the pose must not be trusted.
 A pose is *weakly supported* when RANSAC keeps fewer than ``min_inliers`` inliers (default 15) or fewer than
 ``min_inlier_fraction`` of the matches (default 0.2): of the 16 neighbouring pairs of the temple ring (known K),
 the 6 whose poses were 56-179 degrees wrong had 9-13 inliers (16-25 % of 40-63 matches), the 10 right ones
-(0.06-1.3 degrees off) 108-463 inliers (69-90 %). :func:`two_view` refuses such a pose (:class:`WeakPoseError`)
+(0.05-1.3 degrees off) 106-461 inliers (68-90 %). :func:`two_view` refuses such a pose (:class:`WeakPoseError`)
 unless ``force=True``.
 """
 

@@ -1,0 +1,178 @@
+"""Robust relative pose (E) against OpenCV's USAC_MAGSAC and RANSAC, and several problems batched as (B, N, 2).
+
+Writes the ``robust`` section of docs/results/geometry.md. Run from the repository root:
+
+    .venv/bin/python benchmarks/geometry/bench_robust.py [--scenes 40] [--runs 5]
+
+Scenes: ``torchworks.geometry.synthetic.two_view_scene("general", n=1000, noise=0.5, outliers=0.3)``. Each run
+times every method once on every scene, interleaved scene by scene (so a slow stretch of this shared machine hits
+all methods alike); a method's time is the median over runs of its summed process CPU time, divided by the
+number of scenes. OpenCV rows are findEssentialMat + recoverPose (the pose is what both return); ours is
+``ransac(..., "essential")`` with its defaults, which include the pose (cheirality + LM), the degeneracy test and
+the support flags. One thread everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Machine, write_section  # noqa: E402
+
+from torchworks.geometry.essential import refine_pose_sampson  # noqa: E402
+from torchworks.geometry.ransac import ransac  # noqa: E402
+from torchworks.geometry.rotations import geodesic_angle  # noqa: E402
+from torchworks.geometry.synthetic import two_view_scene  # noqa: E402
+
+
+def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
+    c = float(a @ b / (a.norm() * b.norm()))
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+def opencv(method):
+    def run(s):
+        a1, a2, k = s["x1"].numpy(), s["x2"].numpy(), s["K"].numpy()
+        e, mask = cv2.findEssentialMat(a1, a2, k, method, 0.999, 1.0)
+        if e is None:
+            return None
+        _, rot, t, _ = cv2.recoverPose(e[:3], a1, a2, k, mask=mask.copy())
+        return torch.from_numpy(rot), torch.from_numpy(t[:, 0])
+    return run
+
+
+def ours(s):
+    r = ransac(s["x1"], s["x2"], "essential", intrinsics1=s["K"], intrinsics2=s["K"])
+    return r.rotation, r.translation
+
+
+METHODS = {"OpenCV findEssentialMat(USAC_MAGSAC) + recoverPose": opencv(cv2.USAC_MAGSAC),
+           "OpenCV findEssentialMat(RANSAC) + recoverPose": opencv(cv2.RANSAC),
+           "ours ransac(essential): 5-point, LO, Huber LM, degeneracy test": ours}
+
+
+def robust_e(scenes: int, runs: int) -> dict:
+    data = [two_view_scene("general", n=1000, noise=0.5, outliers=0.3, seed=2000 + i) for i in range(scenes)]
+    oracle = []
+    for s in data:  # LM from the true pose on the true inliers: the accuracy an estimator can hope for
+        r, t = refine_pose_sampson(s["R"], s["t"], s["x1"][s["inlier"]], s["x2"][s["inlier"]], s["K"], s["K"])
+        oracle.append((math.degrees(float(geodesic_angle(r, s["R"]))), angle_deg(t, s["t"])))
+    cpu = {m: [] for m in METHODS}
+    errors = {m: [] for m in METHODS}
+    for run in range(runs + 1):  # run 0 warms up and records the accuracy
+        total = dict.fromkeys(METHODS, 0.0)
+        for s in data:
+            for name, fn in METHODS.items():
+                c = time.process_time()
+                out = fn(s)
+                total[name] += time.process_time() - c
+                if run == 0:
+                    errors[name].append((math.inf, math.inf) if out is None else (
+                        math.degrees(float(geodesic_angle(out[0], s["R"]))), angle_deg(out[1], s["t"])))
+        if run:
+            for name in METHODS:
+                cpu[name].append(1e3 * total[name] / scenes)
+    return {"cpu": cpu, "errors": errors, "oracle": oracle}
+
+
+def batched(problems: int, points: int, runs: int) -> dict:
+    data = [two_view_scene("general", n=points, noise=0.5, outliers=0.3, seed=3000 + i) for i in range(problems)]
+    x1, x2 = torch.stack([s["x1"] for s in data]), torch.stack([s["x2"] for s in data])
+    ks = torch.stack([s["K"] for s in data])
+    rows = {"ours, one (B, N, 2) call": lambda: ransac(x1, x2, "essential", intrinsics1=ks, intrinsics2=ks),
+            "ours, a loop of (N, 2) calls": lambda: [ours(s) for s in data],
+            "OpenCV USAC_MAGSAC, a loop": lambda: [METHODS[next(iter(METHODS))](s) for s in data]}
+    cpu = {k: [] for k in rows}
+    for run in range(runs + 1):
+        for name, fn in rows.items():
+            c = time.process_time()
+            fn()
+            if run:
+                cpu[name].append(1e3 * (time.process_time() - c) / problems)
+    out = ransac(x1, x2, "essential", intrinsics1=ks, intrinsics2=ks)
+    err = [math.degrees(float(geodesic_angle(r.rotation, s["R"]))) for r, s in zip(out, data, strict=True)]
+    return {"cpu": cpu, "median_rotation_error": statistics.median(err)}
+
+
+def render(res: dict, bat: dict, args, machine: Machine, elapsed: float) -> str:
+    cpu, errors, oracle = res["cpu"], res["errors"], res["oracle"]
+    magsac = next(iter(METHODS))
+    ref = statistics.median(cpu[magsac])
+    lines = [
+        f"Command: `.venv/bin/python benchmarks/geometry/bench_robust.py --scenes {args.scenes} --runs {args.runs} "
+        f"--batch {args.batch}`; {elapsed:.0f} s.  ",
+        f"Machine: {machine.describe()}; OpenCV {cv2.__version__} with 1 thread. The machine is shared with "
+        "background training at nice 19 and other jobs: CPU times are the median of the runs, interleaved scene "
+        "by scene, and the ratios compare numbers taken in the same runs.  ",
+        f"Scenes: {args.scenes} synthetic general scenes (`synthetic.two_view_scene`, seeds 2000+), N = 1000, 30 % "
+        "outliers, 0.5 px noise, threshold 1 px, confidence 0.999. Accuracy: rotation and translation-direction "
+        "error against the ground truth; the reference row is LM from the true pose on the true inliers (what an "
+        "estimator can hope for).",
+        "",
+        "| method | CPU ms / problem (median of runs) | range over runs | ratio to MAGSAC | median rotation error "
+        "(deg) | mean | worst | failures (> 1 deg) | median t error (deg) | mean | scenes with rotation error < "
+        "MAGSAC's |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in METHODS:
+        rot = [e[0] for e in errors[name]]
+        tr = [e[1] for e in errors[name]]
+        wins = sum(a < b for a, b in zip(rot, (e[0] for e in errors[magsac]), strict=True))
+        med = statistics.median(cpu[name])
+        lines.append(f"| {name} | {med:.2f} | {min(cpu[name]):.2f}-{max(cpu[name]):.2f} | {med / ref:.2f} | "
+                     f"{statistics.median(rot):.4f} | {statistics.mean(rot):.4f} | {max(rot):.3f} | "
+                     f"{sum(r > 1 for r in rot)} | {statistics.median(tr):.3f} | {statistics.mean(tr):.3f} | "
+                     f"{'-' if name == magsac else f'{wins} of {len(rot)}'} |")
+    rot = [e[0] for e in oracle]
+    lines.append(f"| reference: LM from the truth on the true inliers | | | | {statistics.median(rot):.4f} | "
+                 f"{statistics.mean(rot):.4f} | {max(rot):.3f} | {sum(r > 1 for r in rot)} | "
+                 f"{statistics.median(e[1] for e in oracle):.3f} | {statistics.mean(e[1] for e in oracle):.3f} | |")
+    ratio = statistics.median(cpu[list(METHODS)[-1]]) / ref
+    lines += ["", f"Goal (issue 23): robust E within 1.5x of OpenCV's MAGSAC CPU time at equal or better accuracy: "
+              f"ratio {ratio:.2f}, {'met' if ratio <= 1.5 else 'missed'} on time.", "",
+              f"Several problems at once: {args.batch} problems of N = 200 (30 % outliers) as one (B, N, 2) call "
+              f"(median rotation error {bat['median_rotation_error']:.3f} deg).", "",
+              "| method | CPU ms per problem (median of runs) | range |", "|---|---:|---|"]
+    for name, vals in bat["cpu"].items():
+        lines.append(f"| {name} | {statistics.median(vals):.2f} | {min(vals):.2f}-{max(vals):.2f} |")
+    lines += ["", "What makes ours cost what it does: one round of 64 five-point samples solved as one batch (a "
+              "10 x 10 eigenproblem each), scored with one GEMM after preemptive ranking on 128 points; LO = the "
+              "pose of the best E (cheirality on 100 inliers) refined by LM on the Huber cost of the Sampson "
+              "errors within 3 sigma (MAD), clamped to 1-2x the threshold (analytic Jacobian, NumPy); the same "
+              "robust LM again until that set of correspondences settles; then the homography test for "
+              "degeneracy. Failures: a wrong pose with a plausible support (seen once in 150 scenes: 647 inliers "
+              "and a 14.7 deg error where the truth has 665) ends the search when its LO'd score beats every later "
+              "minimal sample's; OpenCV fails the same way on other scenes."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenes", type=int, default=150)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16, help="problems in the batched comparison")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "geometry.md"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    start, machine = time.perf_counter(), Machine.measure()
+    res = robust_e(args.scenes, args.runs)
+    bat = batched(args.batch, 200, args.runs)
+    body = render(res, bat, args, machine.finish(), time.perf_counter() - start)
+    write_section(args.out, "robust", body, heading="## Robust relative pose and batched RANSAC")
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
