@@ -19,6 +19,7 @@ on one PyTorch training engine. Everything runs offline on a CPU.
 examples:
   torchworks train configs/fashion_mlp.yaml --set trainer.max_steps=500
   torchworks train configs/fashion_mlp.yaml --resume runs/fashion_mlp/checkpoints/last.ckpt
+  torchworks train configs/fashion_mlp.yaml --seeds 1 2 3   # runs/fashion_mlp/seed1, seed2, seed3
   torchworks eval configs/fashion_mlp.yaml --ckpt runs/fashion_mlp/checkpoints/best.ckpt
   torchworks list models 'fashion_*'
   torchworks data verify fashion_mnist
@@ -36,6 +37,7 @@ VERB_MODULES = ("geometry_cmd", "inpaint_cmd", "sequence_cmd", "distill_cmd", "t
                 "demo_cmd", "embed_cmd", "weights_cmd")
 
 LIST_KINDS = ("models", "losses", "distill_losses", "datasets", "tasks", "masks", "inpainters")
+MAX_SEED = 2**32 - 1  # = torchworks.engine.config.MAX_SEED (not imported: --help stays light)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,11 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a task from a YAML config", formatter_class=fmt,
                        description="Train the task a YAML config describes, on the shared engine. Writes "
                        "metrics.csv, curves.png and checkpoints/ (last, best, every N steps) under the run's "
-                       "out_dir.")
+                       "out_dir.\n\n"
+                       "seeds (a seed repeat of a recipe is an override, not another config file):\n"
+                       "  --seed K            the recipe with seed K, in <out_dir>/seedK (or in -o/--out when given)\n"
+                       "  --seeds K1 K2 ...   one run per seed, one after another, each in <out_dir>/seed<k>\n"
+                       "                      (out_dir: -o/--out or the config's); run the same command again after\n"
+                       "                      an interruption: finished seeds are skipped, unfinished ones resume\n"
+                       "                      from their last.ckpt\n"
+                       "  --set seed=K        the seed changed and nothing else (same out_dir)")
     t.add_argument("config", help="YAML recipe, e.g. configs/fashion_mlp.yaml")
     _add_common(t)
+    seeds = t.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=c.int_in(0, MAX_SEED), help="run seed, replacing the config's; the run goes "
+                       "to <out_dir>/seed<SEED> unless -o/--out names its folder")
+    seeds.add_argument("--seeds", nargs="+", type=c.int_in(0, MAX_SEED), metavar="SEED",
+                       help="one run per seed, in <out_dir>/seed<k>; resumable (see above)")
     t.add_argument("--resume", metavar="CKPT", help="continue exactly from a checkpoint (same next-step loss)")
-    c.add_out(t, "run directory (default: the config's out_dir)", metavar="DIR", type=c.out_dir)
+    c.add_out(t, "run directory (default: the config's out_dir; with --seeds the parent of the seed folders)",
+              metavar="DIR", type=c.out_dir)
     t.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir that holds checkpoints")
     t.add_argument("--devices", type=c.positive_int, help="number of processes/devices (e.g. 2 with --strategy ddp)")
     t.add_argument("--strategy", choices=("auto", "ddp"), help="distribution strategy (ddp runs on CPU with gloo)")
@@ -66,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ckpt", required=True, help="training checkpoint (e.g. runs/x/checkpoints/best.ckpt) or model "
                    "file (save_model, e.g. a shipped *.safetensors: its model card gives the full command)")
     e.add_argument("--split", choices=("test", "val"), help="held-out set (default: test when the task has one)")
+    e.add_argument("--seed", type=c.int_in(0, MAX_SEED), help="run seed, replacing the config's (as --set seed=)")
     _add_common(e)
 
     ls = sub.add_parser("list", help="list registered names (models, losses, datasets, tasks, ...)",

@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
         "devices": getattr(args, "devices", None),
         "strategy": getattr(args, "strategy", None),
     }.items() if v is not None}
+    if args.verb == "eval" and args.seed is not None:  # eval writes nothing: the seed is a plain override
+        args.overrides = [*args.overrides, f"seed={args.seed}"]
     if args.verb == "eval":
         from torchworks.core.checkpoint import load_checkpoint
 
@@ -34,10 +36,26 @@ def run(args: argparse.Namespace) -> int:
         for name, value in metrics.items():
             print(f"{name:24s} {value:.6g}")
         return 0
-    result = engine_run.train(args.config, overrides=args.overrides, resume=args.resume, out_dir=args.out,
-                              data_dir=args.data_dir, overwrite=args.overwrite, **trainer_overrides)
-    if result is None or result.rank != 0:  # only rank 0 of a multi-process run reports
+    if args.seeds is not None:
+        if args.resume is not None:
+            from torchworks.core.errors import ConfigError
+
+            raise ConfigError("--resume continues one run; with --seeds, run the same command again and each "
+                              "unfinished seed resumes from its own last.ckpt")
+        engine_run.train_seeds(args.config, args.seeds, overrides=args.overrides, out_dir=args.out,
+                               data_dir=args.data_dir, overwrite=args.overwrite, report=_report_seed,
+                               **trainer_overrides)
         return 0
+    result = engine_run.train(args.config, overrides=args.overrides, resume=args.resume, out_dir=args.out,
+                              data_dir=args.data_dir, overwrite=args.overwrite, seed=args.seed, **trainer_overrides)
+    _report(result)
+    return 0
+
+
+def _report(result: Any) -> None:
+    """Prints where a finished run wrote what, and its final metrics (rank 0 of a multi-process run only)."""
+    if result is None or result.rank != 0:
+        return
     print(f"run directory   {result.out_dir}")
     for key, label in (("metrics_csv", "metrics"), ("curves_png", "curves"), ("last_checkpoint", "last ckpt"),
                        ("best_checkpoint", "best ckpt")):
@@ -50,7 +68,19 @@ def run(args: argparse.Namespace) -> int:
               "(resumed runs: all their processes)")
     for name, value in (result.metrics or {}).items():
         print(f"{name:15s} {value:.6g}")
-    return 0
+
+
+def _report_seed(run: Any) -> None:
+    """One seed of ``--seeds``: a header line, then the run's report (a finished seed: its stored metrics)."""
+    if run.result is not None and run.result.rank != 0:
+        return
+    print(f"{'seed ' + str(run.seed):15s} {run.status} (step {run.step})", flush=True)
+    if run.result is not None:
+        _report(run.result)
+        return
+    print(f"run directory   {run.out_dir}")
+    for name, value in run.metrics.items():
+        print(f"{name:15s} {value:.6g}")
 
 
 def evaluate_model_file(config: Any, path: str, state: dict[str, Any], overrides: list[str] = (),

@@ -28,6 +28,8 @@ from torchworks.core.config import apply_overrides, from_dict, load_yaml, to_dic
 from torchworks.core.errors import ConfigError
 from torchworks.core.registry import TASKS
 
+MAX_SEED = 2**32 - 1  # the largest seed NumPy (and so Lightning's seed_everything) accepts
+
 
 @dataclass
 class TrainerConfig:
@@ -112,7 +114,9 @@ class RunConfig:
             resolved settings (defaults filled in).
         out_dir: where logs, curves and checkpoints go.
         trainer: the engine settings.
-        seed: seeds weight initialisation, data order and every random number the run draws.
+        seed: seeds weight initialisation, data order and every random number the run draws; an integer in
+            ``0..MAX_SEED`` (what NumPy and Lightning accept). A seed repeat of a recipe is this one value
+            changed (``torchworks train CONFIG --seed 3``), not another file.
         data_dir: root the task reads its data from; None lets the task use its default.
     """
 
@@ -123,8 +127,8 @@ class RunConfig:
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in 0..{MAX_SEED}, got {self.seed!r}")
 
 
 def load_run_config(source: str | os.PathLike[str] | Mapping[str, Any] | RunConfig,

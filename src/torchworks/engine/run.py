@@ -2,13 +2,19 @@
 
 Tasks are found in the ``TASKS`` registry, so the module that registers a task must have been imported before
 a config naming it is loaded (the CLI imports the domain packages; scripts import the task's module).
+
+Seeds are overrides, not files: ``train(config, seed=3)`` (``torchworks train CONFIG --seed 3``) runs the recipe
+with seed 3 in ``<out_dir>/seed3``, and :func:`train_seeds` runs a list of seeds, one folder each, resuming
+whatever an earlier call left unfinished. A run is thus named by (config, seed), and :func:`seed_dir` says where
+it lives.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +22,10 @@ from torch import nn
 
 from torchworks.core.checkpoint import load_weights
 from torchworks.core.config import apply_overrides, load_yaml, to_dict
-from torchworks.core.errors import CheckpointError
+from torchworks.core.errors import CheckpointError, ConfigError
 from torchworks.core.registry import TASKS
-from torchworks.engine.checkpointing import read_training_checkpoint
-from torchworks.engine.config import RunConfig, load_run_config
+from torchworks.engine.checkpointing import CheckpointManager, read_training_checkpoint
+from torchworks.engine.config import MAX_SEED, RunConfig, load_run_config
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | RunConfig
 
@@ -41,7 +47,7 @@ def build_task(run_cfg: RunConfig, task_cfg: Any) -> nn.Module:
 
 def train(config: ConfigSource, overrides: Iterable[str] = (), resume: str | os.PathLike[str] | None = None,
           out_dir: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None,
-          overwrite: bool = False, **trainer_overrides: Any) -> Any:
+          overwrite: bool = False, seed: int | None = None, **trainer_overrides: Any) -> Any:
     """Trains the task a run config describes.
 
     Args:
@@ -51,6 +57,8 @@ def train(config: ConfigSource, overrides: Iterable[str] = (), resume: str | os.
         out_dir: replaces the config's ``out_dir`` (``--out``).
         data_dir: replaces the config's ``data_dir``.
         overwrite: start afresh even if ``out_dir`` holds an earlier run's checkpoints (they are deleted).
+        seed: replaces the config's ``seed`` (``--seed``; wins over ``--set seed=``); unless ``out_dir`` is
+            given, the run then goes to :func:`seed_dir` of the config's ``out_dir`` (``<out_dir>/seed<seed>``).
         **trainer_overrides: trainer fields such as ``threads=4``, ``devices=2``, ``strategy="ddp"``
             (``None`` values are ignored, so CLI flags that were not given can be passed through as is).
 
@@ -65,7 +73,7 @@ def train(config: ConfigSource, overrides: Iterable[str] = (), resume: str | os.
     """
     from torchworks.engine.trainer import Trainer  # Fabric is heavy: import it only when training
 
-    run_cfg, task_cfg = _load(config, overrides, out_dir, data_dir, trainer_overrides)
+    run_cfg, task_cfg = _load(config, overrides, out_dir, data_dir, trainer_overrides, seed=seed)
     trainer = Trainer(run_cfg.trainer, seed=run_cfg.seed, run_config=to_dict(run_cfg))  # seeds before build
     if resume is not None and hasattr(task_cfg, "for_checkpoint"):  # e.g. a vocabulary learned at start-up
         task_cfg = task_cfg.for_checkpoint(resume)
@@ -111,8 +119,128 @@ def evaluate(config: ConfigSource | None, ckpt: str | os.PathLike[str], override
     return trainer.validate(task, split=split)
 
 
+def resolve(config: ConfigSource, overrides: Iterable[str] = (), *, seed: int | None = None,
+            out_dir: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None,
+            **trainer_overrides: Any) -> RunConfig:
+    """The run config :func:`train` would run with these arguments (validated, task defaults filled in).
+
+    Raises:
+        ConfigError: as :func:`train`.
+    """
+    return _load(config, overrides, out_dir, data_dir, trainer_overrides, seed=seed)[0]
+
+
+def seed_dir(out_dir: str | os.PathLike[str], seed: int) -> Path:
+    """The folder of a run whose seed was chosen on the command line: ``<out_dir>/seed<seed>``."""
+    return Path(out_dir) / f"seed{seed}"
+
+
+@dataclass
+class SeedRun:
+    """What :func:`train_seeds` did for one seed.
+
+    Attributes:
+        seed: the seed.
+        out_dir: its run folder.
+        status: ``"trained"`` (from scratch), ``"resumed"`` (from the folder's ``last.ckpt``) or ``"finished"``
+            (an earlier call completed it; nothing was run).
+        step: the step the run ended at.
+        metrics: its final metrics (those stored in ``last.ckpt`` for a finished run).
+        result: the :class:`~torchworks.engine.trainer.TrainResult` (None for a finished run).
+    """
+
+    seed: int
+    out_dir: Path
+    status: str
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    result: Any = None
+
+
+def train_seeds(config: ConfigSource, seeds: Sequence[int], overrides: Iterable[str] = (),
+                out_dir: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None,
+                overwrite: bool = False, report: Callable[[SeedRun], None] | None = None,
+                **trainer_overrides: Any) -> list[SeedRun]:
+    """Trains one run per seed, one after another, each in ``<out_dir>/seed<k>`` (:func:`seed_dir`).
+
+    Calling it again with the same arguments continues where it stopped: a seed whose folder holds a finished
+    run is left alone, one that was interrupted resumes from its ``checkpoints/last.ckpt`` (exactly, as
+    ``--resume`` does), and one without checkpoints starts. Every seed's config and existing checkpoint is
+    checked before the first run starts, so a mistake stops the call before anything is written.
+
+    Args:
+        config, overrides, data_dir, trainer_overrides: as :func:`train`.
+        seeds: distinct seeds in ``0..MAX_SEED``.
+        out_dir: the parent of the seed folders; None: the config's ``out_dir``.
+        overwrite: start every seed afresh, deleting its earlier checkpoints.
+        report: called with each seed's :class:`SeedRun` as soon as it is done (e.g. to print it).
+
+    Returns:
+        One :class:`SeedRun` per seed, in the order given.
+
+    Raises:
+        ConfigError: no seeds, a repeated or out-of-range seed, several seeds with ``devices > 1`` (one process
+            group per command: run one ``--seed`` per command instead), a config error, a seed folder holding
+            another seed's run or step checkpoints without ``last.ckpt``.
+        CheckpointError: a seed folder's ``last.ckpt`` is corrupt.
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("--seeds names no seed")
+    for i, k in enumerate(seeds):
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_SEED:
+            raise ConfigError(f"--seeds: seed must be an integer in 0..{MAX_SEED}, got {k!r}")
+        if k in seeds[:i]:
+            raise ConfigError(f"--seeds gives seed {k} twice")
+    overrides = list(overrides)
+    if out_dir is None:
+        out_dir = resolve(config, overrides, data_dir=data_dir, **trainer_overrides).out_dir
+    plan = []
+    for k in seeds:
+        folder = seed_dir(out_dir, k)
+        run_cfg = resolve(config, overrides, seed=k, out_dir=folder, data_dir=data_dir, **trainer_overrides)
+        if len(seeds) > 1 and run_cfg.trainer.devices > 1:
+            raise ConfigError(f"--seeds with {len(seeds)} seeds runs them in one process, which cannot start "
+                              f"{run_cfg.trainer.devices} devices more than once; give one --seed per command")
+        plan.append((k, folder, None if overwrite else _earlier_run(folder, k, run_cfg)))
+    done = []
+    for k, folder, earlier in plan:
+        if earlier is not None and earlier[1]:
+            state = earlier[0]
+            run = SeedRun(k, folder, "finished", int(state["step"]), dict(state.get("metrics") or {}))
+        else:
+            resume = folder / "checkpoints" / "last.ckpt" if earlier is not None else None
+            result = train(config, overrides, resume=resume, out_dir=folder, data_dir=data_dir,
+                           overwrite=overwrite, seed=k, **trainer_overrides)
+            run = SeedRun(k, folder, "resumed" if resume else "trained", result.step, dict(result.metrics or {}),
+                          result)
+        done.append(run)
+        if report is not None:
+            report(run)
+    return done
+
+
+def _earlier_run(folder: Path, seed: int, run_cfg: RunConfig) -> tuple[dict[str, Any], bool] | None:
+    """``(last.ckpt state, finished?)`` of the run an earlier call left in ``folder``, or None when there is none."""
+    ckpts = CheckpointManager(folder)
+    if not ckpts.last_path.exists():
+        if ckpts.has_checkpoints():
+            raise ConfigError(f"{folder} holds step checkpoints but no last.ckpt; resume one with "
+                              f"torchworks train CONFIG --seed {seed} --out {folder} --resume FILE, or delete them")
+        return None
+    state = read_training_checkpoint(ckpts.last_path)
+    held = (state.get("config") or {}).get("seed")
+    if held is not None and held != seed:
+        raise ConfigError(f"{folder} holds a run of seed {held}, not {seed}; move it or pass --overwrite")
+    t = run_cfg.trainer
+    stopped = (state.get("early_stopping") or {}).get("stopped_step") is not None
+    finished = (int(state["step"]) >= t.max_steps or stopped
+                or (t.max_epochs is not None and int(state["epoch"]) >= t.max_epochs))
+    return state, finished
+
+
 def _load(config: ConfigSource, overrides: Iterable[str], out_dir: Any, data_dir: Any,
-          trainer_overrides: Mapping[str, Any]) -> tuple[RunConfig, Any]:
+          trainer_overrides: Mapping[str, Any], seed: int | None = None) -> tuple[RunConfig, Any]:
     """Loads the config with overrides and explicit arguments merged in as plain data, validated like YAML."""
     if isinstance(config, str | os.PathLike):
         data = load_yaml(Path(config))
@@ -121,7 +249,11 @@ def _load(config: ConfigSource, overrides: Iterable[str], out_dir: Any, data_dir
     else:
         data = copy.deepcopy(dict(config))
     data = apply_overrides(data, overrides)
-    # Explicit arguments (CLI flags such as --out or --threads) win over --set, being the more specific.
+    # Explicit arguments (CLI flags such as --out, --seed or --threads) win over --set, being the more specific.
+    if seed is not None:
+        data["seed"] = seed
+        if out_dir is None and isinstance(data.get("out_dir"), str):  # anything else: from_dict reports it
+            data["out_dir"] = str(seed_dir(data["out_dir"], seed))
     if out_dir is not None:
         data["out_dir"] = str(out_dir)
     if data_dir is not None:
