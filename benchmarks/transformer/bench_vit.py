@@ -1,25 +1,32 @@
 """ViT vs a same-size CNN on Fashion-MNIST and CIFAR-10 at the same CPU budget; attention-rollout figure.
 
-Evaluates the checkpoints of the runs in ``RUNS`` (``configs/<run>.yaml``: ViTs and their same-size CNNs in float32
-and in bfloat16 autocast, and the conv-stem and patch-4 ViT variants) on the full test sets in float32,
+Evaluates the checkpoints of the runs in ``RUNS`` (ViTs and their same-size CNNs in float32 and in bfloat16
+autocast, and the conv-stem and patch-4 ViT variants) on the full test sets in float32,
 reads each run's CPU and wall time (see below), draws attention-rollout maps of the best plain ViT of each data set
 for a few test images, and rewrites only its own section of ``docs/results/transformer.md``
 (between ``<!-- vit:start -->`` and ``<!-- vit:end -->``; appended if absent).
 
-    python benchmarks/transformer/bench_vit.py          # evaluate existing runs/<name>/checkpoints/last.ckpt
+    python benchmarks/transformer/bench_vit.py          # evaluate existing runs/<run>/checkpoints/last.ckpt
     python benchmarks/transformer/bench_vit.py --train  # train the runs first (one after another, 1 thread; each
                                                         # run is sized for <= 30 CPU-minutes, so this takes hours)
     python benchmarks/transformer/bench_vit.py --ship   # also export the plain ViT with the best validation accuracy
                                                         # per data set (and conv-stem
                                                         # ViTs that meet their goal) to transformer/pretrained/
+    python benchmarks/transformer/bench_vit.py --from-store  # rewrite the section from the stored rows alone (no
+                                                             # checkpoint read, figure kept): text changes only
+
+A run is a (config, seed) pair: ``(name, None)`` is ``torchworks train configs/<name>.yaml`` with the config's own
+seed, in ``runs/<name>``; ``(name, k)`` is the same recipe with ``--seed k``, in ``runs/<name>/seed<k>``. That
+folder under ``runs/`` is also the run's key (``<name>`` or ``<name>/seed<k>``) in the tables and the store.
 
 Each evaluated run's row is kept in ``benchmarks/transformer/results/vit_runs.json`` (committed; checkpoints under
 ``runs/`` are not), so a run whose checkpoint is gone keeps its row in the table, and the rollout figure then uses
 the shipped ViT if one was exported from that run.
 
 CPU time, in order of preference: the engine's own count in the checkpoint (``timing``, summed over resumes),
-when it covers every step; else the GNU time reports (``<name>.time``, ``<name>.part*.time``, summed). When a
-process was killed its report is lost: ``<name>.steps`` then states how many steps the surviving reports cover,
+when it covers every step; else the GNU time reports (``<log>.time``, ``<log>.part*.time``, summed; ``<log>`` is the
+run's key with ``/`` as ``_``, e.g. ``vit_cifar10_bf16_crop1_seed5``). When a process was killed its report is lost:
+``<log>.steps`` then states how many steps the surviving reports cover,
 and the total is extrapolated from their CPU time per step (marked "est." in the table).
 """
 
@@ -44,36 +51,59 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import Machine, write_section  # noqa: E402
 
 
-def _repeats(base: str, data: str, goal: float, seeds: range) -> list[tuple[str, str, str, float]]:
-    """The base ViT run of a recipe and its ``_seed<k>`` repeats, as ``RUNS`` rows."""
-    return [(base, "ViT", data, goal)] + [(f"{base}_seed{k}", "ViT", data, goal) for k in seeds]
+def _repeats(config: str, data: str, goal: float, seeds: range) -> list[tuple[str, int | None, str, str, float]]:
+    """A ViT recipe's own run and its ``--seed k`` repeats, as ``RUNS`` rows."""
+    return [(config, None, "ViT", data, goal)] + [(config, k, "ViT", data, goal) for k in seeds]
 
 
-# (run name, model kind, data set label, goal on the test set or None)
-RUNS = [("vit_fashion", "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", "CNN", "Fashion-MNIST", None),
-        ("vit_fashion_bf16", "ViT", "Fashion-MNIST", 0.90), ("vit_fashion_tiny_bf16", "ViT", "Fashion-MNIST", 0.90),
-        ("vit_fashion_wide_bf16", "ViT", "Fashion-MNIST", 0.90),
+# (config, seed (None: the config's own), model kind, data set label, goal on the test set or None)
+RUNS = [("vit_fashion", None, "ViT", "Fashion-MNIST", 0.90), ("cnn_fashion", None, "CNN", "Fashion-MNIST", None),
+        ("vit_fashion_bf16", None, "ViT", "Fashion-MNIST", 0.90),
+        ("vit_fashion_tiny_bf16", None, "ViT", "Fashion-MNIST", 0.90),
+        ("vit_fashion_wide_bf16", None, "ViT", "Fashion-MNIST", 0.90),
         *_repeats("vit_fashion_bf16_crop1", "Fashion-MNIST", 0.90, range(1, 3)),
-        ("cnn_fashion_bf16", "CNN", "Fashion-MNIST", None),
-        ("vit_fashion_patch4", "ViT, patch 4", "Fashion-MNIST", 0.90),
-        ("vit_fashion_convstem", "ViT, conv stem", "Fashion-MNIST", 0.90),
-        ("vit_cifar10", "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", "CNN", "CIFAR-10", None),
-        ("vit_cifar10_bf16", "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_b64", "ViT", "CIFAR-10", 0.70),
-        ("vit_cifar10_bf16_seed1", "ViT", "CIFAR-10", 0.70),
+        ("cnn_fashion_bf16", None, "CNN", "Fashion-MNIST", None),
+        ("vit_fashion_patch4", None, "ViT, patch 4", "Fashion-MNIST", 0.90),
+        ("vit_fashion_convstem", None, "ViT, conv stem", "Fashion-MNIST", 0.90),
+        ("vit_cifar10", None, "ViT", "CIFAR-10", 0.70), ("cnn_cifar10", None, "CNN", "CIFAR-10", None),
+        ("vit_cifar10_bf16", None, "ViT", "CIFAR-10", 0.70), ("vit_cifar10_bf16_b64", None, "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16", 1, "ViT", "CIFAR-10", 0.70),
         *_repeats("vit_cifar10_bf16_long", "CIFAR-10", 0.70, range(1, 4)),
         *_repeats("vit_cifar10_bf16_long_crop2", "CIFAR-10", 0.70, range(1, 3)),
-        ("vit_cifar10_bf16_lr2_seed1", "ViT", "CIFAR-10", 0.70),
+        ("vit_cifar10_bf16_lr2", 1, "ViT", "CIFAR-10", 0.70),
         *_repeats("vit_cifar10_bf16_crop1", "CIFAR-10", 0.70, range(1, 8)),
-        ("vit_cifar10_bf16_crop1_lr07_seed1", "ViT", "CIFAR-10", 0.70),
-        ("cnn_cifar10_bf16", "CNN", "CIFAR-10", None),
-        ("vit_cifar10_convstem", "ViT, conv stem", "CIFAR-10", 0.70)]
+        ("vit_cifar10_bf16_crop1_lr07", 1, "ViT", "CIFAR-10", 0.70),
+        ("cnn_cifar10_bf16", None, "CNN", "CIFAR-10", None),
+        ("vit_cifar10_convstem", None, "ViT, conv stem", "CIFAR-10", 0.70)]
 TRAIN_SIZE = {"Fashion-MNIST": 55_000, "CIFAR-10": 48_000}
+
+
+def run_key(config: str, seed: int | None) -> str:
+    """A run's folder under ``runs/`` and its key in tables and the store: ``<config>`` or ``<config>/seed<k>``."""
+    return config if seed is None else f"{config}/seed{seed}"
+
+
+def recipe_of(key: str) -> tuple[str, int | None]:
+    """``(config, seed)`` of a ``RUNS`` row from its key."""
+    return next((c, k) for c, k, *_ in RUNS if run_key(c, k) == key)
+
+
+def run_seed(key: str, r: dict) -> int:
+    """The seed a run trained with: its ``--seed``, else its config's ``seed`` (0 when not recorded)."""
+    seed = recipe_of(key)[1]
+    return seed if seed is not None else int((r.get("config") or {}).get("seed", 0))
+
+
+def rows(results: dict[str, dict] | None = None) -> list[tuple[str, str, str, float | None]]:
+    """``RUNS`` as ``(key, kind, data, goal)``, only those in ``results`` when given."""
+    return [(run_key(c, k), kind, d, g) for c, k, kind, d, g in RUNS
+            if results is None or run_key(c, k) in results]
 STORE = ROOT / "benchmarks" / "transformer" / "results" / "vit_runs.json"
 # Runs that may ship (run -> data slug of the shipped model): per data set the plain ViT run with the best validation
 # accuracy, and the conv-stem ones when they meet their goal (under their own name); the patch-4 run is an ablation
 # and does not ship.
 SLUG = {"Fashion-MNIST": "fashion_mnist", "CIFAR-10": "cifar10"}
-SHIPPED = {name: SLUG[data] for name, kind, data, _ in RUNS if kind in ("ViT", "ViT, conv stem")}
+SHIPPED = {key: SLUG[data] for key, kind, data, _ in rows() if kind in ("ViT", "ViT, conv stem")}
 # The pairs compared in the discussion, in order of preference per data set: bfloat16 runs, then float32 runs.
 PAIRS = (("Fashion-MNIST", "vit_fashion_bf16", "cnn_fashion_bf16"), ("Fashion-MNIST", "vit_fashion", "cnn_fashion"),
          ("CIFAR-10", "vit_cifar10_bf16", "cnn_cifar10_bf16"), ("CIFAR-10", "vit_cifar10", "cnn_cifar10"))
@@ -97,7 +127,7 @@ def recipe(r: dict, data: str) -> str:
 def best_plain(results: dict[str, dict], data: str) -> str | None:
     """The plain (patch-embedding) ViT run of ``data`` with the best validation accuracy (chosen on validation, not
     on the test set; runs without a validation number come last)."""
-    names = [n for n, kind, d, _ in RUNS if kind == "ViT" and d == data and n in results]
+    names = [n for n, kind, d, _ in rows(results) if kind == "ViT" and d == data]
     return max(names, key=lambda n: results[n].get("val_acc") or 0.0, default=None)
 
 
@@ -124,7 +154,7 @@ def stored_row(name: str, store: dict[str, dict]) -> dict | None:
         return None
     r = dict(store[name])
     slug = SHIPPED.get(name)
-    conv = name.endswith("_convstem")
+    conv = recipe_of(name)[0].endswith("_convstem")
     shipped = [p for p in PRETRAINED.glob(f"vit_*_{slug}.safetensors") if ("convstem" in p.stem) == conv]
     r["ckpt"] = shipped[0] if r.get("shipped") and shipped else None
     return r
@@ -162,13 +192,24 @@ def training_cpu(state: dict, log_dir: Path, name: str) -> tuple[float | None, f
     return cpu, wall, "time"
 
 
-def train(name: str, log_dir: Path) -> None:
-    """Runs ``torchworks train configs/<name>.yaml`` under GNU time (one thread)."""
+def log_name(key: str) -> str:
+    """The stem of a run's GNU time report and log: its key with ``/`` as ``_`` (``vit_x/seed5`` -> ``vit_x_seed5``)."""
+    return key.replace("/", "_")
+
+
+def train_command(config: str, seed: int | None) -> list[str]:
+    """The ``torchworks train`` arguments of one run: the config, and ``--seed k`` for a seed repeat."""
+    return ["train", f"configs/{config}.yaml", *([] if seed is None else ["--seed", str(seed)]), "--threads", "1"]
+
+
+def train(key: str, log_dir: Path) -> None:
+    """Runs the run's ``torchworks train`` (:func:`train_command`) under GNU time, writing ``runs/<key>``."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    name = log_name(key)
     for old in log_dir.glob(f"{name}.part*.time"):
         old.unlink()
     cmd = ["/usr/bin/time", "-v", "-o", str(log_dir / f"{name}.time"), sys.executable, "-m", "torchworks.cli.main",
-           "train", str(ROOT / "configs" / f"{name}.yaml"), "--threads", "1", "--overwrite"]
+           *train_command(*recipe_of(key)), "--overwrite"]
     with open(log_dir / f"{name}.log", "w") as log:
         subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
 
@@ -198,7 +239,7 @@ def evaluate(name: str, runs: Path, log_dir: Path) -> dict | None:
     metrics = engine_run.evaluate(None, ckpt, split="test", threads=1, val_batch_size=500, progress=False,
                                   precision="32-true")
     model = load_model(ckpt)
-    cpu, wall, how = training_cpu(state, log_dir, name)
+    cpu, wall, how = training_cpu(state, log_dir, log_name(name))
     cfg = state["config"]
     return {"name": name, "model": state["model_spec"]["name"], "params": sum(p.numel() for p in model.parameters()),
             "step": int(state["step"]), "max_steps": int(cfg["trainer"]["max_steps"]),
@@ -252,7 +293,8 @@ def ship(r: dict, data_label: str, goal: float) -> None:
     # Named after the architecture and the data (vit_small_patch7_28 -> vit_small_fashion_mnist, conv-stem runs
     # vit_convstem_<data>); a model shipped earlier for the same run under another name is replaced.
     data_slug = SHIPPED[r["name"]]
-    conv = r["name"].endswith("_convstem")
+    config, seed_flag = recipe_of(r["name"])
+    conv = config.endswith("_convstem")
     model_name = f"vit_convstem_{data_slug}" if conv else f"{'_'.join(r['model'].split('_')[:2])}_{data_slug}"
     for old in PRETRAINED.glob(f"vit_*_{data_slug}.*"):
         if old.stem != model_name and ("convstem" in old.stem) == conv:
@@ -286,7 +328,7 @@ Inputs are normalised with the per-channel mean/std in `torchworks.transformer.v
     "accuracies run a few points below what it gives." if t['dataset'] == 'cifar10' else ""}
 
 ## Recipe
-`torchworks train configs/{r['name']}.yaml --threads 1` (task `image_classifier`, seed {seed}): {r['step']} steps of
+`torchworks {' '.join(train_command(config, seed_flag))}` (task `image_classifier`, seed {seed}): {r['step']} steps of
 batch {r['batch']} ({epochs:.1f} epochs), random crop (zero padding {t['crop_padding']}) + horizontal flip, label
 smoothing {t['label_smoothing']}, AdamW lr {t['lr']} (weight decay {t['weight_decay']} on weight matrices only),
 {t['warmup_steps']} warm-up steps then cosine to 0, gradient clipping at 1{
@@ -311,11 +353,13 @@ def fmt(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
     return "pending" if v is None else f"{v * scale:.{digits}f}"
 
 
-def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
+def section(results: dict[str, dict], figure: Path | None, command: str, when: str | None = None,
+            note: str = "") -> str:
+    """The section's text; ``when`` (default today) dates the evaluation, ``note`` ends the command's parenthesis."""
     machine = Machine.measure(threads=1)
     lines = ["## ViT vs a same-size CNN at the same CPU budget (benchmarks/transformer/bench_vit.py)", "",
-             f"Command: `{command}` ({date.today()}, {machine.arch} {machine.cpu}, {machine.cores} "
-             f"cores, torch {machine.torch}, one thread per run). CPU = user + sys seconds of the whole training "
+             f"Command: `{command}` ({when or date.today()}, {machine.arch} {machine.cpu}, {machine.cores} "
+             f"cores, torch {machine.torch}, one thread per run{note}). CPU = user + sys seconds of the whole training "
              "process (data loading, validation and checkpoints included). The older float32 rows ran while the "
              "machine was shared with other jobs, so their wall times are up to twice their CPU times; runs that "
              "had a core to themselves have wall close to CPU time. Test accuracy is that of the last step on the "
@@ -324,7 +368,9 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
              "was taken while five other jobs shared the machine's cores, which inflates CPU time per step (the "
              "configs measured 0.20 s (Fashion-MNIST ViT) and 0.6 s (CIFAR-10 ViT) on a quiet machine). Runs "
              "started now record their own CPU time in the checkpoint (`timing`).",
-             "", "Shared recipe (task `image_classifier`, one config per row: `configs/<run>.yaml`): horizontal flips "
+             "", "Shared recipe (task `image_classifier`; a row is a config, `configs/<config>.yaml`, and a seed: the "
+             "config's own, or another given as `torchworks train configs/<config>.yaml --seed <seed>`, which trains "
+             "into `runs/<config>/seed<seed>`): horizontal flips "
              "and random crops after zero padding (the `crop` column; 0 = none) as torch ops on the batch, label "
              "smoothing 0.1, AdamW with weight decay 0.05 on weight matrices, linear warm-up then cosine to 0, "
              "gradient clipping at 1; the `recipe` column gives what differs between runs. \"bf16\" = "
@@ -335,18 +381,19 @@ def section(results: dict[str, dict], figure: Path | None, command: str) -> str:
              "recipe. Test accuracy is evaluated in float32 for every row. CIFAR-10 rows use the JPEG (quality 75) "
              "copy of CIFAR-10 (`cifar10_jpeg_bytes.npz`), not the lossless original: their accuracies run a few "
              "points below what it gives.", "",
-             "| data | config | model | params | recipe | steps (epochs) | CPU min | wall min | val acc | test acc "
-             "| goal |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, kind, data, goal in RUNS:
-        r = results.get(name)
+             "| data | config | seed | model | params | recipe | steps (epochs) | CPU min | wall min | val acc "
+             "| test acc | goal |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for config, seed, kind, data, goal in RUNS:
+        r = results.get(run_key(config, seed))
         if r is None:
-            lines.append(f"| {data} | `{name}` | {kind} | | | | | | | pending | |")
+            lines.append(f"| {data} | `{config}` | {'' if seed is None else seed} | {kind} | | | | | | | pending | |")
             continue
         epochs = r["step"] * r["batch"] / TRAIN_SIZE[data]
         met = "" if goal is None else (f">= {100 * goal:.0f} %: " + ("met" if r["test_acc"] >= goal and
                                                                       r["cpu_s"] <= 1800 else "**not met**"))
         steps = f"{r['step']} ({epochs:.1f})" + ("" if r["step"] == r["max_steps"] else f" of {r['max_steps']}")
-        lines.append(f"| {data} | `{name}` | {kind} `{r['model']}` | {r['params'] / 1e6:.3f}M | {recipe(r, data)} | "
+        lines.append(f"| {data} | `{config}` | {run_seed(run_key(config, seed), r)} | {kind} `{r['model']}` | "
+                     f"{r['params'] / 1e6:.3f}M | {recipe(r, data)} | "
                      f"{steps} | "
                      f"{fmt(r['cpu_s'], 1 / 60)}{' (' + r['cpu_how'] + ')' if r['cpu_how'].startswith('est') else ''}"
                      f" | {fmt(r['wall_s'], 1 / 60) if r['wall_s'] is not None else 'n/a'} | "
@@ -422,7 +469,7 @@ def discussion(results: dict[str, dict]) -> str:
         accs = [100 * r["test_acc"] for _, r in seeds]
         mean = sum(accs) / len(accs)
         told = ", ".join(f"seed {k} {a:.2f} %" for (k, _), a in zip(seeds, accs, strict=True))
-        goal = next((g for n, _, _, g in RUNS if n == base), None)
+        goal = next((g for c, _, _, _, g in RUNS if c == base), None)
         text.append(f"**Seed repeats** (`{base}`, same recipe, only the seed differs): {told} test (mean "
                     f"{mean:.2f} %, {max(accs) - min(accs):.2f} points from lowest to highest)"
                     + ("." if goal is None else seed_verdict(accs, mean, 100 * goal)))
@@ -449,30 +496,21 @@ def seed_verdict(accs: list[float], mean: float, goal: float) -> str:
             f"{'meets' if mean >= goal else 'misses'} it, so a single run's pass or miss is partly its seed.")
 
 
-def run_seed(name: str, r: dict) -> int:
-    """The seed of a run: its config's, else the ``_seed<k>`` suffix of its name, else 0."""
-    cfg = r.get("config") or {}
-    if "seed" in cfg:
-        return int(cfg["seed"])
-    m = re.fullmatch(r".+_seed(\d+)", name)
-    return int(m[1]) if m else 0
-
-
 def same_seed_recipes(results: dict[str, dict], data: str, seed: int) -> list[tuple[str, dict]]:
     """Plain-ViT runs of ``data`` with one seed, in ``RUNS`` order: recipes compared without the seed's noise."""
-    return [(n, results[n]) for n, kind, d, _ in RUNS
-            if kind == "ViT" and d == data and n in results and run_seed(n, results[n]) == seed]
+    return [(n, results[n]) for n, kind, d, _ in rows(results)
+            if kind == "ViT" and d == data and run_seed(n, results[n]) == seed]
 
 
 def seed_groups(results: dict[str, dict]) -> dict[str, list[tuple[int, dict]]]:
-    """Runs that repeat a recipe with another seed (``<base>_seed<k>``), grouped under their base run (seed 0),
-    sorted by seed; only bases with at least one repeat."""
+    """The runs of each config that ran with more than one seed, ``{config: [(seed, row), ...]}`` sorted by seed,
+    the config's own run among them."""
     groups: dict[str, list[tuple[int, dict]]] = {}
-    for name, r in results.items():
-        m = re.fullmatch(r"(.+)_seed(\d+)", name)
-        if m and m[1] in results:
-            groups.setdefault(m[1], [(0, results[m[1]])]).append((int(m[2]), r))
-    return {base: sorted(g, key=lambda t: t[0]) for base, g in groups.items()}
+    for config, seed, *_ in RUNS:
+        key = run_key(config, seed)
+        if key in results:
+            groups.setdefault(config, []).append((run_seed(key, results[key]), results[key]))
+    return {c: sorted(g, key=lambda t: t[0]) for c, g in groups.items() if len(g) > 1}
 
 
 def main() -> None:
@@ -482,15 +520,23 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--logs", type=Path, default=ROOT / "runs" / "logs_vit", help="GNU time reports")
     parser.add_argument("--no-figure", action="store_true")
+    parser.add_argument("--from-store", action="store_true", help=f"rewrite the section from {STORE.name} alone: no "
+                        "checkpoint is evaluated and the committed figure is kept (for a change of text, not numbers)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     import torchworks.transformer.vit  # noqa: F401  (registers the task and models)
 
+    if args.from_store:
+        if args.train or args.ship:
+            parser.error("--from-store evaluates nothing: it does not combine with --train or --ship")
+        render_from_store(no_figure=args.no_figure)
+        return
+
     if args.train:
-        for name, *_ in RUNS:
+        for name, *_ in rows():
             train(name, args.logs)
     results, store, fresh = {}, load_store(), set()
-    for name, *_ in RUNS:
+    for name, *_ in rows():
         r = evaluate(name, args.runs, args.logs)
         if r is None and (r := stored_row(name, store)) is not None:
             print(f"{name}: no checkpoint under {args.runs}; the row stored in {STORE.name} ({r.get('source')})")
@@ -504,15 +550,15 @@ def main() -> None:
                   f"CPU {fmt(r['cpu_s'], 1 / 60)} min  wall {fmt(r['wall_s'], 1 / 60)} min  "
                   f"test acc {100 * r['test_acc']:.2f} %")
     if args.ship:  # per data set the best plain ViT (it replaces the other plain runs' file), conv stems at goal
-        goals = {data: goal for _, kind, data, goal in RUNS if kind == "ViT"}
+        goals = {data: goal for _, kind, data, goal in rows() if kind == "ViT"}
         for data, goal in goals.items():
             if (best := best_plain(results, data)) is not None:
-                for name, kind, d, _ in RUNS:
-                    if kind == "ViT" and d == data and name in results:
+                for name, kind, d, _ in rows(results):
+                    if kind == "ViT" and d == data:
                         results[name]["shipped"] = name == best
                 if best in fresh:
                     ship(results[best], data, goal)
-        for name, kind, data, goal in RUNS:
+        for name, kind, data, goal in rows():
             if kind == "ViT, conv stem" and name in fresh and results[name]["test_acc"] >= goal:
                 results[name]["shipped"] = True
                 ship(results[name], data, goal)
@@ -523,6 +569,19 @@ def main() -> None:
     command = "python benchmarks/transformer/bench_vit.py" + (" --train" if args.train else "")
     write_section(RESULTS, "vit", section(results, figure, command), title="# Transformer results")
     print(f"wrote {RESULTS}" + (f" and {figure}" if figure else ""))
+
+
+def render_from_store(no_figure: bool = False) -> None:
+    """Rewrites the section from the stored rows: the numbers of the last evaluation, dated by it."""
+    store = load_store()
+    results = {key: r for key, *_ in rows() if (r := stored_row(key, store)) is not None}
+    dates = sorted(m[1] for r in results.values() if (m := re.match(r"evaluated (\S+)", r.get("source") or "")))
+    figure = FIGURE if FIGURE.is_file() and not no_figure else None
+    note = f"; this text re-rendered from the rows stored then on {date.today()} by `--from-store`"
+    write_section(RESULTS, "vit", section(results, figure, "python benchmarks/transformer/bench_vit.py",
+                                          when=dates[-1] if dates else None, note=note if dates else ""),
+                  title="# Transformer results")
+    print(f"wrote {RESULTS} from {STORE.name} ({len(results)} rows)")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
-"""bench_vit's report logic: seed repeats grouped under their base run."""
+"""bench_vit's report logic: runs named by (config, seed), seed repeats grouped under their config."""
 
+import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks" / "transformer"))
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "benchmarks" / "transformer"))
 import bench_vit  # noqa: E402
 
 
-def test_seed_repeats_group_under_their_base_run_in_seed_order():
-    results = {"a": {"test_acc": 0.70}, "a_seed2": {"test_acc": 0.72}, "a_seed1": {"test_acc": 0.68},
-               "b": {"test_acc": 0.5}, "orphan_seed1": {"test_acc": 0.1}}
+def test_seed_repeats_group_under_their_config_in_seed_order(monkeypatch):
+    monkeypatch.setattr(bench_vit, "RUNS", [("a", None, "ViT", "CIFAR-10", 0.7), ("a", 2, "ViT", "CIFAR-10", 0.7),
+                                            ("a", 1, "ViT", "CIFAR-10", 0.7), ("b", None, "ViT", "CIFAR-10", 0.7),
+                                            ("lone", 1, "ViT", "CIFAR-10", 0.7)])
+    results = {"a": {"test_acc": 0.70}, "a/seed2": {"test_acc": 0.72}, "a/seed1": {"test_acc": 0.68},
+               "b": {"test_acc": 0.5}, "lone/seed1": {"test_acc": 0.1}}
     groups = bench_vit.seed_groups(results)
-    assert list(groups) == ["a"]  # b has no repeat; orphan has no base run
+    assert list(groups) == ["a"]  # b and lone ran with one seed each
     assert [k for k, _ in groups["a"]] == [0, 1, 2]
     assert [r["test_acc"] for _, r in groups["a"]] == [0.70, 0.68, 0.72]
 
@@ -24,10 +31,37 @@ def test_seed_verdict_counts_runs_at_goal_and_judges_the_mean():
 
 
 def test_same_seed_recipes_pick_plain_vits_of_one_data_set_and_seed(monkeypatch):
-    monkeypatch.setattr(bench_vit, "RUNS", [("v", "ViT", "CIFAR-10", 0.7), ("v_seed1", "ViT", "CIFAR-10", 0.7),
-                                            ("w", "ViT", "CIFAR-10", 0.7), ("c_seed1", "CNN", "CIFAR-10", None),
-                                            ("f_seed1", "ViT", "Fashion-MNIST", 0.9)])
-    results = {"v": {}, "v_seed1": {}, "w": {"config": {"seed": 1}}, "c_seed1": {}, "f_seed1": {}}
-    assert [n for n, _ in bench_vit.same_seed_recipes(results, "CIFAR-10", 1)] == ["v_seed1", "w"]
+    monkeypatch.setattr(bench_vit, "RUNS", [("v", None, "ViT", "CIFAR-10", 0.7), ("v", 1, "ViT", "CIFAR-10", 0.7),
+                                            ("w", None, "ViT", "CIFAR-10", 0.7), ("c", 1, "CNN", "CIFAR-10", None),
+                                            ("f", 1, "ViT", "Fashion-MNIST", 0.9)])
+    results = {"v": {}, "v/seed1": {}, "w": {"config": {"seed": 1}}, "c/seed1": {}, "f/seed1": {}}
+    assert [n for n, _ in bench_vit.same_seed_recipes(results, "CIFAR-10", 1)] == ["v/seed1", "w"]
     assert [n for n, _ in bench_vit.same_seed_recipes(results, "CIFAR-10", 0)] == ["v"]
-    assert bench_vit.run_seed("x_seed12", {}) == 12 and bench_vit.run_seed("x_seed12", {"config": {"seed": 3}}) == 3
+    assert bench_vit.run_seed("v/seed1", {"config": {"seed": 3}}) == 1  # the flag is what the run used
+    assert bench_vit.recipe_of("v/seed1") == ("v", 1) and bench_vit.recipe_of("w") == ("w", None)
+    assert bench_vit.log_name("v/seed1") == "v_seed1"  # = the GNU time reports of the former per-seed configs
+
+
+SEED_RUNS = [(c, k) for c, k, *_ in bench_vit.RUNS if k is not None]
+
+
+@pytest.mark.parametrize("config, seed", SEED_RUNS, ids=[bench_vit.run_key(c, k) for c, k in SEED_RUNS])
+def test_a_stored_seed_run_is_its_config_with_the_seed_flag(config, seed):
+    # The rows were trained from per-seed copies of the config (configs/<config>_seed<k>.yaml, since deleted);
+    # the command that now names them, `torchworks train configs/<config>.yaml --seed k`, must give the config
+    # those runs stored, in the folder bench_vit reads. Options added to the task since then may appear (their
+    # defaults keep the old behaviour); every stored value must come out the same.
+    import torchworks.transformer.vit  # noqa: F401  (registers image_classifier)
+    from torchworks.core.config import to_dict
+    from torchworks.engine.run import resolve
+
+    key = bench_vit.run_key(config, seed)
+    stored = json.loads(bench_vit.STORE.read_text())[key]["config"]
+    argv = bench_vit.train_command(config, seed)
+    assert argv[:4] == ["train", f"configs/{config}.yaml", "--seed", str(seed)]
+    now = to_dict(resolve(ROOT / argv[1], seed=seed))
+    assert now["out_dir"] == f"runs/{key}"
+    for section in ("task", "trainer"):
+        assert {k: now[section].get(k, "<missing>") for k in stored[section]} == stored[section], section
+    assert set(now) == set(stored) and (now["seed"], now["data_dir"]) == (stored["seed"], stored["data_dir"]) == (
+        seed, None)
