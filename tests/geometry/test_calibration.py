@@ -117,9 +117,49 @@ def test_temple_two_view_recovers_relative_rotation_within_one_degree(a, b):
 
 
 def test_errors():
-    with pytest.raises(ShapeError, match="V >= 3"):
+    with pytest.raises(ShapeError, match="V >= 2"):
+        cal.calibrate_camera(torch.from_numpy(BOARD), torch.zeros(1, 54, 2))
+    with pytest.raises(ValueError, match="image_size"):
         cal.calibrate_camera(torch.from_numpy(BOARD), torch.zeros(2, 54, 2))
     with pytest.raises(ValueError, match="Z = 0"):
         cal.calibrate_camera(torch.from_numpy(BOARD) + 1, torch.zeros(3, 54, 2))
     with pytest.raises(ShapeError):
         cal.calibrate_camera(torch.zeros(50, 3), torch.zeros(3, 54, 2))
+
+
+def test_two_views_match_opencv():
+    # Issue 23: calibration refused two views. With two, the principal point starts at the image centre (as in
+    # OpenCV's initialisation) and the same LM follows; synthetic and real boards land on OpenCV's optimum.
+    k = intrinsics_matrix(540.0, 545.0, 330.0, 238.0)
+    dist = torch.tensor([-0.25, 0.08, 0.001, -0.0005, -0.01], dtype=torch.float64)
+    obj, pix = _synthetic_views(k, dist, n_views=2, noise=0.2, seed=3)
+    base = data_dir("opencv_samples_geometry") / "chessboard_stereo"
+    real = torch.from_numpy(_corners(sorted(base.glob("left0[12].jpg"))))
+    for points in (pix, real):
+        r = cal.calibrate_camera(obj, points, image_size=(480, 640))
+        rms, K, D, _, _ = cv2.calibrateCamera([BOARD.astype(np.float32)] * 2,
+                                              [p.numpy().astype(np.float32) for p in points], (640, 480), None, None)
+        assert r.rotations.shape == (2, 3, 3) and r.rms <= rms + 1e-4
+        assert np.allclose(r.intrinsics.numpy(), K, rtol=1e-3)
+
+
+def test_calibration_speed_against_opencv():
+    # Issue 23 goal: within 2x OpenCV's CPU time (benchmarks/geometry/bench_calibration.py measures it; ~0.75x
+    # here). A loose 3x bound keeps the test stable on a loaded machine.
+    import time
+
+    base = data_dir("opencv_samples_geometry") / "chessboard_stereo"
+    pix = _corners(sorted(base.glob("left*.jpg")))
+    obj32, img32 = [BOARD.astype(np.float32)] * len(pix), [p.astype(np.float32) for p in pix]
+
+    def cpu(fn):
+        times = []
+        for _ in range(5):
+            c = time.process_time()
+            fn()
+            times.append(time.process_time() - c)
+        return sorted(times)[2]
+
+    ours = cpu(lambda: cal.calibrate_camera(torch.from_numpy(BOARD), torch.from_numpy(pix)))
+    ref = cpu(lambda: cv2.calibrateCamera(obj32, img32, (640, 480), None, None))
+    assert ours < 3 * ref

@@ -81,3 +81,14 @@ def test_two_view_refuses_a_weak_pose_unless_forced(tmp_path, capsys):
 def test_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         geometry_cmd.two_view(str(tmp_path / "a.png"), str(tmp_path / "b.png"))
+
+
+def test_calibrate_accepts_two_views_and_refuses_one(capsys):
+    from torchworks.cli.main import main
+
+    base = data_dir("opencv_samples_geometry") / "chessboard_stereo"
+    assert main(["geometry", "calibrate", str(base / "left0[12].jpg")]) == 0
+    assert capsys.readouterr().out.startswith("views 2  rms ")
+    assert main(["geometry", "calibrate", str(base / "left01.jpg")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "chessboard found in 1 of 1 images; need at least 2" in err

@@ -4,22 +4,30 @@ The model is OpenCV's (``cv2.calibrateCamera`` with default flags): fx, fy, cx, 
 (k1, k2, p1, p2, k3) and one (R, t) per view, so results are directly comparable. Corner detection is left to
 the caller (e.g. ``cv2.findChessboardCorners``); this module only needs the 2D-3D correspondences.
 
+The refinement uses the analytic Jacobian of the projection and the block structure of the problem: the 9 shared
+parameters couple every view, each view's 6 pose parameters only its own points, so the normal equations are
+reduced to a 9 x 9 system by a Schur complement on the views (all in NumPy float64: a few hundred points per
+view are far below the size where tensor calls pay off). Two views suffice: with fewer than three, Zhang's
+system is replaced by OpenCV's initialisation (principal point at the image centre, focal lengths from the
+homographies), which needs the image size.
+
 References:
     Zhang, "A Flexible New Technique for Camera Calibration", PAMI 22(11), 2000 (closed form, section 3.1).
-    Hartley and Zisserman, "Multiple View Geometry", 2nd ed., 2004, A6.2 (Levenberg-Marquardt).
+    Hartley and Zisserman, "Multiple View Geometry", 2nd ed., 2004, A6.2 (Levenberg-Marquardt), A6.3 (sparse LM).
+    OpenCV ``calib3d`` ``initIntrinsicParams2D`` (focal lengths from homographies with a fixed principal point).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from torchworks.core.errors import ShapeError
-from torchworks.geometry.camera import world_to_pixels
 from torchworks.geometry.homography import find_homography
-from torchworks.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, project_to_so3
-from torchworks.geometry.se3 import _stack_pose
+from torchworks.geometry.rotations import project_to_so3
 
 
 @dataclass
@@ -98,81 +106,195 @@ def extrinsics_from_homography(intrinsics: torch.Tensor, homography: torch.Tenso
     return rot, t
 
 
-def _project(params: torch.Tensor, obj: torch.Tensor, views: int) -> torch.Tensor:
-    # params (B, 9 + 6V) -> pixels (B, V, N, 2)
-    fx, fy, cx, cy = params[:, 0], params[:, 1], params[:, 2], params[:, 3]
-    zero, one = torch.zeros_like(fx), torch.ones_like(fx)
-    k = torch.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], -1).reshape(-1, 1, 3, 3)
-    dist = params[:, None, 4:9]
-    ext = params[:, 9:].reshape(-1, views, 6)
-    pose = _stack_pose(axis_angle_to_matrix(ext[..., :3]), ext[..., 3:])
-    return world_to_pixels(obj, k, pose, dist)
+def intrinsics_from_homographies_centered(homographies: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """K from V >= 1 plane-to-image homographies with the principal point fixed at the image centre (OpenCV's
+    initialisation): each view's orthogonality constraints are linear in (1/fx^2, 1/fy^2) once the centre is
+    subtracted, solved in least squares over the views.
+
+    Args:
+        homographies: (V, 3, 3) H mapping target-plane (X, Y, 1) to pixels.
+        image_size: (height, width) in pixels.
+
+    Returns:
+        (3, 3) K with zero skew.
+    """
+    h_img, w_img = image_size
+    cx, cy = (w_img - 1) / 2, (h_img - 1) / 2
+    shift = torch.tensor([[1.0, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=homographies.dtype)
+    h = shift @ homographies
+    h = h / h.norm(dim=(-1, -2), keepdim=True)
+    a, b = h[..., :, 0], h[..., :, 1]  # columns h1, h2
+    # h1^T B h2 = 0 and h1^T B h1 = h2^T B h2 with B = diag(1/fx^2, 1/fy^2, 1) after centring.
+    rows = torch.cat([torch.stack([a[:, 0] * b[:, 0], a[:, 1] * b[:, 1]], -1),
+                      torch.stack([a[:, 0] ** 2 - b[:, 0] ** 2, a[:, 1] ** 2 - b[:, 1] ** 2], -1)])
+    rhs = torch.cat([-a[:, 2] * b[:, 2], -(a[:, 2] ** 2 - b[:, 2] ** 2)])
+    inv_f2 = torch.linalg.lstsq(rows, rhs[:, None]).solution[:, 0]
+    if not bool((inv_f2 > 0).all()):
+        raise ValueError("the views do not determine the focal lengths (targets seen frontally or from similar "
+                         "directions); add views with the target tilted differently")
+    f = inv_f2.rsqrt()
+    return torch.tensor([[float(f[0]), 0.0, cx], [0.0, float(f[1]), cy], [0.0, 0.0, 1.0]], dtype=homographies.dtype)
 
 
-def calibrate_camera(object_points: torch.Tensor, image_points: torch.Tensor, iterations: int = 50
-                     ) -> CalibrationResult:
-    """Calibrate one camera from V views of a planar target.
+def calibrate_camera(object_points: torch.Tensor, image_points: torch.Tensor, iterations: int = 50,
+                     image_size: tuple[int, int] | None = None) -> CalibrationResult:
+    """Calibrate one camera from V >= 2 views of a planar target.
 
     Args:
         object_points: (N, 3) or (V, N, 3) target points with Z = 0 (e.g. chessboard corners in metres).
-        image_points: (V, N, 2) detected pixels of the same points in each view, V >= 3.
+        image_points: (V, N, 2) detected pixels of the same points in each view.
         iterations: maximum LM iterations.
+        image_size: (height, width) in pixels; required for two views (the principal point starts at the image
+            centre), optional otherwise.
 
     Returns:
         A :class:`CalibrationResult`.
     """
-    if image_points.dim() != 3 or image_points.shape[-1] != 2 or image_points.shape[0] < 3:
-        raise ShapeError(f"image_points must have shape (V >= 3, N, 2), got {tuple(image_points.shape)}")
+    if image_points.dim() != 3 or image_points.shape[-1] != 2 or image_points.shape[0] < 2:
+        raise ShapeError(f"image_points must have shape (V >= 2, N, 2), got {tuple(image_points.shape)}")
     views = image_points.shape[0]
     obj = object_points.to(torch.float64).expand(views, -1, -1)
     if obj.shape[1] != image_points.shape[1] or obj.shape[-1] != 3:
         raise ShapeError(f"object_points must be (N, 3) or (V, N, 3) matching image_points "
                          f"{tuple(image_points.shape)}, got {tuple(object_points.shape)}")
+    if obj.shape[1] < 4:
+        raise ShapeError(f"need at least 4 target points per view, got {obj.shape[1]}")
     if obj[..., 2].abs().max() > 1e-9 * obj.abs().max():
         raise ValueError("object_points must lie on the plane Z = 0 (a planar calibration target)")
+    if views < 3 and image_size is None:
+        raise ValueError("two views need image_size=(height, width): the principal point starts at the image centre")
     pix = image_points.to(torch.float64)
-    # Normalize pixels (centre, unit scale) so that Zhang's linear system is well conditioned.
+    # Normalize pixels (centre, unit scale) so that the homographies and Zhang's system are well conditioned.
     centre = pix.reshape(-1, 2).mean(0)
     scale = 1 / (pix.reshape(-1, 2) - centre).abs().max()
     n = torch.tensor([[scale, 0, -scale * centre[0]], [0, scale, -scale * centre[1]], [0, 0, 1]], dtype=pix.dtype)
     hs = find_homography(obj[..., :2], (pix - centre) * scale)
-    k = torch.linalg.solve(n, intrinsics_from_homographies(hs))
-    rot, t = extrinsics_from_homography(k, torch.linalg.solve(n, hs))
-    p = torch.cat([torch.stack([k[0, 0], k[1, 1], k[0, 2], k[1, 2]]), torch.zeros(5, dtype=pix.dtype),
-                   torch.cat([matrix_to_axis_angle(rot), t], -1).flatten()])
-    p, it = _levenberg_marquardt(p, obj, pix, iterations)
-    res = _project(p[None], obj, views)[0] - pix
-    ext = p[9:].reshape(views, 6)
-    kk = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=p.dtype)
-    kk[0, 0], kk[1, 1], kk[0, 2], kk[1, 2] = p[0], p[1], p[2], p[3]
-    return CalibrationResult(kk, p[4:9].clone(), axis_angle_to_matrix(ext[:, :3]), ext[:, 3:].clone(),
-                             float(res.pow(2).sum(-1).mean().sqrt()), it)
+    h_pix = torch.linalg.solve(n, hs)
+    k = torch.linalg.solve(n, intrinsics_from_homographies(hs)) if views >= 3 else \
+        intrinsics_from_homographies_centered(h_pix, image_size)
+    if not bool(torch.isfinite(k).all()):
+        if image_size is None:
+            raise ValueError("Zhang's closed form failed on these views; pass image_size=(height, width)")
+        k = intrinsics_from_homographies_centered(h_pix, image_size)
+    rot, t = extrinsics_from_homography(k, h_pix)
+    state = _LMState(np.array([k[0, 0], k[1, 1], k[0, 2], k[1, 2], 0, 0, 0, 0, 0], dtype=np.float64),
+                     rot.numpy().copy(), t.numpy().copy())
+    state, it, cost = _levenberg_marquardt(state, obj.numpy()[..., :2], pix.numpy(), iterations)
+    p = torch.from_numpy(state.intr)
+    kk = torch.tensor([[p[0], 0.0, p[2]], [0.0, p[1], p[3]], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    return CalibrationResult(kk, p[4:9].clone(), torch.from_numpy(state.rot), torch.from_numpy(state.t),
+                             math.sqrt(cost / (views * obj.shape[1])), it)
 
 
-def _levenberg_marquardt(p: torch.Tensor, obj: torch.Tensor, pix: torch.Tensor, iterations: int):
-    views = pix.shape[0]
+class _LMState:
+    """Calibration parameters: intr = (fx, fy, cx, cy, k1, k2, p1, p2, k3), rot (V, 3, 3), t (V, 3)."""
+
+    def __init__(self, intr: np.ndarray, rot: np.ndarray, t: np.ndarray):
+        self.intr, self.rot, self.t = intr, rot, t
+
+    def moved(self, d_intr: np.ndarray, d_pose: np.ndarray) -> _LMState:
+        # Poses move by a left increment: R <- exp(w) R, t <- t + dt.
+        return _LMState(self.intr + d_intr, _rodrigues(d_pose[:, :3]) @ self.rot, self.t + d_pose[:, 3:])
+
+
+def _rodrigues(w: np.ndarray) -> np.ndarray:
+    """(V, 3) rotation vectors -> (V, 3, 3) rotations (NumPy)."""
+    th2 = (w * w).sum(-1)
+    th = np.sqrt(th2)
+    small = th < 1e-8
+    ts = np.where(small, 1.0, th)
+    a = np.where(small, 1 - th2 / 6, np.sin(ts) / ts)
+    b = np.where(small, 0.5 - th2 / 24, 2 * (np.sin(ts / 2) / ts) ** 2)
+    k = np.zeros(w.shape[:-1] + (3, 3))
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -w[..., 2], w[..., 1], -w[..., 0]
+    k = k - np.swapaxes(k, -1, -2)
+    return np.eye(3) + a[..., None, None] * k + b[..., None, None] * (k @ k)
+
+
+def _project(state: _LMState, obj_xy: np.ndarray, jacobian: bool):
+    """Pixels (V, N, 2) of the target points (V, N, 2) (Z = 0); with ``jacobian`` also d/d(intrinsics) (V, N, 2, 9)
+    and d/d(w, t) of the view's pose (V, N, 2, 6)."""
+    fx, fy, cx, cy, k1, k2, p1, p2, k3 = state.intr
+    pc = obj_xy @ np.swapaxes(state.rot[:, :, :2], -1, -2) + state.t[:, None, :]  # (V, N, 3) camera frame
+    iz = 1 / pc[..., 2]
+    x, y = pc[..., 0] * iz, pc[..., 1] * iz
+    xx, yy, xy = x * x, y * y, x * y
+    r2 = xx + yy
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * xx)
+    yd = y * radial + p1 * (r2 + 2 * yy) + 2 * p2 * xy
+    uv = np.stack([fx * xd + cx, fy * yd + cy], -1)
+    if not jacobian:
+        return uv
+    ones, zeros = np.ones_like(x), np.zeros_like(x)
+    r4 = r2 * r2
+    # d(xd, yd) / d(k1, k2, p1, p2, k3), then times (fx, fy) for pixels.
+    dist_x = np.stack([x * r2, x * r4, 2 * xy, r2 + 2 * xx, x * r4 * r2], -1)
+    dist_y = np.stack([y * r2, y * r4, r2 + 2 * yy, 2 * xy, y * r4 * r2], -1)
+    j_intr = np.concatenate([
+        np.stack([np.stack([xd, zeros, ones, zeros], -1), np.stack([zeros, yd, zeros, ones], -1)], -2),
+        np.stack([fx * dist_x, fy * dist_y], -2)], -1)  # (V, N, 2, 9)
+    # d(xd, yd) / d(x, y)
+    drad = k1 + r2 * (2 * k2 + 3 * k3 * r2)  # d radial / d r2
+    a00 = radial + 2 * xx * drad + 2 * p1 * y + 6 * p2 * x
+    a01 = 2 * xy * drad + 2 * p1 * x + 2 * p2 * y
+    a11 = radial + 2 * yy * drad + 6 * p1 * y + 2 * p2 * x
+    # d(x, y) / d(camera point): [[iz, 0, -x iz], [0, iz, -y iz]]; pixels scale by (fx, fy).
+    du = np.stack([fx * a00 * iz, fx * a01 * iz, -fx * (a00 * x + a01 * y) * iz], -1)  # (V, N, 3)
+    dv = np.stack([fy * a01 * iz, fy * a11 * iz, -fy * (a01 * x + a11 * y) * iz], -1)
+    d_cam = np.stack([du, dv], -2)  # (V, N, 2, 3)
+    # Camera point under R <- exp(w) R, t <- t + dt: d/dw = -[R X]x, d/dt = I.
+    q = pc - state.t[:, None, :]  # R X
+    qx = np.zeros(q.shape + (3,))
+    qx[..., 0, 1], qx[..., 0, 2], qx[..., 1, 2] = -q[..., 2], q[..., 1], -q[..., 0]
+    qx = qx - np.swapaxes(qx, -1, -2)
+    j_pose = np.concatenate([d_cam @ (-qx), d_cam], -1)  # (V, N, 2, 6)
+    return uv, j_intr, j_pose
+
+
+def _levenberg_marquardt(state: _LMState, obj_xy: np.ndarray, pix: np.ndarray, iterations: int):
+    """LM with the views eliminated by a Schur complement; returns (state, iterations run, final squared cost)."""
     lam = 1e-3
-    cost = (_project(p[None], obj, views)[0] - pix).pow(2).sum()
+    uv, j_intr, j_pose = _project(state, obj_xy, True)
+    res = (uv - pix).reshape(uv.shape[0], -1)  # (V, 2N)
+    cost = float((res * res).sum())
     it = 0
-    for _ in range(iterations):
+    while it < iterations:
         it += 1
-        # Central differences for all parameters in one batched projection (2P + 1 parameter sets).
-        h = 1e-6 * p.abs().clamp(min=1.0)
-        probe = torch.cat([p[None], p + torch.diag(h), p - torch.diag(h)])
-        out = (_project(probe, obj, views) - pix).flatten(1)  # (2P + 1, M)
-        res, plus, minus = out[0], out[1:1 + p.numel()], out[1 + p.numel():]
-        jac = ((plus - minus) / (2 * h[:, None])).T  # (M, P)
-        jtj, jtr = jac.T @ jac, jac.T @ res
+        v = res.shape[0]
+        ji = j_intr.reshape(v, -1, 9)
+        jp = j_pose.reshape(v, -1, 6)
+        ji_t, jp_t = np.swapaxes(ji, 1, 2), np.swapaxes(jp, 1, 2)
+        u_blk = ji.reshape(-1, 9).T @ ji.reshape(-1, 9)  # (9, 9) shared block
+        w_blk = ji_t @ jp  # (V, 9, 6) coupling
+        v_blk = jp_t @ jp  # (V, 6, 6) per view
+        g_i = ji.reshape(-1, 9).T @ res.reshape(-1)
+        g_p = (jp_t @ res[..., None])[..., 0]  # (V, 6)
+        u_diag, v_diag = np.diag(u_blk).copy(), np.diagonal(v_blk, axis1=1, axis2=2).copy()
         improved = False
-        for _ in range(10):
-            step = torch.linalg.solve(jtj + lam * torch.diag(jtj.diagonal()), -jtr)
-            new_cost = (_project((p + step)[None], obj, views)[0] - pix).pow(2).sum()
+        for _ in range(10):  # raise the damping until the step lowers the cost
+            ud = u_blk + np.diag(lam * u_diag)
+            vd = v_blk.copy()
+            vd[:, np.arange(6), np.arange(6)] += lam * v_diag
+            vinv = np.linalg.inv(vd)
+            wv = w_blk @ vinv  # (V, 9, 6)
+            schur = ud - (wv @ np.swapaxes(w_blk, 1, 2)).sum(0)
+            rhs = -g_i + (wv @ g_p[..., None]).sum(0)[:, 0]
+            d_intr = np.linalg.solve(schur, rhs)
+            d_pose = -(vinv @ (g_p + d_intr @ w_blk)[..., None])[..., 0]
+            trial = state.moved(d_intr, d_pose)
+            new_res = (_project(trial, obj_xy, False) - pix).reshape(v, -1)
+            new_cost = float((new_res * new_res).sum())
             if new_cost < cost:
-                p, lam, improved = p + step, max(lam / 10, 1e-12), True
-                rel = float((cost - new_cost) / cost)
-                cost = new_cost
+                improved = True
                 break
             lam *= 10
-        if not improved or rel < 1e-12:
+        if not improved:
             break
-    return p, it
+        rel = (cost - new_cost) / cost
+        state, cost, lam = trial, new_cost, max(lam / 10, 1e-12)
+        if rel < 1e-12 or float(np.abs(d_intr).max()) < 1e-12 * float(np.abs(state.intr[:4]).max()):
+            break
+        uv, j_intr, j_pose = _project(state, obj_xy, True)
+        res = (uv - pix).reshape(v, -1)
+    return state, it, cost

@@ -72,7 +72,7 @@ def calibrate_images(images: str | Sequence[str | os.PathLike[str]], pattern: tu
         images: a glob or a list of paths.
         pattern: inner corners (columns, rows).
         square: side of a square, in the unit the translations should have.
-        min_views: fewest images with a detected board (3 is the least
+        min_views: fewest images with a detected board (2 is the least
             :func:`~torchworks.geometry.calibration.calibrate_camera` accepts).
 
     Raises:
@@ -83,7 +83,8 @@ def calibrate_images(images: str | Sequence[str | os.PathLike[str]], pattern: tu
     from torchworks.geometry.calibration import calibrate_camera
 
     corners, used, size = find_chessboards(images, pattern)
-    if len(used) < max(3, min_views):
+    if len(used) < max(2, min_views):
         n = len(_paths(images))
-        raise DataError(f"chessboard found in {len(used)} of {n} images; need at least {max(3, min_views)}")
-    return calibrate_camera(torch.from_numpy(board_points(pattern, square)), torch.from_numpy(corners))
+        raise DataError(f"chessboard found in {len(used)} of {n} images; need at least {max(2, min_views)}")
+    return calibrate_camera(torch.from_numpy(board_points(pattern, square)), torch.from_numpy(corners),
+                            image_size=size)
