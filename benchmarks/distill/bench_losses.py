@@ -202,16 +202,15 @@ def bench_crd_loss(repeats: int) -> dict:
 
 
 def bench_task_steps(repeats: int) -> dict:
-    from torchworks.distill.cifar_data import CifarData
     from torchworks.distill.recipes import method_terms
     from torchworks.distill.task import DistillationTask, DistillConfig
 
-    data = CifarData(dataset="synthetic", synthetic_size=N, augment=True)
+    data = {"dataset": "synthetic", "synthetic_size": N, "crop_padding": 4, "flip": True}
     tasks = {}
     for name, method in (("kd", "kd"), ("crd before", "crd"), ("crd now", "crd")):
         torch.manual_seed(0)
         cfg = DistillConfig(teacher="resnet56", student="resnet20", teacher_ckpt="pretrained:resnet56_cifar10",
-                            losses=method_terms(method), data=data)
+                            losses=method_terms(method), **data)
         task = DistillationTask(cfg)
         if name == "crd before":
             memory = task.losses[0].memory

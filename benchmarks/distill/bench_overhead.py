@@ -24,7 +24,6 @@ import warnings
 import torch
 
 import torchworks.distill.task  # noqa: F401  (registers the zoo and the task)
-from torchworks.distill.cifar_data import CifarData
 from torchworks.distill.recipes import METHODS, method_terms
 from torchworks.distill.task import DistillationTask, DistillConfig
 
@@ -51,8 +50,8 @@ def bench_methods(args) -> list[tuple[str, float, float]]:
     for method in args.methods:
         init = 10**9 if method in ("ab", "fsp") else 0  # time the phase the method trains in
         cfg = DistillConfig(teacher=args.teacher, student=args.student, teacher_ckpt=args.teacher_ckpt,
-                            losses=method_terms(method), init_steps=init,
-                            data=CifarData(dataset="cifar10", augment=True))
+                            losses=method_terms(method), init_steps=init, dataset="cifar10", crop_padding=4,
+                            flip=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             task = DistillationTask(cfg)

@@ -30,13 +30,15 @@ from _common import Machine, atomic_write_text  # noqa: E402
 def plain_loop(steps: int, seed: int) -> tuple[float, float, float]:
     """A minimal loop: shuffled batches, forward, backward, step. Returns (wall s, CPU s, test accuracy)."""
     import torchworks.classify  # noqa: F401
+    from torchworks.classify.data import split_indices
     from torchworks.core.checkpoint import build_model
     from torchworks.data import load_fashion_mnist
 
     torch.manual_seed(seed)
     images, labels = load_fashion_mnist("train")
-    x = torch.from_numpy(images[:55000]).float().div_(255).unsqueeze(1)
-    y = torch.from_numpy(labels[:55000])
+    idx = split_indices(len(labels), holdout=5000)[0]  # the 55k images the task trains on (fixed split)
+    x = torch.from_numpy(images[idx]).float().div_(255).unsqueeze(1)
+    y = torch.from_numpy(labels[idx])
     model = build_model("fashion_mlp")
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)

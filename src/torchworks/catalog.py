@@ -35,11 +35,10 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "masks": ("torchworks.data.masks",),
     "datasets": ("torchworks.data",),
     "tasks": (
-        "torchworks.classify",
+        "torchworks.classify",  # image_classifier (every image classifier, the ViTs included)
         "torchworks.distill",
         "torchworks.sequence",
         "torchworks.transformer",  # gpt_lm
-        "torchworks.transformer.vit",
         "torchworks.transformer.seq2seq.task",
         "torchworks.transformer.bert.task",
         "torchworks.transformer.bert.finetune",

@@ -1,4 +1,4 @@
-"""The Fashion-MNIST task end to end through the shared engine (needs the Fashion-MNIST files)."""
+"""``image_classifier`` on Fashion-MNIST end to end through the shared engine (needs the Fashion-MNIST files)."""
 
 from __future__ import annotations
 
@@ -57,12 +57,14 @@ def test_run_directory_holds_the_resolved_config(tiny_run):
 
 
 def test_best_checkpoint_rebuilds_the_classifier(tiny_run, have_data):
+    from torchworks.classify.data import split_indices
     from torchworks.data.fashion_mnist import FashionMNIST
 
     model = load_model(tiny_run["best_checkpoint"], expect="fashion_mlp").eval()
-    ds = FashionMNIST("train", limit=256)
-    x = torch.stack([ds[i][0] for i in range(256)])
-    y = torch.tensor([ds[i][1] for i in range(256)])
+    ds = FashionMNIST("train")
+    idx = split_indices(len(ds), holdout=512, train_limit=256)[0]  # the 256 images it trained on (fixed split)
+    x = torch.stack([ds[i][0] for i in idx])  # float in [0, 1]: the tiny recipe does not normalise
+    y = torch.tensor([ds[i][1] for i in idx])
     acc = (model(x).argmax(1) == y).float().mean().item()
     assert acc > 0.98  # the memorised training images
 

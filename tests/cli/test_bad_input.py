@@ -36,7 +36,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (d / "random.bin").write_bytes(b"\x00\xff" + rng.bytes(4094))  # NUL bytes and invalid UTF-8
     (d / "latin1.txt").write_bytes("Ein Mädchen läuft.\n".encode("latin-1"))
     (d / "text.txt").write_text("not an image\n")
-    (d / "bad.yaml").write_text("task:\n  name: fashion_classifier\n  lr: [0.1\n")
+    (d / "bad.yaml").write_text("task:\n  name: image_classifier\n  lr: [0.1\n")
     (d / "series.csv").write_text("Date,Value\n" + "".join(f"2020-01-{i:02d},{i % 7}\n" for i in range(1, 29)))
     np.save(d / "pickled.npy", np.array([{"pose": 1}], dtype=object), allow_pickle=True)
     (d / "images").mkdir()
@@ -74,8 +74,8 @@ def rows(*table):
     ("png-as-yaml", ["train", "{photo}"], ("photo.png is a PNG image", "YAML")),
     ("random-bytes", ["train", "{random}"], ("random.bin is binary data",)),
     ("malformed-yaml", ["train", "{bad}", "-o", "{out}"], ("malformed YAML", "bad.yaml", "line")),
-    ("unknown-task", ["train", "{tiny}", "--set", "task.name=fashion_clasifier", "-o", "{out}"],
-     ("fashion_clasifier", "did you mean", "fashion_classifier")),
+    ("unknown-task", ["train", "{tiny}", "--set", "task.name=image_clasifier", "-o", "{out}"],
+     ("image_clasifier", "did you mean", "image_classifier")),
     ("threads-0", ["train", "{tiny}", "--threads", "0", "-o", "{out}"], ("--threads must be >= 1, got 0",)),
     ("devices-0", ["train", "{tiny}", "--devices", "0", "--out", "{out}"], ("--devices must be >= 1",)),
     ("unwritable-out", ["train", "{tiny}", "--out", "{under_file}"], ("cannot write", "photo.png is not a folder")),

@@ -43,7 +43,7 @@ def test_list_models_and_tasks_with_pattern():
     res = tw("list", "models", "fashion_*")
     names = [ln.split()[0] for ln in res.stdout.splitlines()]
     assert res.returncode == 0 and names == ["fashion_cnn", "fashion_mlp"]
-    assert "fashion_classifier" in tw("list", "tasks").stdout
+    assert "image_classifier" in tw("list", "tasks").stdout
     res = tw("list", "models", "no_such_*")
     assert res.returncode == 0 and res.stdout == "" and "no models matching 'no_such_*'" in res.stderr
 
@@ -68,7 +68,7 @@ def test_missing_config_file(tmp_path):
 
 def test_malformed_yaml(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("task:\n  name: fashion_classifier\n  lr: [0.1\ntrainer: {}\n")
+    bad.write_text("task:\n  name: image_classifier\n  lr: [0.1\ntrainer: {}\n")
     _one_line_error(tw("train", str(bad)), "malformed YAML", "bad.yaml", "line")
 
 
@@ -76,8 +76,8 @@ def test_unknown_task_key_and_bad_override_type(tmp_path):
     cfg = ROOT / "configs" / "tiny_fashion.yaml"
     _one_line_error(tw("train", str(cfg), "--set", "task.lrr=0.1"), "task.lrr", "did you mean lr")
     _one_line_error(tw("train", str(cfg), "--set", "trainer.max_steps=abc"), "trainer.max_steps", "'abc'")
-    _one_line_error(tw("train", str(cfg), "--set", "task.name=fashion_clasifier"), "fashion_clasifier",
-                    "fashion_classifier")
+    _one_line_error(tw("train", str(cfg), "--set", "task.name=image_clasifier"), "image_clasifier",
+                    "image_classifier")
 
 
 def test_unknown_data_set_name():

@@ -83,5 +83,5 @@ def test_a_file_with_neither_training_state_nor_model_is_refused(capsys, tmp_pat
 def test_model_named_differently_suggests_the_override(capsys, tmp_path):
     save_model(tmp_path / "r8.safetensors", build_model("resnet8", num_classes=10))
     code, _, err = _eval(capsys, str(ROOT / "configs" / "cifar_resnet56.yaml"), "--ckpt",
-                         str(tmp_path / "r8.safetensors"), "--set", "task.data.dataset=synthetic")
+                         str(tmp_path / "r8.safetensors"), "--set", "task.dataset=synthetic")
     _one_line(code, err, "holds model 'resnet8'", "builds 'resnet56'", "add --set task.model=resnet8")

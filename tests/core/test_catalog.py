@@ -112,5 +112,5 @@ print("torchworks.inpainting" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     lines = out.stdout.splitlines()
     assert lines[0] == "[] 272279 7"  # CIFAR resnet20: 272,474 parameters with 10 classes, 3 x 65 fewer with 7
-    assert lines[1].startswith("True 16 torchworks.transformer.vit")  # image_classifier is the ViT family's task
+    assert lines[1].startswith("True 16 torchworks.classify.task")  # the shared image-classification task
     assert lines[2] == "False"  # the lookups stopped at the module that had the name

@@ -13,7 +13,6 @@ import torch
 import torchworks.distill.task  # noqa: F401  (registers the distill task)
 from torchworks.core.checkpoint import load_model, save_model
 from torchworks.core.errors import ConfigError, ShapeError, UnknownNameError
-from torchworks.distill.cifar_data import CifarData
 from torchworks.distill.networks import build_network, load_network
 from torchworks.distill.recipes import LossTerm
 from torchworks.distill.task import DistillationTask, DistillConfig
@@ -31,12 +30,12 @@ def _importable(monkeypatch):
 @pytest.fixture
 def foreign_teacher(tmp_path, _importable):
     """A tiny_cnn (width 16) fitted for a few steps to the tiny config's 8 synthetic images, saved by save_model."""
-    from torchworks.distill.cifar_data import CifarSplits
+    from torchworks.classify.data import ClassificationData, normalize
 
     torch.manual_seed(7)
     teacher = build_network(NET, {"width": 16}, num_classes=10)
-    ds = CifarSplits(CifarData(dataset="synthetic", synthetic_size=8, augment=False)).train()
-    x, y = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    ds = ClassificationData("synthetic", synthetic_size=8).train()
+    x, y = normalize(ds.images, "synthetic"), ds.labels
     opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)
     for _ in range(40):
         opt.zero_grad()
@@ -75,8 +74,8 @@ def test_kd_between_two_foreign_models_through_the_engine(tmp_path, foreign_teac
 
 
 def _task(losses, teacher=NET, student=NET, **kw) -> DistillationTask:
-    cfg = DistillConfig(teacher=teacher, student=student, losses=losses, channels_last=False,
-                        data=CifarData(dataset="synthetic", synthetic_size=16, augment=False), **kw)
+    cfg = DistillConfig(teacher=teacher, student=student, losses=losses, channels_last=False, dataset="synthetic",
+                        synthetic_size=16, crop_padding=0, flip=False, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "untrained teacher"
         return DistillationTask(cfg)
@@ -106,7 +105,7 @@ def test_fitnet_taps_a_foreign_student_against_a_zoo_teacher():
     losses = [float(o["loss_fitnet"]) for o in outs]
     assert losses[-1] < 0.5 * losses[0], losses
     # the term reads exactly the tapped modules' outputs of this forward
-    x = batch[0]
+    x = task.prepare(batch[0], train=False)  # uint8 batch -> the normalised float images both networks see
     task.eval()
     with torch.no_grad():
         s_logits, s_feats = task.terms.run_student(task.student, x)
@@ -155,7 +154,7 @@ def test_factory_without_num_classes_is_called_without_it():
     with pytest.raises(TypeError):  # the factory really has no such parameter: it was not passed
         build_network("distill_foreign_nets:fixed_ten", {"num_classes": 10}, num_classes=10)
     cfg = DistillConfig(student="distill_foreign_nets:fixed_ten", teacher="resnet8", channels_last=False,
-                        data=CifarData(dataset="cifar100"))  # 100 classes; no file is read to build the task
+                        dataset="cifar100")  # 100 classes; no file is read to build the task
     with warnings.catch_warnings(), pytest.raises(ShapeError, match=r"returned \(2, 10\).*\(2, 100\)"):
         warnings.simplefilter("ignore")
         DistillationTask(cfg)

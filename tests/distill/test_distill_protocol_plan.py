@@ -38,10 +38,10 @@ def test_run_config_follows_the_rescaled_recipe():
     cfg = run_config("ab", 1, s, "out/ab-s1", threads=1)
     task, trainer = cfg["task"], cfg["trainer"]
     assert task["init_steps"] == 168 and trainer["max_steps"] == 1344 + 168
-    assert task["optim"]["total_steps"] == 1344 and task["optim"]["schedule"] == "step"
-    assert task["optim"]["milestones"] == [0.625, 0.75, 0.875] and task["optim"]["lr"] == 0.05
+    assert task["total_steps"] == 1344 and task["schedule"] == "step"
+    assert task["milestones"] == [0.625, 0.75, 0.875] and task["lr"] == 0.05
     assert trainer["eval_every"] == 168 and trainer["batch_size"] == 64 and cfg["seed"] == 1
-    assert task["teacher_ckpt"] == "pretrained:resnet56_cifar10" and task["data"]["train_limit"] is None
+    assert task["teacher_ckpt"] == "pretrained:resnet56_cifar10" and task["train_limit"] is None
     kd = run_config("kd", 0, s, "x")["task"]
     assert kd["init_steps"] == 0 and [t["name"] for t in kd["losses"]] == ["ce", "kd"]
     crd = run_config("crd", 0, tiny_schedule(), "x", dataset="synthetic")["task"]

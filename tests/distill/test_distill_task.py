@@ -19,12 +19,12 @@ TINY = "configs/tiny_distill.yaml"
 @pytest.fixture(scope="module")
 def teacher_ckpt(tmp_path_factory):
     """A resnet8 teacher trained for a few steps on the tiny config's synthetic images, saved with save_model."""
-    from torchworks.distill.cifar_data import CifarData, CifarSplits
+    from torchworks.classify.data import ClassificationData, normalize
 
     torch.manual_seed(123)
     teacher = build_model("resnet8", num_classes=10)
-    ds = CifarSplits(CifarData(dataset="synthetic", synthetic_size=8, augment=False)).train()
-    x, y = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    ds = ClassificationData("synthetic", synthetic_size=8).train()
+    x, y = normalize(ds.images, "synthetic"), ds.labels
     opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)
     for _ in range(25):
         opt.zero_grad()

@@ -10,15 +10,15 @@ import torch
 
 from torchworks.core.errors import ShapeError
 from torchworks.core.registry import DISTILL_LOSSES
-from torchworks.distill.cifar_data import CifarData
 from torchworks.distill.recipes import INIT_METHODS, LossTerm, method_terms
 from torchworks.distill.task import DistillationTask, DistillConfig
 
+NO_AUGMENT = {"crop_padding": 0, "flip": False}
+
 
 def _task(losses, teacher="resnet8", student="resnet8", init_steps=0, **kw) -> DistillationTask:
-    data = kw.pop("data", CifarData(dataset="synthetic", synthetic_size=16, augment=True))
-    cfg = DistillConfig(teacher=teacher, student=student, losses=losses, init_steps=init_steps, data=data,
-                        channels_last=False, **kw)
+    kw = {"dataset": "synthetic", "synthetic_size": 16, "channels_last": False, **kw}  # crop + flip by default
+    cfg = DistillConfig(teacher=teacher, student=student, losses=losses, init_steps=init_steps, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "untrained teacher"
         return DistillationTask(cfg)
@@ -101,7 +101,7 @@ def test_crd_without_indices_is_explained():
 
 
 def test_crd_uses_label_aware_memory_over_the_whole_train_split():
-    task = _task(method_terms("crd"), data=CifarData(dataset="synthetic", synthetic_size=16, train_limit=8))
+    task = _task(method_terms("crd"), train_limit=8)
     crd = task.losses[0]
     assert crd.memory.n_data == 16 and crd.memory.label_aware
     before = crd.memory.memory_s.clone()
@@ -122,8 +122,7 @@ def test_teacher_batch_statistics_leave_running_stats_alone():
 
 
 def test_teacher_logit_cache(monkeypatch):
-    data = CifarData(dataset="synthetic", synthetic_size=16, augment=False)
-    task = _task(method_terms("kd"), data=data, cache_teacher_logits=True)
+    task = _task(method_terms("kd"), cache_teacher_logits=True, **NO_AUGMENT)
     x, y, idx = _batch(task)
     first = task.training_step((x, y, idx))["loss"]
     monkeypatch.setattr(task.teacher, "forward", lambda *a, **k: pytest.fail("teacher ran despite the cache"))
@@ -131,4 +130,4 @@ def test_teacher_logit_cache(monkeypatch):
     with pytest.raises(ValueError, match="augment"):
         _task(method_terms("kd"), cache_teacher_logits=True)
     with pytest.raises(ValueError, match="logit-only"):
-        _task(method_terms("at"), data=data, cache_teacher_logits=True)
+        _task(method_terms("at"), cache_teacher_logits=True, **NO_AUGMENT)

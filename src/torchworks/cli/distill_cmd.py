@@ -18,7 +18,7 @@ EXAMPLES = """\
 examples:
   torchworks distill --teacher resnet56 --student resnet20 --method crd --data cifar10 --steps 3000
   torchworks distill --method crd+kd --ckpt-teacher runs/cifar_resnet56/checkpoints/last.ckpt
-  torchworks distill --config configs/distill_kd.yaml --steps 200 --set task.data.train_limit=2048
+  torchworks distill --config configs/distill_kd.yaml --steps 200 --set task.train_limit=2048
   torchworks distill --teacher resnet8 --student resnet8 --method at --data synthetic --steps 5
   torchworks distill --teacher resnet56 --student mypkg.nets:small_cnn --method fitnet \
       --student-taps body.4 --teacher-taps layer2 --steps 2000     # any nn.Module, tapped by module path
@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir holding checkpoints")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set task.data.train_limit=4096 (repeatable)")
+                   help="override a config value, e.g. --set task.train_limit=4096 (repeatable)")
     p.add_argument("--threads", type=positive_int, help="torch intra-op threads")
     p.add_argument("--data-dir", help="directory holding the data set (searched first)")
     return p
@@ -103,19 +103,19 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         task["init_steps"] = args.init_steps
     _set_taps(task, getattr(args, "student_taps", None), getattr(args, "teacher_taps", None))
     if args.data is not None:
-        task.setdefault("data", {})["dataset"] = args.data
+        task["dataset"] = args.data
     if args.steps is not None:
         trainer["max_steps"] = args.steps
-        task.setdefault("optim", {})["total_steps"] = args.steps
+        task["total_steps"] = args.steps
         trainer["eval_every"] = min(int(trainer.get("eval_every", args.steps)) or args.steps, args.steps)
     if args.lr is not None:
-        task.setdefault("optim", {})["lr"] = args.lr
+        task["lr"] = args.lr
     if args.batch_size is not None:
         trainer["batch_size"] = args.batch_size
     if args.seed is not None:
         data["seed"] = args.seed
     shipped = PRETRAINED_DIR / "resnet56_cifar10.safetensors"
-    dataset = task.get("data", {}).get("dataset", "cifar10")
+    dataset = task.get("dataset", "cifar10")
     if "teacher_ckpt" not in task and task.get("teacher") == "resnet56" and dataset == "cifar10" and shipped.is_file():
         task["teacher_ckpt"] = "pretrained:resnet56_cifar10"
     if args.out is not None:

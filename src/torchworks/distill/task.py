@@ -1,10 +1,13 @@
 """``distill``: a student learns from a frozen teacher through any weighted combination of distillation losses.
 
-Per step: the teacher runs under ``no_grad`` (eval mode; OFD's reference uses BN batch statistics, see
-``teacher_bn``), the student runs once with features, and ``loss = sum_i w_i * term_i`` over the configured
-terms (``ce``, ``kd``, ``crd``, ``at``, ...). Learnable loss parts (regressors, connectors, embeddings, VID
-variances, FT translator) train with the student in one SGD optimiser; the teacher is left out of it and of
-``trainable_modules()`` (so it is never wrapped in DDP) and never receives gradients.
+A distillation task is the shared classification task (:class:`~torchworks.classify.task.ClassificationTask`:
+data, split, crop/flip augmentation, normalisation, validation, optimiser, warm-up + schedule) with a teacher and
+loss terms added. Per step: the teacher runs under ``no_grad`` (eval mode; OFD's reference uses BN batch
+statistics, see ``teacher_bn``) on the same augmented batch as the student, the student runs once with features,
+and ``loss = sum_i w_i * term_i`` over the configured terms (``ce``, ``kd``, ``crd``, ``at``, ...). Learnable loss
+parts (regressors, connectors, embeddings, VID variances, FT translator) train with the student in one
+optimiser; the teacher is left out of it and of ``trainable_modules()`` (so it is never wrapped in DDP) and never
+receives gradients.
 
 Init phase (``init_steps``): RepDistiller first trains AB / FSP (and FitNet in ``mode="paper"``) alone on the
 student's feature layers, and FT's paraphraser on the teacher maps; then the main phase drops those terms (their
@@ -24,25 +27,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from torchworks.classify.task import ClassificationTask, ClassifierRecipe, accuracy, lr_schedule
 from torchworks.core.checkpoint import model_spec
 from torchworks.core.errors import CheckpointError, ShapeError
 from torchworks.core.registry import TASKS
-from torchworks.distill.cifar_data import CifarData, CifarSplits
-from torchworks.distill.classifier import OptimConfig, accuracy, to_memory_format
 from torchworks.distill.networks import build_network, load_network
 from torchworks.distill.recipes import LossTerm
 from torchworks.distill.terms import TermSet
-from torchworks.engine.task import Task
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
 @dataclass
-class DistillConfig:
-    """Settings of the ``distill`` task.
+class DistillConfig(ClassifierRecipe):
+    """Settings of the ``distill`` task: a :class:`~torchworks.classify.task.ClassifierRecipe` (data, augmentation,
+    optimiser, schedule: the same keys as ``image_classifier``, with RepDistiller's CIFAR defaults: CIFAR-10
+    validated on its test set, crop (pad 4) + flip, SGD lr 0.05 momentum 0.9, weight decay 5e-4 on every
+    parameter, channels-last) plus the teacher, the student and the loss terms.
 
     Attributes:
         teacher, student: a registered model name (``resnet56``) or the import path of any factory returning an
@@ -58,11 +61,19 @@ class DistillConfig:
         init_steps: steps of the init phase (needed by ``ab``, ``fsp``, ``ft`` and ``fitnet`` in paper mode).
         teacher_bn: ``eval`` (running statistics), ``batch`` (BN batch statistics, running statistics untouched:
             what OFD's reference does), or ``auto`` (``batch`` when an ``ofd`` term is present).
-        cache_teacher_logits: remember the teacher logits per training index (logit-only losses and
-            ``data.augment: false`` only, since the teacher's output depends on the augmented view).
-        channels_last: channels-last convolutions for both networks.
+        cache_teacher_logits: remember the teacher logits per training index (logit-only losses and no
+            augmentation only, since the teacher's output depends on the augmented view).
     """
 
+    dataset: str = "cifar10"
+    holdout: int = 0
+    crop_padding: int = 4
+    flip: bool = True
+    optimizer: Literal["adamw", "sgd"] = "sgd"
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    weight_decay_scope: Literal["weights", "all"] = "all"
+    channels_last: bool = True
     teacher: str = "resnet56"
     student: str = "resnet20"
     teacher_args: dict[str, Any] = field(default_factory=dict)
@@ -72,11 +83,9 @@ class DistillConfig:
     init_steps: int = 0
     teacher_bn: Literal["auto", "eval", "batch"] = "auto"
     cache_teacher_logits: bool = False
-    data: CifarData = field(default_factory=CifarData)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    channels_last: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.losses:
             raise ValueError("losses is empty: give at least one term, e.g. [{name: ce}, {name: kd, weight: 0.9}]")
         if self.init_steps < 0:
@@ -126,34 +135,34 @@ def _out_features(model: nn.Module) -> int | None:
     return last[-1].out_features if last else None
 
 
-class DistillationTask(Task):
-    """Trains ``student`` from a frozen ``teacher`` with the configured loss terms (see the module docstring)."""
+class DistillationTask(ClassificationTask):
+    """Trains ``student`` from a frozen ``teacher`` with the configured loss terms (see the module docstring).
 
-    monitor = "val/acc"
-    monitor_mode = "max"
+    The classification task underneath trains the student (stored as ``student``, its checkpoint prefix) and
+    supplies the data, the batch preparation, validation, optimiser and schedule.
+    """
+
+    model_attr = "student"
 
     def __init__(self, cfg: DistillConfig, data_dir: str | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg
-        k = cfg.data.num_classes
-        self.student = build_network(cfg.student, cfg.student_args, k)
+        k = cfg.num_classes
+        student = build_network(cfg.student, cfg.student_args, k)
+        names = {t.name for t in cfg.losses}
+        needs_index = "crd" in names or cfg.cache_teacher_logits
+        super().__init__(cfg, student, data_dir, return_index=needs_index)
         self.student_kwargs = dict(model_spec(self.student)["kwargs"])
         teacher = load_teacher(cfg, k)
         teacher.requires_grad_(False)
         if cfg.channels_last:
-            self.student.to(memory_format=torch.channels_last)
             teacher.to(memory_format=torch.channels_last)
         self.teacher = teacher.eval()
-        names = {t.name for t in cfg.losses}
-        needs_index = any(t.name in ("crd",) for t in cfg.losses) or cfg.cache_teacher_logits
-        self.splits = CifarSplits(cfg.data, data_dir, return_index=needs_index)
-        self.terms = TermSet(cfg, self.student, self.teacher, self.splits if "crd" in names else None)
+        self.terms = TermSet(cfg, self.student, self.teacher, self.data if "crd" in names else None)
         self.losses = self.terms.modules
         self.teacher_batch_bn = cfg.teacher_bn == "batch" or (cfg.teacher_bn == "auto" and "ofd" in names)
         self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
         if cfg.cache_teacher_logits:
             self._check_cache_allowed()
-            n = self.splits.num_train_total
+            n = self.data.num_train_total
             self.register_buffer("_logit_cache", torch.zeros(n, k), persistent=False)
             self.register_buffer("_logit_cached", torch.zeros(n, dtype=torch.bool), persistent=False)
 
@@ -161,28 +170,17 @@ class DistillationTask(Task):
         feature_terms = [t.name for t in self.cfg.losses if t.name not in ("ce", "kd", "dkd", "dist")]
         if feature_terms:
             raise ValueError(f"cache_teacher_logits needs logit-only losses; {feature_terms} read teacher features")
-        if self.cfg.data.augment:
-            raise ValueError("cache_teacher_logits with data.augment: true would reuse the logits of the first "
-                             "augmented view for every later view (Beyer et al. 2022: it hurts); set augment: false")
+        if self.cfg.augments:
+            raise ValueError("cache_teacher_logits with augmentation (crop_padding/flip) would reuse the logits of "
+                             "the first augmented view for every later view (Beyer et al. 2022: it hurts); set "
+                             "crop_padding: 0 and flip: false")
 
-    # --- modes and data -------------------------------------------------------------------------------------------
+    # --- modes ----------------------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> DistillationTask:
         """Sets the student and loss parts to ``mode``; the teacher always stays in eval mode."""
         super().train(mode)
         self.teacher.eval()
         return self
-
-    def train_dataset(self):
-        return self.splits.train()
-
-    def val_dataset(self):
-        return self.splits.val()
-
-    def test_dataset(self):
-        return self.splits.test()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.student(to_memory_format(x, self.cfg.channels_last))
 
     @property
     def in_init_phase(self) -> bool:
@@ -221,12 +219,12 @@ class DistillationTask(Task):
         return logits, feats
 
     def training_step(self, batch, opt=None):
-        x, y = batch[0], batch[1]
+        images, y = batch[0], batch[1]
         idx = batch[2] if len(batch) > 2 else None
         if idx is None and self.terms.needs_index:
             raise ValueError("distill: the crd term needs dataset indices but the training batches are "
                              "(image, label) only; use a data set that returns (image, label, index)")
-        x = to_memory_format(x, self.cfg.channels_last)
+        x = self.prepare(images, train=True)  # one augmented view, seen by both networks
         if self.terms.uses_teacher:
             t_logits, t_feats = self._teacher_outputs(x, idx)
         else:  # CE only (the no-distillation baseline): the teacher is not run at all
@@ -240,20 +238,10 @@ class DistillationTask(Task):
         out.update({f"loss_{n}": v.detach() for n, (_, v) in parts.items()})
         return out
 
-    @torch.no_grad()
-    def validation_step(self, batch):
-        x, y = batch[0], batch[1]
-        logits = self(x)
-        return {"loss": F.cross_entropy(logits, y), "acc": accuracy(logits, y)}
-
     # --- optimisation ---------------------------------------------------------------------------------------------
-    def configure_optimizers(self):
-        params = [p for m in self.trainable_modules() for p in m.parameters() if p.requires_grad]
-        return self.cfg.optim.build(params)
-
     def configure_schedulers(self, optimizers):
-        offset, sched = self.cfg.init_steps, self.cfg.optim
-        return [torch.optim.lr_scheduler.LambdaLR(optimizers[0], lambda s: sched.factor(max(0, s - offset)))]
+        # The schedule (warm-up included) starts after the init phase.
+        return [torch.optim.lr_scheduler.LambdaLR(optimizers[0], lr_schedule(self.cfg, delay=self.cfg.init_steps))]
 
     def trainable_modules(self):
         # Each loss with parameters separately: called through its own (DDP) wrapper; the teacher never.

@@ -96,7 +96,7 @@ class TermSet:
         example = torch.randn(2, 3, 32, 32)
         feats = {side: _dry_run(m, example, self._zoo[side], self.taps[side]) for side, m in models.items()}
         for side in models:
-            _check_logits(feats[side]["logits"], cfg.data.num_classes, f"{side} {self._names[side]}")
+            _check_logits(feats[side]["logits"], cfg.num_classes, f"{side} {self._names[side]}")
         s_feats, t_feats = feats["student"], feats["teacher"]
         has_init = False
         for i, term in enumerate(cfg.losses):

@@ -1,7 +1,9 @@
-"""Vision Transformer: the model (with HF weight import and attention rollout), the same-size CNN partner, the
-``image_classifier`` engine task and rollout figures.
+"""Vision Transformer: the model (with HF weight import and attention rollout), the same-size CNN partner and
+rollout figures; they train through the shared ``image_classifier`` task (:mod:`torchworks.classify`, named
+again in :mod:`~torchworks.transformer.vit.task`).
 
-Importing this package registers the ViT and CNN variants in ``MODELS`` and ``image_classifier`` in ``TASKS``.
+Importing this package registers the ViT and CNN variants in ``MODELS`` (and, through the task, ``image_classifier``
+in ``TASKS``).
 """
 
 from torchworks.transformer.vit.cnn import ConvNet
