@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from torchworks.core.errors import ShapeError
+from torchworks.geometry._reprojection import project, rodrigues
 from torchworks.geometry.homography import find_homography
 from torchworks.geometry.rotations import project_to_so3
 
@@ -179,7 +180,7 @@ def calibrate_camera(object_points: torch.Tensor, image_points: torch.Tensor, it
     rot, t = extrinsics_from_homography(k, h_pix)
     state = _LMState(np.array([k[0, 0], k[1, 1], k[0, 2], k[1, 2], 0, 0, 0, 0, 0], dtype=np.float64),
                      rot.numpy().copy(), t.numpy().copy())
-    state, it, cost = _levenberg_marquardt(state, obj.numpy()[..., :2], pix.numpy(), iterations)
+    state, it, cost = _levenberg_marquardt(state, obj.numpy(), pix.numpy(), iterations)
     p = torch.from_numpy(state.intr)
     kk = torch.tensor([[p[0], 0.0, p[2]], [0.0, p[1], p[3]], [0.0, 0.0, 1.0]], dtype=torch.float64)
     return CalibrationResult(kk, p[4:9].clone(), torch.from_numpy(state.rot), torch.from_numpy(state.t),
@@ -194,68 +195,20 @@ class _LMState:
 
     def moved(self, d_intr: np.ndarray, d_pose: np.ndarray) -> _LMState:
         # Poses move by a left increment: R <- exp(w) R, t <- t + dt.
-        return _LMState(self.intr + d_intr, _rodrigues(d_pose[:, :3]) @ self.rot, self.t + d_pose[:, 3:])
+        return _LMState(self.intr + d_intr, rodrigues(d_pose[:, :3]) @ self.rot, self.t + d_pose[:, 3:])
 
 
-def _rodrigues(w: np.ndarray) -> np.ndarray:
-    """(V, 3) rotation vectors -> (V, 3, 3) rotations (NumPy)."""
-    th2 = (w * w).sum(-1)
-    th = np.sqrt(th2)
-    small = th < 1e-8
-    ts = np.where(small, 1.0, th)
-    a = np.where(small, 1 - th2 / 6, np.sin(ts) / ts)
-    b = np.where(small, 0.5 - th2 / 24, 2 * (np.sin(ts / 2) / ts) ** 2)
-    k = np.zeros(w.shape[:-1] + (3, 3))
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -w[..., 2], w[..., 1], -w[..., 0]
-    k = k - np.swapaxes(k, -1, -2)
-    return np.eye(3) + a[..., None, None] * k + b[..., None, None] * (k @ k)
+def _project(state: _LMState, obj: np.ndarray, jacobian: bool):
+    """Pixels (V, N, 2) of the target points (V, N, 3); with ``jacobian`` also d/d(intrinsics) (V, N, 2, 9) and
+    d/d(w, t) of the view's pose (V, N, 2, 6)."""
+    out = project(state.intr, state.rot[:, None], state.t[:, None], obj, want_intr=jacobian, want_pose=jacobian)
+    return (out[0], out[2], out[3]) if jacobian else out[0]
 
 
-def _project(state: _LMState, obj_xy: np.ndarray, jacobian: bool):
-    """Pixels (V, N, 2) of the target points (V, N, 2) (Z = 0); with ``jacobian`` also d/d(intrinsics) (V, N, 2, 9)
-    and d/d(w, t) of the view's pose (V, N, 2, 6)."""
-    fx, fy, cx, cy, k1, k2, p1, p2, k3 = state.intr
-    pc = obj_xy @ np.swapaxes(state.rot[:, :, :2], -1, -2) + state.t[:, None, :]  # (V, N, 3) camera frame
-    iz = 1 / pc[..., 2]
-    x, y = pc[..., 0] * iz, pc[..., 1] * iz
-    xx, yy, xy = x * x, y * y, x * y
-    r2 = xx + yy
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * xx)
-    yd = y * radial + p1 * (r2 + 2 * yy) + 2 * p2 * xy
-    uv = np.stack([fx * xd + cx, fy * yd + cy], -1)
-    if not jacobian:
-        return uv
-    ones, zeros = np.ones_like(x), np.zeros_like(x)
-    r4 = r2 * r2
-    # d(xd, yd) / d(k1, k2, p1, p2, k3), then times (fx, fy) for pixels.
-    dist_x = np.stack([x * r2, x * r4, 2 * xy, r2 + 2 * xx, x * r4 * r2], -1)
-    dist_y = np.stack([y * r2, y * r4, r2 + 2 * yy, 2 * xy, y * r4 * r2], -1)
-    j_intr = np.concatenate([
-        np.stack([np.stack([xd, zeros, ones, zeros], -1), np.stack([zeros, yd, zeros, ones], -1)], -2),
-        np.stack([fx * dist_x, fy * dist_y], -2)], -1)  # (V, N, 2, 9)
-    # d(xd, yd) / d(x, y)
-    drad = k1 + r2 * (2 * k2 + 3 * k3 * r2)  # d radial / d r2
-    a00 = radial + 2 * xx * drad + 2 * p1 * y + 6 * p2 * x
-    a01 = 2 * xy * drad + 2 * p1 * x + 2 * p2 * y
-    a11 = radial + 2 * yy * drad + 6 * p1 * y + 2 * p2 * x
-    # d(x, y) / d(camera point): [[iz, 0, -x iz], [0, iz, -y iz]]; pixels scale by (fx, fy).
-    du = np.stack([fx * a00 * iz, fx * a01 * iz, -fx * (a00 * x + a01 * y) * iz], -1)  # (V, N, 3)
-    dv = np.stack([fy * a01 * iz, fy * a11 * iz, -fy * (a01 * x + a11 * y) * iz], -1)
-    d_cam = np.stack([du, dv], -2)  # (V, N, 2, 3)
-    # Camera point under R <- exp(w) R, t <- t + dt: d/dw = -[R X]x, d/dt = I.
-    q = pc - state.t[:, None, :]  # R X
-    qx = np.zeros(q.shape + (3,))
-    qx[..., 0, 1], qx[..., 0, 2], qx[..., 1, 2] = -q[..., 2], q[..., 1], -q[..., 0]
-    qx = qx - np.swapaxes(qx, -1, -2)
-    j_pose = np.concatenate([d_cam @ (-qx), d_cam], -1)  # (V, N, 2, 6)
-    return uv, j_intr, j_pose
-
-
-def _levenberg_marquardt(state: _LMState, obj_xy: np.ndarray, pix: np.ndarray, iterations: int):
+def _levenberg_marquardt(state: _LMState, obj: np.ndarray, pix: np.ndarray, iterations: int):
     """LM with the views eliminated by a Schur complement; returns (state, iterations run, final squared cost)."""
     lam = 1e-3
-    uv, j_intr, j_pose = _project(state, obj_xy, True)
+    uv, j_intr, j_pose = _project(state, obj, True)
     res = (uv - pix).reshape(uv.shape[0], -1)  # (V, 2N)
     cost = float((res * res).sum())
     it = 0
@@ -283,7 +236,7 @@ def _levenberg_marquardt(state: _LMState, obj_xy: np.ndarray, pix: np.ndarray, i
             d_intr = np.linalg.solve(schur, rhs)
             d_pose = -(vinv @ (g_p + d_intr @ w_blk)[..., None])[..., 0]
             trial = state.moved(d_intr, d_pose)
-            new_res = (_project(trial, obj_xy, False) - pix).reshape(v, -1)
+            new_res = (_project(trial, obj, False) - pix).reshape(v, -1)
             new_cost = float((new_res * new_res).sum())
             if new_cost < cost:
                 improved = True
@@ -295,6 +248,6 @@ def _levenberg_marquardt(state: _LMState, obj_xy: np.ndarray, pix: np.ndarray, i
         state, cost, lam = trial, new_cost, max(lam / 10, 1e-12)
         if rel < 1e-12 or float(np.abs(d_intr).max()) < 1e-12 * float(np.abs(state.intr[:4]).max()):
             break
-        uv, j_intr, j_pose = _project(state, obj_xy, True)
+        uv, j_intr, j_pose = _project(state, obj, True)
         res = (uv - pix).reshape(v, -1)
     return state, it, cost
