@@ -1,6 +1,6 @@
 """Speed and accuracy of torchworks.geometry against OpenCV and kornia, same run, 1 thread.
 
-Writes docs/results/geometry.md. Run from the repository root:
+Writes the ``core`` section of docs/results/geometry.md. Run from the repository root:
 
     .venv/bin/python benchmarks/geometry/bench_geometry.py [--repeats 7] [--out docs/results/geometry.md]
 
@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
 
-from _common import Machine, atomic_write_text  # noqa: E402
+from _common import Machine, write_section  # noqa: E402
 
 from torchworks.geometry.camera import intrinsics_matrix, project_points, projection_matrix  # noqa: E402
 from torchworks.geometry.epipolar import find_fundamental, sampson_distance  # noqa: E402
@@ -38,6 +38,7 @@ from torchworks.geometry.se3 import make_pose  # noqa: E402
 from torchworks.geometry.triangulation import triangulate_dlt  # noqa: E402
 
 D = torch.float64
+TITLE = "# Geometry benchmarks: torchworks.geometry against OpenCV, kornia and pycolmap"
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -261,8 +262,6 @@ def render(rows, args, elapsed: float, per_run: list[list], machine: Machine) ->
         kornia_version = ""
         kornia_note = "kornia is not installed, so its rows are absent."
     lines = [
-        "# Geometry benchmark: torchworks.geometry vs OpenCV and kornia",
-        "",
         f"Command: `.venv/bin/python benchmarks/geometry/bench_geometry.py --repeats {args.repeats} "
         f"--runs {args.runs}`  ",
         f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; run time {elapsed:.0f} s  ",
@@ -346,7 +345,7 @@ def main() -> None:
     start, machine = time.perf_counter(), Machine.measure()
     per_run = [bench(args.repeats) for _ in range(args.runs)]
     text = render(combine(per_run), args, time.perf_counter() - start, per_run, machine.finish())
-    atomic_write_text(args.out, text)
+    write_section(args.out, "core", text, heading="## Primitives against OpenCV and kornia", title=TITLE)
     print(text)
 
 

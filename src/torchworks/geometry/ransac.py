@@ -482,7 +482,7 @@ def _local_optimize_pose(e: torch.Tensor, score: float, pts: _Points, th2: float
     design = pts.sampson_problem().design  # columns 9:12 and 12:15 hold the homogeneous n1 and n2
     rot, trans = _pose_from_essential(e.cpu().double().numpy(), design[vote, 9:12], design[vote, 12:15])
     # A few steps suffice here: the final refinement (:func:`_finish`) continues from this pose.
-    rot, trans = _refine_robust((rot, trans), pts, th2, err=err, iterations=5)
+    rot, trans = _refine_robust((rot, trans), pts, th2, err=err, iterations=10)
     new_err = _sq_errors_e(pts, _skew_np(trans) @ rot)
     new_score = float(np.minimum(new_err, th2).sum())
     if new_score < score or keep_if_worse:
