@@ -7,10 +7,11 @@ Writes the ``photo_sizes`` section of ``docs/results/inpainting.md``. Run from t
 
 Each photo is a real scene photo (Kodak ``kodim23`` when the shared data is here, else the test fixture) resized
 to the size, with the same hole drawn in proportion: a LaMa "thick" stroke set and a box, covering ~5 % of the
-photo (an object or a scratch to remove, as users bring them); big_lama is skipped at 4000x3000. Methods run through the public API with its
+photo (an object or a scratch to remove, as users bring them). Methods run through the public API with its
 defaults (``strategy="auto"``: above 800 px only crops around the hole are filled). Learned models are timed with
-random weights of the shipped architectures: the time does not depend on the weights. Every run is checked to be
-bit-exact outside the method's dilated hole. Times are process CPU seconds on 1 thread, median of ``--repeats``.
+random weights of the shipped architectures: the time does not depend on the weights; big_lama is not timed at
+4000x3000 (minutes per call). Every run is checked to be bit-exact outside the method's dilated hole. Times are
+process CPU seconds on 1 thread, median of ``--repeats``.
 """
 
 from __future__ import annotations
