@@ -10,6 +10,10 @@ server has been idle for ``--settle`` seconds. Each configuration runs in a fres
 * ``budget without trim``: the same without ``malloc_trim`` (garbage collection only);
 * ``9 at once without trim``: as the server was with one queue per method (9 methods, 9 jobs at once).
 
+It also measures what one call costs alone: for each method, a fresh process calls ``inpaint()`` once on the same
+photo and reports its RSS growth (``VmHWM`` minus the RSS before the call, after a small warm-up call), which is
+what ``--max-busy-pixels`` has to budget for.
+
 Writes the ``ui-load`` section of ``docs/results/inpainting.md``::
 
     python benchmarks/inpainting/bench_ui_load.py
@@ -160,6 +164,32 @@ class BurstResult:
         return (self.peak - self.after) / grown if grown > 0 else 1.0
 
 
+ONE_CALL = """
+import io, os, sys, torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[3])
+from bench_ui_load import photo_and_mask, rss_mb
+from PIL import Image
+from torchworks.inpainting import inpaint
+image, mask, _ = photo_and_mask(int(sys.argv[2]))
+img, msk = Image.open(io.BytesIO(image)), Image.open(io.BytesIO(mask))
+img.load(); msk.load()
+inpaint(img.resize((64, 64)), msk.resize((64, 64)), method=sys.argv[1])  # warm-up: libraries, weights
+before = rss_mb(os.getpid())[0]
+inpaint(img, msk, method=sys.argv[1])
+print(before, rss_mb(os.getpid())[1])
+"""
+
+
+def one_call_growth(method: str, size: int) -> float:
+    """RSS growth (MB) of one ``inpaint()`` call on a size x size photo, in a fresh process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", ONE_CALL, method, str(size), str(Path(__file__).resolve().parent)],
+                         capture_output=True, text=True, env=env, timeout=1800, check=True)
+    before, peak = map(float, out.stdout.split())
+    return peak - before
+
+
 def working_methods(url: str) -> list[str]:
     """Methods the server lists that answer a small request with 200 (one warm-up call each)."""
     image, mask, _ = photo_and_mask(128)
@@ -216,8 +246,8 @@ def load() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def report(rows: dict[str, BurstResult], args: argparse.Namespace, methods: list[str], hole: float,
-           load_before: str, load_after: str, seconds: float) -> str:
+def report(rows: dict[str, BurstResult], alone: dict[str, float], args: argparse.Namespace, methods: list[str],
+           hole: float, load_before: str, load_after: str, seconds: float) -> str:
     lines = [
         f"Produced by `python benchmarks/inpainting/bench_ui_load.py --requests {args.requests} --size {args.size}` "
         f"on {datetime.date.today()} in {seconds:.0f} s; machine: {machine()}, Python "
@@ -238,8 +268,35 @@ def report(rows: dict[str, BurstResult], args: argparse.Namespace, methods: list
     lines += ["", "`budget` is `torchworks ui` as shipped (`--max-jobs 2`, `--max-busy-pixels` = `--max-pixels` = "
               "25 MP, `--queue-size 8`): it hands freed heap pages back with glibc's `malloc_trim(0)` (after "
               "`gc.collect()`) each time the last running job ends. `without trim` is the same server with only "
-              "the garbage collection; `9 at once` lets nine jobs run together, as one queue per method did."]
+              "the garbage collection; `9 at once` lets nine jobs run together, as one queue per method did.", "",
+              f"One call alone on the same {args.size}x{args.size} photo (`inpaint()` in a fresh process after a "
+              "small warm-up call; RSS growth at its peak, MB, and bytes per image pixel):", "",
+              "| method | " + " | ".join(alone) + " |", "|---|" + "---|" * len(alone),
+              "| MB | " + " | ".join(f"{v:.0f}" for v in alone.values()) + " |",
+              "| bytes per pixel | " + " | ".join(f"{v * 2**20 / args.size**2:.0f}" for v in alone.values()) + " |"]
+    lines += ["", *findings(rows, alone)]
     return "\n".join(lines)
+
+
+def findings(rows: dict[str, BurstResult], alone: dict[str, float]) -> list[str]:
+    """The conclusions, worded from the numbers of this run."""
+    out = []
+    if "budget" in rows:
+        r = rows["budget"]
+        out.append(f"- With the budget the server peaked {r.peak - r.before:.0f} MB above its idle size (the costliest "
+                   f"single call alone: {max(alone.values()):.0f} MB) and kept {max(r.after - r.before, 0):.0f} MB of "
+                   "it once idle.")
+    if "budget" in rows and "budget without trim" in rows:
+        a, b = rows["budget"], rows["budget without trim"]
+        out.append(f"- What returned the memory was `malloc_trim(0)`: without it the same server kept "
+                   f"{max(b.after - b.before, 0):.0f} MB ({max(1 - b.returned, 0):.0%} of its growth) after the burst, "
+                   f"with it {max(a.after - a.before, 0):.0f} MB ({max(1 - a.returned, 0):.0%}). Garbage collection "
+                   "alone frees the objects, but glibc keeps their pages in its per-thread arenas.")
+    if "9 at once without trim" in rows:
+        c = rows["9 at once without trim"]
+        out.append(f"- Nine jobs at once (one queue per method, as before) peaked at {c.peak:.0f} MB and kept "
+                   f"{c.after - c.before:.0f} MB.")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(args.requests)]
             rows[name] = burst(url, pid, jobs, args.settle)
             print(name, rows[name], f"returned {rows[name].returned:.0%}", flush=True)
-    text = report(rows, args, methods, hole, load_before, load(), time.monotonic() - start)
+    alone = {m: one_call_growth(m, args.size) for m in methods}
+    print("one call alone, MB:", alone, flush=True)
+    text = report(rows, alone, args, methods, hole, load_before, load(), time.monotonic() - start)
     if args.no_doc:
         print(text)
     else:

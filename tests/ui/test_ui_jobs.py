@@ -118,10 +118,11 @@ def test_enter_refuses_beyond_jobs_plus_queue_and_idle_is_reported():
 def test_retry_after_grows_with_the_queue_and_the_job_time():
     async def scenario():
         adm, started, gate = Admission(max_jobs=2, max_busy_pixels=100, queue_size=5), [], asyncio.Event()
-        assert adm.retry_after() == 1  # nothing measured yet
-        adm.mean_seconds = 10.0
+        assert adm.retry_after() == 1  # nothing runs, nothing measured
         tasks = [asyncio.create_task(hold(adm, i, 10, started, gate)) for i in range(5)]
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(1.05)
+        assert 3 <= adm.retry_after() <= 10  # no job has finished: the oldest ran >= 1.05 s, x (3 queued + 1) / 2
+        adm.mean_seconds = 10.0
         assert adm.waiting == 3 and adm.retry_after() == 20  # the 3 queued + this one, 2 at a time, 10 s each
         adm.mean_seconds = 100.0
         assert adm.retry_after() == 60  # capped

@@ -75,6 +75,7 @@ class Admission:
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self.on_idle = on_idle
         self.mean_seconds: float | None = None  # running mean of job durations (exponential, weight 0.2)
+        self._starts: list[float] = []  # monotonic start times of the running jobs
 
     @property
     def waiting(self) -> int:
@@ -83,10 +84,11 @@ class Admission:
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: until the jobs now queued have run, at the recent mean job time
-        (1 before any job has finished; at most 60)."""
-        if self.mean_seconds is None:
-            return 1
-        return max(1, min(60, math.ceil(self.mean_seconds * (self.waiting + 1) / self.max_jobs)))
+        (before any job has finished: the age of the oldest running one, a lower bound), from 1 to 60."""
+        per_job = self.mean_seconds
+        if per_job is None:
+            per_job = time.monotonic() - min(self._starts) if self._starts else 1.0
+        return max(1, min(60, math.ceil(per_job * (self.waiting + 1) / self.max_jobs)))
 
     def enter(self) -> None:
         """Counts a request in, or raises :class:`Busy` when ``max_jobs + queue_size`` are already inside."""
@@ -146,9 +148,11 @@ class Admission:
                     self._wake()  # it may have blocked the head of the queue
                 raise
         start = time.monotonic()
+        self._starts.append(start)
         try:
             yield
         finally:
+            self._starts.remove(start)
             took = time.monotonic() - start
             self.mean_seconds = took if self.mean_seconds is None else 0.8 * self.mean_seconds + 0.2 * took
             self._release(pixels)
