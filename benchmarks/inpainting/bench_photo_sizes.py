@@ -100,6 +100,11 @@ def time_one(method: object, img: np.ndarray, mask: np.ndarray, repeats: int) ->
     return statistics.median(cpu), int(changed.sum())
 
 
+def method_text() -> str:
+    """The docstring's paragraph on what is measured, on one line."""
+    return next(p for p in __doc__.split("\n\n") if p.startswith("Each photo")).replace("\n", " ").strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="512 px and lama_small only, 1 repeat")
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     machine.finish()
     cmd = "python benchmarks/inpainting/bench_photo_sizes.py" + (" --quick" if args.quick else "")
     lines = ["## Per-photo time at real photo sizes", "",
-             f"Produced by `{cmd}`; {machine.describe()}. " + __doc__.split("\n\n")[2].replace("\n", " "), "",
+             f"Produced by `{cmd}`; {machine.describe()}. " + method_text(), "",
              "| photo | hole | method | CPU s per photo |", "|---|---|---|---:|"]
     lines += [f"| {p} | {a} | {m} | {s:.2f} |" for p, a, m, s in rows]
     lines += ["", "Above 800 px the `auto` strategy fills crops around the hole (128 px of context), so the time "
