@@ -50,7 +50,9 @@ class TrainerConfig:
         grad_clip: clip the total gradient 2-norm (per optimiser) to this value; None: no clipping.
         precision: "32-true", or "bf16-mixed" for bfloat16 autocast with float32 weights.
         threads: torch intra-op threads per process; None keeps torch's default.
-        devices: processes/devices to train on.
+        devices: processes/devices to train on (per node).
+        num_nodes: machines taking part; each runs ``devices`` processes, started by ``torchrun`` or SLURM (the
+            global batch is then ``batch_size * devices * num_nodes``).
         strategy: "auto", or "ddp" for data-parallel training across ``devices`` processes.
         accelerator: "cpu" (default, reproducible anywhere), "gpu", or "auto".
         num_workers: data-loading worker processes per training process.
@@ -75,6 +77,7 @@ class TrainerConfig:
     precision: Literal["32-true", "bf16-mixed"] = "32-true"
     threads: int | None = None
     devices: int = 1
+    num_nodes: int = 1
     strategy: Literal["auto", "ddp"] = "auto"
     accelerator: Literal["cpu", "auto", "gpu"] = "cpu"
     num_workers: int = 0
@@ -88,7 +91,7 @@ class TrainerConfig:
         at_least = {
             "max_steps": 1, "max_epochs": 1, "batch_size": 1, "val_batch_size": 1, "eval_every": 0,
             "log_every": 1, "checkpoint_every": 0, "keep_checkpoints": 0, "early_stopping_patience": 1,
-            "threads": 1, "devices": 1, "num_workers": 0, "limit_val_batches": 1,
+            "threads": 1, "devices": 1, "num_nodes": 1, "num_workers": 0, "limit_val_batches": 1,
         }
         for name, low in at_least.items():
             value = getattr(self, name)

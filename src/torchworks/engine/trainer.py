@@ -108,7 +108,8 @@ class Trainer:
         seed_everything(seed)
         try:
             self.fabric = fabric_cls(accelerator=config.accelerator, devices=config.devices,
-                                     strategy=config.strategy, precision=config.precision)
+                                     num_nodes=config.num_nodes, strategy=config.strategy,
+                                     precision=config.precision)
         except Exception as exc:  # Fabric raises several types for an unusable setup; all are config errors
             raise ConfigError(f"trainer: cannot run accelerator={config.accelerator!r} devices={config.devices} "
                               f"strategy={config.strategy!r} precision={config.precision!r}: {exc}") from None
