@@ -92,15 +92,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 def post(url: str, body: bytes, ctype: str, timeout: float = 600) -> tuple[int, dict[str, str]]:
-    """POSTs to ``/api/inpaint``; returns the status and headers (the body is read and dropped)."""
+    """POSTs to ``/api/inpaint``; returns the status and the headers, names in lower case (the body is dropped)."""
     req = urllib.request.Request(f"{url}/api/inpaint", data=body, headers={"Content-Type": ctype})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             r.read()
-            return r.status, dict(r.headers)
+            return r.status, {k.lower(): v for k, v in r.headers.items()}
     except urllib.error.HTTPError as e:
         e.read()
-        return e.code, dict(e.headers)
+        return e.code, {k.lower(): v for k, v in e.headers.items()}
 
 
 def get_json(url: str) -> dict:
@@ -219,7 +219,7 @@ def burst(url: str, pid: int, jobs: list[tuple[bytes, str]], settle: float) -> B
             if status != 503:
                 return status
             busy[0] += 1
-            time.sleep(float(headers.get("Retry-After", "1")))
+            time.sleep(float(headers.get("retry-after", "1")))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -296,6 +296,10 @@ def findings(rows: dict[str, BurstResult], alone: dict[str, float]) -> list[str]
         c = rows["9 at once without trim"]
         out.append(f"- Nine jobs at once (one queue per method, as before) peaked at {c.peak:.0f} MB and kept "
                    f"{c.after - c.before:.0f} MB.")
+        if "budget" in rows:
+            out.append(f"- The bound costs wall time on a shared machine: {rows['budget'].seconds:.0f} s for the "
+                       f"burst against {c.seconds:.0f} s with nine jobs at once, which take a larger share of CPUs "
+                       "that other tenants also use (the load average is above).")
     return out
 
 
