@@ -94,7 +94,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         path: dotted prefix used in error messages.
 
     Raises:
-        ConfigError: unknown key (with close matches), missing required key, or a value of the wrong type.
+        ConfigError: unknown key (with close matches, or naming its replacement when ``cls.RENAMED_KEYS`` lists
+            it), missing required key, or a value of the wrong type.
     """
     if data is None:
         data = {}
@@ -105,6 +106,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
     unknown = [k for k in data if k not in fields]
     if unknown:
         k = unknown[0]
+        renamed = getattr(cls, "RENAMED_KEYS", {})  # a ClassVar {old key: what replaces it}
+        if k in renamed:
+            raise ConfigError(f"config key {_join(path, k)!r} is gone: use {_join(path, renamed[k])}")
         close = difflib.get_close_matches(str(k), fields, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; allowed keys: {', '.join(fields)}"
         raise ConfigError(f"unknown config key {_join(path, k)!r}{hint}")

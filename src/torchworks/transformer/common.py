@@ -1,6 +1,7 @@
-"""What the transformer families share: token tick labels and the repetition controls of decoding (GPT sampling,
-seq2seq greedy and beam search), and the engine's warm-up + cosine learning-rate multiplier under its old name here
-(:class:`torchworks.engine.schedules.WarmupCosine`, the one schedule every task uses).
+"""What the transformer families share: token tick labels, the repetition controls of decoding (GPT sampling,
+seq2seq greedy and beam search), and the checks of the learning-rate schedule keys the GPT, translation and BERT
+tasks configure :class:`torchworks.engine.schedules.WarmupCosine` with (``warmup_steps``, ``total_steps``,
+``min_lr_ratio``, as every engine task).
 
 Everything else shared (attention, blocks, positional encodings, KV cache) lives in :mod:`torchworks.nn`.
 """
@@ -10,9 +11,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from torchworks.engine.schedules import WarmupCosine
+__all__ = ["SCHEDULE_RENAMED_KEYS", "ban_repeated_ngrams", "check_schedule", "penalize_repetition", "token_label"]
 
-__all__ = ["WarmupCosine", "ban_repeated_ngrams", "penalize_repetition", "token_label"]
+# The keys these tasks used before the one engine schedule; a config naming one gets a ConfigError naming its
+# replacement (core.config.from_dict reads a config class's RENAMED_KEYS).
+SCHEDULE_RENAMED_KEYS = {"decay_steps": "total_steps",
+                         "min_lr": "min_lr_ratio (the floor as a fraction of the peak: old min_lr / lr)"}
+
+
+def check_schedule(warmup_steps: int, total_steps: int, min_lr_ratio: float) -> None:
+    """Raises ``ValueError`` unless W >= 0, T is 0 (no decay) or > W, and ``min_lr_ratio`` is in [0, 1]."""
+    if warmup_steps < 0 or total_steps < 0 or 0 < total_steps <= warmup_steps:
+        raise ValueError(f"need warmup_steps >= 0 and total_steps 0 (no decay) or > warmup_steps, got "
+                         f"{warmup_steps}, {total_steps}")
+    if not 0.0 <= min_lr_ratio <= 1.0:
+        raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
 
 
 def token_label(token: str) -> str:

@@ -50,7 +50,7 @@ def _pretrain(corpus, steps: int, **extra) -> dict:
     wiki, vocab = corpus
     return {"name": "bert_pretrain", "model": "bert_tiny", "model_args": TINY_BERT, "text_files": [str(wiki)],
             "vocab": str(vocab), "max_len": 32, "val_fraction": 0.2, "test_fraction": 0.2, "lr": 0.003,
-            "warmup_steps": 5, "decay_steps": steps, **extra}
+            "warmup_steps": 5, "total_steps": max(steps, 6), **extra}  # the former clamp to warmup + 1
 
 
 def _losses(metrics_csv: Path, key: str = "train/loss") -> dict[int, float]:
@@ -129,7 +129,7 @@ def test_resume_and_evaluate_reuse_a_vocabulary_learned_at_start_up(corpus, tmp_
 
 def _tag_cfg(wiki: Path, ckpt: Path, steps: int) -> dict:
     return {"name": "bert_tag", "init_from": str(ckpt), "text_files": [str(wiki)], "val_fraction": 0.2,
-            "test_fraction": 0.2, "max_len": 32, "lr": 0.005, "warmup_steps": 5, "decay_steps": steps}
+            "test_fraction": 0.2, "max_len": 32, "lr": 0.005, "warmup_steps": 5, "total_steps": max(steps, 6)}
 
 
 def _tag_accuracies(task) -> tuple[float, float]:
@@ -177,7 +177,7 @@ def test_classification_from_scratch_and_from_checkpoint(pretrained, corpus, tmp
     root = _multi30k(tmp_path / "m30k")
     cfg = {"name": "bert_classify", "data_root": str(root), "languages": ["de", "en"], "train_per_language": 40,
            "vocab": str(vocab), "model_args": TINY_BERT, "max_len": 16, "lr": 0.005, "warmup_steps": 2,
-           "decay_steps": 30}
+           "total_steps": 30}
     res = train(_run(cfg, 30, tmp_path / "cls"))
     assert res.metrics["val/acc"] == 1.0 and res.task.predict("test") == [0] * 8 + [1] * 8
     cfg.update(init_from=str(pretrained.last_checkpoint))
@@ -196,7 +196,7 @@ def test_user_errors(corpus, tmp_path):
         bf.BertTagTask(bf.BertTagConfig(init_from=str(tmp_path / "missing.ckpt"), text_files=[str(corpus[0])],
                                         val_fraction=0.2, test_fraction=0.2))
     other = train({"task": {"name": "gpt_lm", "model": "gpt_char_tiny", "model_args": {"block_size": 8},
-                            "text_file": str(corpus[0]), "decay_steps": 11, "warmup_steps": 1},
+                            "text_file": str(corpus[0]), "total_steps": 11, "warmup_steps": 1},
                    "out_dir": str(tmp_path / "gpt"), "trainer": {"max_steps": 1, "plots": False, "progress": False,
                                                                  "tensorboard": False, "eval_every": 0}})
     with pytest.raises(CheckpointError, match="not a bert_pretrain checkpoint"):
@@ -268,7 +268,7 @@ def test_translation_pair_classification_learns_the_dictionary(tmp_path):
     root = _parallel(tmp_path / "par")
     cfg = {"name": "bert_classify", "kind": "translation_pair", "data_root": str(root), "languages": ["de", "en"],
            "train_pairs": 120, "vocab": str(_dictionary_vocab(tmp_path)), "model_args": TINY_BERT, "max_len": 12,
-           "lr": 0.001, "warmup_steps": 5, "decay_steps": 600}
+           "lr": 0.001, "warmup_steps": 5, "total_steps": 600}
     res = train(_run(cfg, 600, tmp_path / "pair", batch_size=32))
     pairs, labels = res.task.data["test"]
     baseline = bf.OverlapThreshold().fit(*res.task.data["train"]).predict(pairs)

@@ -256,7 +256,7 @@ def test_init_from_trains_through_the_engine_and_reloads(tmp_path, hf_folder):
     text.write_text(TEXT * 4)
     config = Path(__file__).resolve().parents[3] / "configs" / "tiny_gpt.yaml"
     overrides = [f"task.init_from={hf_folder}", f"task.text_file={text}", "task.max_chars=null",
-                 "trainer.max_steps=30", "task.decay_steps=30", "trainer.eval_every=30", "trainer.log_every=5",
+                 "trainer.max_steps=30", "task.total_steps=30", "trainer.eval_every=30", "trainer.log_every=5",
                  "trainer.checkpoint_every=30"]
     result = train(config, overrides, out_dir=tmp_path / "run")
     with open(result.metrics_csv) as fh:

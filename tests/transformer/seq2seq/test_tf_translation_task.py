@@ -43,7 +43,7 @@ def _multi30k_or_skip():
 
 
 def _overrides(steps: int, **extra) -> list[str]:
-    values = {**TINY, "trainer.max_steps": steps, "task.decay_steps": steps, "trainer.eval_every": steps,
+    values = {**TINY, "trainer.max_steps": steps, "task.total_steps": steps, "trainer.eval_every": steps,
               "trainer.checkpoint_every": steps, **extra}
     return [f"{k}={v}" for k, v in values.items()]
 
@@ -75,8 +75,8 @@ def test_bucketed_batches_cover_every_pair_once_and_pad_less_than_random_batches
 
 
 def test_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="min_lr"):
-        TranslationConfig(lr=1e-4, min_lr=1e-3)
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        TranslationConfig(min_lr_ratio=-0.1)
     with pytest.raises(ValueError, match="set from the tokenizer"):
         TranslationConfig(model_args={"src_vocab_size": 10})
     with pytest.raises(ValueError, match="label_smoothing"):

@@ -102,8 +102,9 @@ class _FineTuneConfig(_Optim):
     vocab_size: int = 8000
     max_len: int = 128
     lr: float = 5e-4
+    min_lr_ratio: float = 0.02  # a floor of 1e-5
     warmup_steps: int = 50
-    decay_steps: int = 500
+    total_steps: int = 500
 
 
 @dataclass
@@ -143,6 +144,7 @@ class BertClassifyConfig(_FineTuneConfig):
     max_len: int = 64
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.kind not in CLASSIFY_KINDS:
             raise ValueError(f"kind must be one of {CLASSIFY_KINDS}, got {self.kind!r}")
         if self.kind == "translation_pair" and len(self.languages) != 2:

@@ -39,7 +39,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,7 @@ from torch import Tensor
 from torchworks.core.checkpoint import build_model
 from torchworks.core.errors import CheckpointError
 from torchworks.core.registry import TASKS
+from torchworks.engine.schedules import WarmupCosine
 from torchworks.engine.task import Task
 from torchworks.transformer.bert.data import (  # noqa: F401  (re-exported: the data helpers lived here)
     _SENTENCE_END,
@@ -67,7 +68,7 @@ from torchworks.transformer.bert.data import (  # noqa: F401  (re-exported: the 
     train_wordpiece,
 )
 from torchworks.transformer.bert.model import IGNORE
-from torchworks.transformer.gpt.task import WarmupCosine
+from torchworks.transformer.common import SCHEDULE_RENAMED_KEYS, check_schedule
 
 __all__ = ["BertPretrainConfig", "BertPretrainTask", "load_wikitext_articles", "make_nsp_pairs", "mask_tokens",
            "split_documents", "train_wordpiece"]
@@ -79,10 +80,14 @@ __all__ = ["BertPretrainConfig", "BertPretrainTask", "load_wikitext_articles", "
 @dataclass
 class _Optim:
     lr: float = 1e-3
-    min_lr: float = 1e-5
+    min_lr_ratio: float = 0.01
     warmup_steps: int = 100
-    decay_steps: int = 1000
+    total_steps: int = 1000
     weight_decay: float = 0.01
+    RENAMED_KEYS: ClassVar[dict[str, str]] = SCHEDULE_RENAMED_KEYS
+
+    def __post_init__(self) -> None:
+        check_schedule(self.warmup_steps, self.total_steps, self.min_lr_ratio)
 
     def for_checkpoint(self, ckpt: str | os.PathLike[str]) -> _Optim:
         """This config as it rebuilds the run saved in ``ckpt`` (``train(resume=...)``, ``evaluate``): a vocabulary
@@ -106,7 +111,7 @@ class _BertTask(Task):
 
     def configure_schedulers(self, optimizers):
         cfg = self.cfg
-        schedule = WarmupCosine(cfg.warmup_steps, max(cfg.decay_steps, cfg.warmup_steps + 1), cfg.min_lr / cfg.lr)
+        schedule = WarmupCosine(cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
         return [torch.optim.lr_scheduler.LambdaLR(optimizers[0], schedule)]
 
     def trainable_modules(self):
@@ -151,7 +156,8 @@ class BertPretrainConfig(_Optim):
         dupe_factor: Rounds of pair construction over the training articles (different splits and negatives).
         mask_prob, mask_frac, random_frac: MLM corruption (15 % chosen; 80 % [MASK], 10 % random, 10 % kept).
         val_fraction, test_fraction, split_seed: Article-level held-out split.
-        lr, min_lr, warmup_steps, decay_steps, weight_decay: AdamW with linear warm-up and cosine decay.
+        lr, min_lr_ratio, warmup_steps, total_steps, weight_decay: AdamW with the engine's WarmupCosine (linear
+            warm-up over ``warmup_steps``, cosine to ``min_lr_ratio * lr`` at ``total_steps``; 0: no decay).
     """
 
     model: str = "bert_tiny"
@@ -171,6 +177,7 @@ class BertPretrainConfig(_Optim):
     split_seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if "vocab_size" in self.model_args:
             raise ValueError("model_args.vocab_size is set from the tokenizer; remove it")
         if self.max_len < 8:

@@ -9,8 +9,9 @@ an epoch). Validation uses non-overlapping windows, so an un-capped evaluation i
 trainer's ``limit_val_batches``; a final number must come from the full split).
 
 Optimisation follows nanoGPT: AdamW with weight decay on matrices only, a learning rate that rises linearly over
-``warmup_steps`` and then follows a cosine to ``min_lr`` at ``decay_steps`` (held there afterwards), stepped once
-per optimisation step by the engine; gradient clipping is the trainer's ``grad_clip``.
+``warmup_steps`` and then follows a cosine to ``min_lr_ratio * lr`` at ``total_steps`` (held there afterwards), the
+engine's :class:`~torchworks.engine.schedules.WarmupCosine` stepped once per optimisation step; gradient clipping is
+the trainer's ``grad_clip``.
 
 ``init_from`` fine-tunes a pretrained model instead of training a registered variant from scratch, as nanoGPT's
 ``init_from='gpt2'`` does: a Hugging Face GPT-2 folder, a nanoGPT ``ckpt.pt`` or a ``gpt_lm`` checkpoint gives the
@@ -30,22 +31,23 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from torchworks.core.checkpoint import build_model, load_weights
 from torchworks.core.registry import TASKS
+from torchworks.engine.schedules import WarmupCosine
 from torchworks.engine.task import Task
-from torchworks.transformer.common import WarmupCosine
+from torchworks.transformer.common import SCHEDULE_RENAMED_KEYS, check_schedule
 from torchworks.transformer.gpt.data import TokenWindows, load_text, split_tokens
 from torchworks.transformer.gpt.sources import load_lm, load_lm_source  # load_lm re-exported: it lived here
 from torchworks.transformer.gpt.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_json
 
 _FINE_TUNE_ARGS = {"dropout", "block_size"}  # what init_from may still change
 
-__all__ = ["GPTLMConfig", "GPTLMTask", "WarmupCosine", "load_lm", "tokenizer_bytes"]
+__all__ = ["GPTLMConfig", "GPTLMTask", "load_lm", "tokenizer_bytes"]
 
 
 @dataclass
@@ -63,9 +65,9 @@ class GPTLMConfig:
         tokenizer: ``"char"`` (vocabulary = distinct characters) or ``"bpe"`` (byte-level BPE).
         bpe_vocab_size: BPE vocabulary size (256 bytes + merges).
         val_fraction: Last fraction of the token stream held out for validation.
-        lr: Peak learning rate; ``min_lr`` the floor the cosine decays to.
+        lr: Peak learning rate; ``min_lr_ratio`` the floor the cosine decays to, as a fraction of ``lr``.
         warmup_steps: Linear warm-up steps (lr * (k + 1) / (warmup_steps + 1) at step k, as nanoGPT).
-        decay_steps: Step at which the cosine reaches ``min_lr`` (usually the trainer's max_steps).
+        total_steps: Step at which the cosine reaches the floor (usually the trainer's max_steps); 0: no decay.
         weight_decay: AdamW decoupled decay on matrices; ``beta1``/``beta2`` its moment decays.
         decay_embeddings: Decay the embedding tables too (nanoGPT does; default False).
         train_stride: Distance between training window starts (1 = every offset).
@@ -81,20 +83,18 @@ class GPTLMConfig:
     bpe_vocab_size: int = 1024
     val_fraction: float = 0.1
     lr: float = 1e-3
-    min_lr: float = 1e-4
+    min_lr_ratio: float = 0.1
     warmup_steps: int = 100
-    decay_steps: int = 2000
+    total_steps: int = 2000
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
     decay_embeddings: bool = False
     train_stride: int = 1
+    RENAMED_KEYS: ClassVar[dict[str, str]] = SCHEDULE_RENAMED_KEYS
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_lr <= self.lr:
-            raise ValueError(f"need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if self.warmup_steps < 0 or self.decay_steps <= self.warmup_steps:
-            raise ValueError(f"need 0 <= warmup_steps < decay_steps, got {self.warmup_steps}, {self.decay_steps}")
+        check_schedule(self.warmup_steps, self.total_steps, self.min_lr_ratio)
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.max_chars is not None and self.max_chars < 2:
@@ -180,7 +180,7 @@ class GPTLMTask(Task):
 
     def configure_schedulers(self, optimizers):
         cfg = self.cfg
-        schedule = WarmupCosine(cfg.warmup_steps, cfg.decay_steps, cfg.min_lr / cfg.lr)
+        schedule = WarmupCosine(cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
         return [torch.optim.lr_scheduler.LambdaLR(optimizers[0], schedule)]
 
     def trainable_modules(self):

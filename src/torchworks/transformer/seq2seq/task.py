@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -35,8 +35,9 @@ from torch.utils.data import Dataset
 
 from torchworks.core.checkpoint import build_model
 from torchworks.core.registry import TASKS
+from torchworks.engine.schedules import WarmupCosine
 from torchworks.engine.task import Task
-from torchworks.transformer.gpt.task import WarmupCosine
+from torchworks.transformer.common import SCHEDULE_RENAMED_KEYS, check_schedule
 from torchworks.transformer.seq2seq.data import (
     LengthBucketSampler,
     TranslationDataset,
@@ -63,7 +64,8 @@ class TranslationConfig:
         max_len: Longest source/target sequence in tokens (specials included); longer ones are cut.
         batch_sentences: Most sentence pairs per batch; ``batch_tokens`` the most padded tokens per batch.
         label_smoothing: eps of the smoothed targets.
-        lr, min_lr: Peak and floor learning rates; ``warmup_steps`` and ``decay_steps`` shape the schedule.
+        lr: Peak learning rate; ``min_lr_ratio`` the floor as a fraction of it, reached at ``total_steps`` after
+            ``warmup_steps`` of linear warm-up (the engine's WarmupCosine; ``total_steps`` 0: no decay).
         weight_decay: AdamW decoupled decay on matrices (embeddings, norms and biases are not decayed).
         beta1, beta2, eps: Adam constants (the paper's 0.9, 0.98, 1e-9).
         bucket_seed: Seed of the fixed batch composition.
@@ -83,20 +85,19 @@ class TranslationConfig:
     batch_tokens: int | None = None
     label_smoothing: float = 0.1
     lr: float = 7e-4
-    min_lr: float = 1e-5
+    min_lr_ratio: float = 1e-5 / 7e-4  # a floor of 1e-5
     warmup_steps: int = 300
-    decay_steps: int = 3000
+    total_steps: int = 3000
     weight_decay: float = 1e-4
     beta1: float = 0.9
     beta2: float = 0.98
     eps: float = 1e-9
     bucket_seed: int = 0
 
+    RENAMED_KEYS: ClassVar[dict[str, str]] = SCHEDULE_RENAMED_KEYS
+
     def __post_init__(self) -> None:
-        if not 0 < self.min_lr <= self.lr:
-            raise ValueError(f"need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if self.warmup_steps < 0 or self.decay_steps <= self.warmup_steps:
-            raise ValueError(f"need 0 <= warmup_steps < decay_steps, got {self.warmup_steps}, {self.decay_steps}")
+        check_schedule(self.warmup_steps, self.total_steps, self.min_lr_ratio)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.batch_sentences < 1:
@@ -229,7 +230,7 @@ class TranslationTask(Task):
     def configure_schedulers(self, optimizers):
         cfg = self.cfg
         return [torch.optim.lr_scheduler.LambdaLR(optimizers[0],
-                                                  WarmupCosine(cfg.warmup_steps, cfg.decay_steps, cfg.min_lr / cfg.lr))]
+                                                  WarmupCosine(cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio))]
 
     def trainable_modules(self):
         return [self.model]
