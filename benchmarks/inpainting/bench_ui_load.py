@@ -28,7 +28,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -44,6 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import Machine, write_section  # noqa: E402
+
 DOC = ROOT / "docs" / "results" / "inpainting.md"
 PHOTO = ROOT.parent / "shared" / "data" / "kodak24" / "kodim23.png"
 FALLBACK = ROOT / "tests" / "fixtures" / "chelsea_96x64.png"
@@ -236,23 +238,13 @@ def burst(url: str, pid: int, jobs: list[tuple[bytes, str]], settle: float) -> B
     return BurstResult(before, max(peak[0], hwm), after, seconds, statuses, busy[0])
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    return f"{platform.machine()}, {os.cpu_count()} logical CPUs ({cpu}), {platform.platform()}"
-
-
-def load() -> str:
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def report(rows: dict[str, BurstResult], alone: dict[str, float], args: argparse.Namespace, methods: list[str],
-           hole: float, load_before: str, load_after: str, seconds: float) -> str:
+           hole: float, machine: Machine, seconds: float) -> str:
+    shared = (f" (above the {machine.cores} cores: other jobs shared the machine, so wall times are inflated; the "
+              "memory figures are not)") if machine.busy else ""
     lines = [
         f"Produced by `python benchmarks/inpainting/bench_ui_load.py --requests {args.requests} --size {args.size}` "
-        f"on {datetime.date.today()} in {seconds:.0f} s; machine: {machine()}, Python "
-        f"{platform.python_version()}; load average (1, 5, 15 min) {load_before} before and {load_after} after "
-        "(other tenants shared the machine).", "",
+        f"on {datetime.date.today()} in {seconds:.0f} s; machine: {machine.describe()}{shared}.", "",
         f"{args.requests} requests sent at once, each a {args.size}x{args.size} JPEG photo and a PNG mask "
         f"({hole:.1%} hole: a box and a long scratch), cycling over the {len(methods)} methods that run here "
         f"({', '.join(methods)}); a client that gets 503 retries after `Retry-After`. RSS of the server process "
@@ -299,7 +291,7 @@ def findings(rows: dict[str, BurstResult], alone: dict[str, float]) -> list[str]
         if "budget" in rows:
             out.append(f"- The bound costs wall time on a shared machine: {rows['budget'].seconds:.0f} s for the "
                        f"burst against {c.seconds:.0f} s with nine jobs at once, which take a larger share of CPUs "
-                       "that other tenants also use (the load average is above).")
+                       "that other jobs also use (the load average is above).")
     return out
 
 
@@ -311,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
     ap.add_argument("--no-doc", action="store_true", help="print the section instead of writing the doc")
     args = ap.parse_args(argv)
-    start, load_before = time.monotonic(), load()
+    start, machine = time.monotonic(), Machine.measure(threads=1)
+    if machine.busy:
+        print(f"warning: {machine.load_text()} on {machine.cores} cores: wall times will be inflated", file=sys.stderr)
     image, mask, hole = photo_and_mask(args.size)
     rows, methods = {}, []
     for name in args.configs.split(","):
@@ -325,13 +319,10 @@ def main(argv: list[str] | None = None) -> int:
             print(name, rows[name], f"returned {rows[name].returned:.0%}", flush=True)
     alone = {m: one_call_growth(m, args.size) for m in methods}
     print("one call alone, MB:", alone, flush=True)
-    text = report(rows, alone, args, methods, hole, load_before, load(), time.monotonic() - start)
+    text = report(rows, alone, args, methods, hole, machine.finish(), time.monotonic() - start)
     if args.no_doc:
         print(text)
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from markdown_sections import write_section
-
         write_section(DOC, "ui-load", text, heading="## Web UI under load")
         print(f"wrote the ui-load section of {DOC}")
     return 0
