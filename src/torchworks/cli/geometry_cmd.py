@@ -1,6 +1,7 @@
-"""``torchworks geometry {two-view, calibrate, convert-pose}``: argument parsing; the work is in torchworks.geometry.
+"""``torchworks geometry {two-view, calibrate, sfm, convert-pose}``: argument parsing; the work is in geometry.
 
-The pipelines live in :mod:`torchworks.geometry.pipelines` (two-view matching, chessboard calibration); this module
+The pipelines live in :mod:`torchworks.geometry.pipelines` (two-view matching, chessboard calibration, incremental
+structure from motion); this module
 parses arguments, calls them and prints. Heavy imports (torch, cv2, torchworks.geometry) happen inside the
 functions so ``torchworks --help`` stays fast. Register with :func:`add_parser` and dispatch with :func:`run`.
 """
@@ -11,7 +12,7 @@ import argparse
 import math
 from pathlib import Path
 
-from torchworks.cli._common import add_out, float_in, read_text
+from torchworks.cli._common import add_out, float_in, int_in, out_dir, read_text
 
 CONVENTIONS = ("opencv", "colmap", "opengl", "nerf", "blender", "llff", "pytorch3d")
 KINDS = ("world_to_cam", "cam_to_world")
@@ -73,6 +74,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ca.add_argument("--pattern", type=_pattern_arg, default=(9, 6), help="inner corners COLSxROWS (default 9x6)")
     ca.add_argument("--square", type=float_in(0, lo_open=True), default=1.0,
                     help="square size (units of the translations)")
+    sf = gsub.add_parser("sfm", help="incremental structure from motion: COLMAP text model, PLY and a picture",
+                         description="SIFT features and matches (ratio test, mutual check), essential-matrix "
+                         "verification, the best initial pair, PnP registration of one image after another, "
+                         "triangulation with angle and reprojection checks, bundle adjustment after each step and at "
+                         "the end. Writes cameras.txt, images.txt, points3D.txt (COLMAP's text format), points.ply "
+                         "and model.png into --out, atomically (nothing is left behind on failure). All images must "
+                         "share one camera.")
+    sf.add_argument("images", nargs="+", help="image files and/or folders of images (two or more images)")
+    sf.add_argument("--K", type=_intrinsics_arg, metavar="fx,fy,cx,cy",
+                    help="intrinsics of the full-size images; default: f = 1.2 max(w, h), centred principal point")
+    add_out(sf, "folder for the model (must not exist, or be empty; see --overwrite)", metavar="DIR", type=out_dir)
+    sf.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    sf.add_argument("--max-size", type=int_in(64), default=2000,
+                    help="detect features on copies at most this many pixels wide or high (default 2000)")
+    sf.add_argument("--max-features", type=int_in(100), default=8000, help="features kept per image (default 8000)")
+    sf.add_argument("--refine-focal", action="store_true", help="refine fx, fy in the final bundle adjustment")
+    sf.add_argument("--seed", type=int, default=0)
+    sf.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     cp = gsub.add_parser("convert-pose", help="convert a pose between camera conventions",
                          description=f"Conventions: {', '.join(CONVENTIONS)}. Input: 12 (3x4) or 16 (4x4) "
                          "row-major numbers, or a text/.npy file with one pose per row. pytorch3d poses are "
@@ -102,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fx {k[0, 0]:.4f}  fy {k[1, 1]:.4f}  cx {k[0, 2]:.4f}  cy {k[1, 2]:.4f}")
         print("distortion (k1 k2 p1 p2 k3) " + " ".join(f"{v:.6g}" for v in r.distortion.tolist()))
         return 0
+    if args.geometry_verb == "sfm":
+        return _sfm(args)
     if args.geometry_verb == "convert-pose":
         out = convert_pose_values(args.values, args.src, args.dst, args.from_kind, args.to_kind)
         for pose in out:
@@ -110,6 +131,28 @@ def run(args: argparse.Namespace) -> int:
             print()
         return 0
     raise ValueError(f"unknown geometry action {args.geometry_verb!r}")
+
+
+def _sfm(args: argparse.Namespace) -> int:
+    import sys
+
+    from torchworks.geometry.pipelines.model_io import write_model
+    from torchworks.geometry.pipelines.sfm import reconstruct
+
+    if args.out is None:
+        from torchworks.core.errors import ConfigError
+
+        raise ConfigError("sfm needs -o/--out DIR for the model")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise FileExistsError(f"{out} exists and is not an empty folder; choose another --out or pass --overwrite")
+    rec = reconstruct(args.images, K=args.K, max_size=args.max_size, max_features=args.max_features,
+                      refine_focal=args.refine_focal, seed=args.seed,
+                      progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)))
+    write_model(rec, out, overwrite=args.overwrite)
+    print(f"registered {len(rec.registered)} of {len(rec.paths)} images, {len(rec.points)} points; wrote {out}/"
+          "{cameras.txt, images.txt, points3D.txt, points.ply, model.png}")
+    return 0
 
 
 def two_view(path_a: str, path_b: str, **kwargs) -> dict:

@@ -30,22 +30,23 @@ def read_gray(path: str | os.PathLike[str]):
     return img
 
 
-def detector():
-    """(detector, descriptor norm, default ratio): SIFT with a low contrast threshold, or ORB where SIFT is absent."""
+def detector(contrast: float = 0.01):
+    """(detector, descriptor norm, default ratio): SIFT with a low contrast threshold (OpenCV's default is 0.04;
+    poorly textured objects such as the temple need more, weaker features), or ORB where SIFT is absent."""
     import cv2
 
     try:
-        return cv2.SIFT_create(contrastThreshold=0.01), cv2.NORM_L2, 0.8
+        return cv2.SIFT_create(contrastThreshold=contrast), cv2.NORM_L2, 0.8
     except AttributeError:  # OpenCV builds without SIFT
         return cv2.ORB_create(4000), cv2.NORM_HAMMING, 0.75
 
 
-def detect(img, max_features: int = 0):
+def detect(img, max_features: int = 0, contrast: float = 0.01):
     """Keypoints (N, 2) float64 and descriptors (N, D) of a grayscale image (``max_features`` > 0 keeps the
-    strongest ones)."""
+    strongest ones; ``contrast`` is SIFT's contrast threshold)."""
     import numpy as np
 
-    det, _, _ = detector()
+    det, _, _ = detector(contrast)
     kps, desc = det.detectAndCompute(img, None)
     if desc is None or not kps:
         return np.zeros((0, 2)), None
