@@ -289,9 +289,11 @@ def findings(rows: dict[str, BurstResult], alone: dict[str, float]) -> list[str]
         out.append(f"- Nine jobs at once (one queue per method, as before) peaked at {c.peak:.0f} MB and kept "
                    f"{c.after - c.before:.0f} MB.")
         if "budget" in rows:
-            out.append(f"- The bound costs wall time on a shared machine: {rows['budget'].seconds:.0f} s for the "
-                       f"burst against {c.seconds:.0f} s with nine jobs at once, which take a larger share of CPUs "
-                       "that other jobs also use (the load average is above).")
+            ratio = rows["budget"].seconds / c.seconds
+            verdict = ("cost no wall time here" if ratio <= 1.1 else
+                       "cost wall time here (nine jobs take a larger share of CPUs that other jobs also use)")
+            out.append(f"- The bound {verdict}: {rows['budget'].seconds:.0f} s for the burst against "
+                       f"{c.seconds:.0f} s with nine jobs at once ({ratio:.2f}x; see the load average above).")
     return out
 
 

@@ -3,7 +3,8 @@
 Loads the page, uploads a fixture photo, paints one horizontal stroke with mouse events, runs Telea, downloads
 the PNG and checks it: changed inside the stroke, bit-identical to the upload far from it. A second test opens a
 64x64 image, checks that it is shown enlarged (pixelated, a whole number of screen pixels per image pixel) and
-that a stroke painted at a known place lands on those image pixels. Skips (with the reason) only where chromium or
+that a stroke painted at a known place lands on those image pixels. A third opens a text file after a photo: the
+photo stays shown and the status says why. Skips (with the reason) only where chromium or
 Playwright is absent. ``TORCHWORKS_UI_SCREENSHOT=path`` also saves a screenshot.
 """
 
@@ -153,3 +154,29 @@ def test_small_image_is_enlarged_and_the_stroke_lands_in_image_pixels(server, tm
     assert changed.any() and dist[changed].max() <= brush / 2 + 0.75, dist[changed].max()
     core = dist <= brush / 2 - 1  # pixels well inside the stroke were filled
     assert changed[core].mean() > 0.8, changed[core].mean()
+
+
+@pytest.mark.timeout(120)
+def test_opening_a_non_image_keeps_the_current_image_in_chromium(server, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture\n")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(server + "/")
+            page.wait_for_selector("#method option[value=telea]", state="attached")
+            assert page.eval_on_selector("#method", "s => s.value") == "telea"  # the ranking's first, not learned
+            page.set_input_files("#file-image", str(FIXTURE))
+            page.wait_for_selector("#view:not([hidden])")
+            before = page.eval_on_selector("#img-before", "i => [i.src, i.naturalWidth, i.naturalHeight]")
+            page.set_input_files("#file-image", str(notes))
+            page.wait_for_selector("#status.error")
+            status = page.text_content("#status")
+            after = page.eval_on_selector("#img-before", "i => [i.src, i.naturalWidth, i.naturalHeight]")
+            shown = page.eval_on_selector("#img-before", "i => i.complete && i.naturalWidth > 0")
+        finally:
+            browser.close()
+    w, h = Image.open(FIXTURE).size
+    assert before[1:] == [w, h] and after == before and shown  # same picture, still decoded (no broken icon)
+    assert status.startswith("notes.txt: the browser cannot open it as an image") and "stays open" in status
