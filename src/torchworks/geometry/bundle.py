@@ -189,8 +189,12 @@ def _solve(rot, trans, pts, cam, pid, pix, intr, free_intr, loss, k, fixed, iter
     col[free] = torch.arange(int(free.sum()), dtype=torch.long)
     d = int(free.sum()) + n_intr
     intr_cols = torch.arange(d - n_intr, d, dtype=torch.long)
+    # Held parameters accumulate into a spare column d that is dropped: no boolean masking in the loop.
     local_cols = torch.cat([col[cam], intr_cols.expand(m, n_intr)], 1)  # (M, L) with L = 6 + n_intr
-    ok_cols = local_cols >= 0
+    local_cols = torch.where(local_cols >= 0, local_cols, d)
+    d1 = d + 1
+    flat_uu = (local_cols[:, :, None] * d1 + local_cols[:, None, :]).reshape(-1)  # (M L L,) into (d+1)^2
+    flat_b = (pid[:, None] * d1 + local_cols).reshape(-1)  # (M L,) into (P (d+1))
 
     def evaluate(r, t, x, iv, jac):
         out = project(iv, r[cam], t[cam], x[pid], want_intr=jac and n_intr > 0, want_pose=jac, want_points=jac)
@@ -208,25 +212,21 @@ def _solve(rot, trans, pts, cam, pid, pix, intr, free_intr, loss, k, fixed, iter
         it += 1
         if sw is not None:
             res, j_cam, j_pts = res * sw, j_cam * sw[..., None], j_pts * sw[..., None]
-        # Blocks of J^T J and J^T r, accumulated per camera-side column and per point.
-        jc_t = j_cam.transpose(-1, -2)  # (M, L, 2)
-        u_local = jc_t @ j_cam  # (M, L, L)
-        w_local = jc_t @ j_pts  # (M, L, 3)
-        v_blocks = torch.zeros(p_count, 3, 3, dtype=pix.dtype).index_add_(0, pid, j_pts.transpose(-1, -2) @ j_pts)
-        g_obs = (j_pts.transpose(-1, -2) @ res[..., None])[..., 0]  # (M, 3)
-        g_pts = torch.zeros(p_count, 3, dtype=pix.dtype).index_add_(0, pid, g_obs)
-        g_local = (jc_t @ res[..., None])[..., 0]  # (M, L)
-        u = torch.zeros(d * d, dtype=pix.dtype)
-        rows, cols = local_cols[:, :, None].expand_as(u_local), local_cols[:, None, :].expand_as(u_local)
-        keep = ok_cols[:, :, None] & ok_cols[:, None, :]
-        u.index_add_(0, (rows * d + cols)[keep], u_local[keep])
-        u = u.reshape(d, d)
-        g = torch.zeros(d, dtype=pix.dtype).index_add_(0, local_cols[ok_cols], g_local[ok_cols])
+        # Blocks of J^T J and J^T r, accumulated per camera-side column and per point. With two residual rows per
+        # observation, the small products are sums of two outer products (elementwise: faster than batched bmm).
+        c0, c1, p0, p1 = j_cam[:, 0], j_cam[:, 1], j_pts[:, 0], j_pts[:, 1]  # (M, L), (M, 3)
+        r0, r1 = res[:, 0:1], res[:, 1:2]
+        u_local = c0[:, :, None] * c0[:, None, :] + c1[:, :, None] * c1[:, None, :]  # (M, L, L)
+        w_local = c0[:, :, None] * p0[:, None, :] + c1[:, :, None] * p1[:, None, :]  # (M, L, 3)
+        v_obs = p0[:, :, None] * p0[:, None, :] + p1[:, :, None] * p1[:, None, :]  # (M, 3, 3)
+        v_blocks = torch.zeros(p_count, 3, 3, dtype=pix.dtype).index_add_(0, pid, v_obs)
+        g_pts = torch.zeros(p_count, 3, dtype=pix.dtype).index_add_(0, pid, p0 * r0 + p1 * r1)
+        g_local = c0 * r0 + c1 * r1  # (M, L)
+        u = torch.zeros(d1 * d1, dtype=pix.dtype).index_add_(0, flat_uu, u_local.reshape(-1)).reshape(d1, d1)[:d, :d]
+        g = torch.zeros(d1, dtype=pix.dtype).index_add_(0, local_cols.reshape(-1), g_local.reshape(-1))[:d]
         # B_p = sum over the point's observations of W_o, scattered into the camera-side columns: (P, D, 3).
-        b = torch.zeros(p_count * d, 3, dtype=pix.dtype)
-        b_rows = (pid[:, None] * d + local_cols.clamp(min=0)).expand(m, local_cols.shape[1])
-        b.index_add_(0, b_rows[ok_cols], w_local[ok_cols])
-        b = b.reshape(p_count, d, 3)
+        b = torch.zeros(p_count * d1, 3, dtype=pix.dtype).index_add_(0, flat_b, w_local.reshape(-1, 3))
+        b = b.reshape(p_count, d1, 3)[:, :d]
         u_diag, v_diag = u.diagonal().clone(), v_blocks.diagonal(dim1=-2, dim2=-1).clone()
         improved = False
         for _ in range(12):  # raise the damping until the step lowers the cost

@@ -71,17 +71,47 @@ def match_descriptors(desc_a, desc_b, ratio: float | None = None, mutual: bool =
     ratio = default_ratio if ratio is None else ratio
     if desc_a is None or desc_b is None or len(desc_a) < 2 or len(desc_b) < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    bf = cv2.BFMatcher(norm)
-    pairs = bf.knnMatch(desc_a, desc_b, k=2)
+    if norm == cv2.NORM_L2:
+        return _match_l2(np.asarray(desc_a, np.float32), np.asarray(desc_b, np.float32), ratio, mutual)
+    matcher = cv2.BFMatcher(norm)
+    pairs = matcher.knnMatch(desc_a, desc_b, k=2)
     good = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
     out = np.array(good, dtype=np.int64).reshape(-1, 2)
     if mutual and len(out):
-        back = bf.match(desc_b, desc_a)
+        back = matcher.knnMatch(desc_b, desc_a, k=1)
         nearest_in_a = np.full(len(desc_b), -1, dtype=np.int64)
         for m in back:
-            nearest_in_a[m.queryIdx] = m.trainIdx
+            if m:
+                nearest_in_a[m[0].queryIdx] = m[0].trainIdx
         out = out[nearest_in_a[out[:, 1]] == out[:, 0]]
     return out
+
+
+def _match_l2(a, b, ratio: float, mutual: bool, rows: int = 2048):
+    """Exact brute-force L2 matching through GEMMs: |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, in blocks of ``rows``
+    descriptors of ``a`` (each row's two nearest neighbours, for the ratio test); the mutual check then needs the
+    nearest neighbour in ``a`` of only the columns that survived it (one smaller product). Several times faster
+    than OpenCV's BFMatcher here, with the same result."""
+    import numpy as np
+    import torch
+
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    na, nb = ta.square().sum(1), tb.square().sum(1)
+    first, second, nearest = [], [], []
+    for start in range(0, len(a), rows):
+        block = ta[start:start + rows]
+        d2 = torch.addmm(nb[None, :], block, tb.T, alpha=-2).add_(na[start:start + rows, None])  # (rows, Nb)
+        top = d2.topk(2, dim=1, largest=False)
+        first.append(top.values[:, 0])
+        second.append(top.values[:, 1])
+        nearest.append(top.indices[:, 0])
+    d1, d2nd, nn = torch.cat(first).clamp(min=0).sqrt(), torch.cat(second).clamp(min=0).sqrt(), torch.cat(nearest)
+    idx = (d1 < ratio * d2nd).nonzero()[:, 0]
+    if mutual and idx.numel():
+        cols, slot = torch.unique(nn[idx], return_inverse=True)
+        back = torch.addmm(na[None, :], tb[cols], ta.T, alpha=-2).argmin(1)  # nearest a of each kept column
+        idx = idx[back[slot] == idx]
+    return np.stack([idx.numpy(), nn[idx].numpy()], 1).astype(np.int64)
 
 
 def match_images(img_a, img_b, ratio: float | None = None, mutual: bool = False):
