@@ -9,11 +9,17 @@ Modules (each function documents shapes, dtypes and units; column vectors, radia
 - ``camera``, ``distortion``: pinhole intrinsics, perspective/orthographic projection, Brown-Conrady model.
 - ``homography``, ``epipolar``, ``essential``, ``five_point``, ``triangulation``, ``trifocal``: multi-view
   geometry (``five_point``: the minimal 5-point essential-matrix solver, batched).
-- ``ransac``: seeded batched RANSAC for H, F, E with a degeneracy flag.
+- ``ransac``: seeded RANSAC for H, F, E (one problem or a (B, N, 2) batch) with degeneracy and support flags.
+- ``pnp``: P3P, EPnP, LM refinement and RANSAC for the absolute pose.
+- ``bundle``: bundle adjustment (sparse LM, Schur complement, robust losses, shared intrinsics).
 - ``pose_error``: the ground-truth relative pose of two cameras and an estimate's rotation / direction error.
-- ``stereo``, ``calibration``: rectification, disparity/depth, Zhang calibration.
+- ``stereo``, ``calibration``, ``fisheye``: rectification, disparity/depth, Zhang calibration, the Kannala-Brandt
+  model and undistortion maps applied with ``grid_sample``.
+- ``synthetic``: random scenes with ground truth; ``pipelines``: image-level two-view, calibration and SfM (OpenCV
+  features, imported on demand).
 """
 
+from torchworks.geometry.bundle import BundleResult, bundle_adjust
 from torchworks.geometry.calibration import calibrate_camera
 from torchworks.geometry.camera import (
     intrinsics_matrix,
@@ -36,6 +42,12 @@ from torchworks.geometry.epipolar import (
 )
 from torchworks.geometry.essential import decompose_essential, essential_from_pose, find_essential, recover_pose
 from torchworks.geometry.euler import euler_to_matrix, matrix_to_euler
+from torchworks.geometry.fisheye import (
+    fisheye_project_points,
+    fisheye_undistort_points,
+    remap,
+    undistort_rectify_map,
+)
 from torchworks.geometry.five_point import find_essential_5point, solve_5point_normalized
 from torchworks.geometry.homography import (
     find_homography,
@@ -43,6 +55,7 @@ from torchworks.geometry.homography import (
     homography_from_rotation,
     transfer_error,
 )
+from torchworks.geometry.pnp import PnPResult, pnp_ransac, refine_pnp, solve_epnp, solve_p3p
 from torchworks.geometry.pose_error import relative_pose, relative_pose_error
 from torchworks.geometry.quaternions import (
     axis_angle_to_quaternion,
@@ -68,9 +81,12 @@ from torchworks.geometry.trifocal import find_trifocal, transfer_line, transfer_
 
 __all__ = [
     "CONVENTIONS",
+    "BundleResult",
+    "PnPResult",
     "RansacResult",
     "axis_angle_to_matrix",
     "axis_angle_to_quaternion",
+    "bundle_adjust",
     "calibrate_camera",
     "camera_center",
     "convert_camera",
@@ -90,6 +106,8 @@ __all__ = [
     "find_fundamental_7point",
     "find_homography",
     "find_trifocal",
+    "fisheye_project_points",
+    "fisheye_undistort_points",
     "fundamental_from_essential",
     "geodesic_angle",
     "homography_from_plane",
@@ -102,6 +120,7 @@ __all__ = [
     "matrix_to_euler",
     "matrix_to_quaternion",
     "matrix_to_sixd",
+    "pnp_ransac",
     "project_orthographic",
     "project_points",
     "project_to_so3",
@@ -111,6 +130,8 @@ __all__ = [
     "ransac",
     "recover_pose",
     "rectify_stereo",
+    "refine_pnp",
+    "remap",
     "relative_pose",
     "relative_pose_error",
     "reprojection_error",
@@ -121,6 +142,8 @@ __all__ = [
     "so3_exp",
     "so3_log",
     "solve_5point_normalized",
+    "solve_epnp",
+    "solve_p3p",
     "symmetric_epipolar_distance",
     "transfer_error",
     "transfer_line",
@@ -129,6 +152,7 @@ __all__ = [
     "triangulate_midpoint",
     "trifocal_from_projections",
     "undistort_points",
+    "undistort_rectify_map",
     "unproject_points",
     "world_to_pixels",
 ]
