@@ -205,31 +205,55 @@ class _Builder:
         return added
 
     def bundle(self, fixed: int, loss: str = "huber", refine_focal: bool = False, tolerance: float = 1e-5,
-               iterations: int = 8) -> float:
-        """Global BA, then drop observations with large errors and points left with fewer than two. After each
-        registration a few iterations suffice (the next step and the final adjustment continue from here)."""
+               iterations: int = 8, around: int | None = None, neighbours: int = 6) -> float:
+        """Bundle adjustment, then drop observations with large errors and points left with fewer than two.
+
+        Global by default. With ``around`` = a newly registered image it is local, as in COLMAP: that image and
+        its ``neighbours`` most covisible images move, with every point they see; the other cameras observing
+        those points are held. After each registration a few iterations suffice (the next step and the final
+        adjustment continue from here).
+        """
         from torchworks.geometry.bundle import bundle_adjust
 
         rec = self.rec
-        imgs = rec.registered
+        pts, imgs_obs, kps, pix = self._observations()
+        if around is not None:
+            shared: dict[int, int] = {}
+            seen = set(np.flatnonzero(imgs_obs == around).tolist())
+            seen_pts = set(pts[list(seen)].tolist())
+            for p, i in zip(pts.tolist(), imgs_obs.tolist(), strict=True):
+                if p in seen_pts and i != around:
+                    shared[i] = shared.get(i, 0) + 1
+            moving = {around, *sorted(shared, key=lambda i: -shared[i])[:neighbours]}
+            local_pts = np.array(sorted({p for p, i in zip(pts.tolist(), imgs_obs.tolist(), strict=True)
+                                         if i in moving}))
+            keep = np.isin(pts, local_pts)
+            pts, imgs_obs, pix = pts[keep], imgs_obs[keep], pix[keep]
+        else:
+            moving = set(rec.registered)
+            local_pts = np.arange(len(rec.points))
+        imgs = sorted(set(imgs_obs.tolist()))
         slot = {i: n for n, i in enumerate(imgs)}
-        cams, pids, pix = [], [], []
-        for p, track in enumerate(rec.tracks):
-            for i, k in track.items():
-                cams.append(slot[i])
-                pids.append(p)
-                pix.append(rec.keypoints[i][k])
+        point_slot = np.full(len(rec.points), -1)
+        point_slot[local_pts] = np.arange(len(local_pts))
+        held = [slot[i] for i in imgs if i not in moving]
+        if fixed in slot and fixed not in held:
+            held.append(slot[fixed])
         intr = rec.intrinsics
         k = torch.tensor([[intr[0], 0, intr[2]], [0, intr[1], intr[3]], [0, 0, 1]], dtype=torch.float64)
         result = bundle_adjust(torch.from_numpy(np.stack([rec.poses[i][0] for i in imgs])),
                                torch.from_numpy(np.stack([rec.poses[i][1] for i in imgs])),
-                               torch.from_numpy(np.stack(rec.points)), torch.tensor(cams), torch.tensor(pids),
-                               torch.from_numpy(np.stack(pix)), k, torch.from_numpy(intr[4:]),
-                               refine_intrinsics=("fx", "fy") if refine_focal else (), loss=loss, loss_scale=1.0,
-                               fixed_cameras=(slot[fixed],), iterations=iterations, tolerance=tolerance)
+                               torch.from_numpy(np.stack([rec.points[p] for p in local_pts])),
+                               torch.tensor([slot[i] for i in imgs_obs.tolist()]),
+                               torch.from_numpy(point_slot[pts]), torch.from_numpy(pix), k,
+                               torch.from_numpy(intr[4:]), refine_intrinsics=("fx", "fy") if refine_focal else (),
+                               loss=loss, loss_scale=1.0, fixed_cameras=tuple(held or [0]), iterations=iterations,
+                               tolerance=tolerance)
         for n, i in enumerate(imgs):
             rec.poses[i] = (result.rotations[n].numpy(), result.translations[n].numpy())
-        rec.points = list(result.points.numpy())
+        new_points = result.points.numpy()
+        for n, p in enumerate(local_pts.tolist()):
+            rec.points[p] = new_points[n]
         rec.intrinsics = result.intrinsics.numpy()
         self._filter()
         return result.rms
@@ -333,17 +357,17 @@ def reconstruct(inputs: Sequence[str | os.PathLike[str]], K=None, max_size: int 
             # 1000 samples hold an all-inlier 5-point sample with probability 0.999 down to 35 % inliers; pairs
             # below that are not worth verifying (and would otherwise draw 10000 samples each).
             r = ransac(x1, x2, "essential", threshold=th_full, intrinsics1=k, intrinsics2=k, seed=seed,
-                       max_iterations=1000)
+                       max_iterations=1000, check_degeneracy=False)  # tested on initial-pair candidates only
             if r.rotation is None or r.num_inliers < min_inliers or r.few_inliers:
                 continue
             matches[(i, j)] = {"inliers": m[r.inliers.numpy()], "R": r.rotation.numpy(),
-                               "t": r.translation.numpy(), "degenerate": r.degenerate}
+                               "t": r.translation.numpy(), "degenerate": None, "threshold": th_full}
     rec.verified_pairs = len(matches)
     say(f"matching: {len(matches)} verified pairs of {len(paths) * (len(paths) - 1) // 2}")
     if not matches:
         raise DataError("no two images share enough verified matches to start a reconstruction")
     builder = _Builder(rec, matches, max_error, min_angle, say)
-    first, second = _initial_pair(rec, matches, init_min_angle)
+    first, second = _initial_pair(rec, matches, init_min_angle, k, seed)
     if first is None:
         raise DataError("no image pair has enough parallax (median triangulation angle >= "
                         f"{init_min_angle} deg) and a non-degenerate geometry to start from")
@@ -355,6 +379,7 @@ def reconstruct(inputs: Sequence[str | os.PathLike[str]], K=None, max_size: int 
     say(f"initial pair {paths[first].name} + {paths[second].name}: {len(rec.points)} points ({n0} triangulated), "
         f"BA rms {rms:.2f} px")
     failed: set[int] = set()
+    last_global = len(rec.poses)
     while len(rec.poses) + len(failed) < len(paths):
         point_of = builder.owner
         best, best_corr = None, []
@@ -385,25 +410,35 @@ def reconstruct(inputs: Sequence[str | os.PathLike[str]], K=None, max_size: int 
             if ok:
                 builder.observe(p, best, int(a))
         added = builder.triangulate_with(best)
-        rms = builder.bundle(first)
+        # Local BA around the new image; a global one whenever the model has grown by a third since the last.
+        if len(rec.poses) >= 1.33 * last_global:
+            rms, last_global = builder.bundle(first), len(rec.poses)
+        else:
+            rms = builder.bundle(first, around=best)
         say(f"registered {paths[best].name} ({len(rec.poses)}/{len(paths)}): {res.num_inliers} PnP inliers, "
             f"{added} new points, {len(rec.points)} points, BA rms {rms:.2f} px")
-    rms = builder.bundle(first, refine_focal=refine_focal, tolerance=1e-10, iterations=100)
+    rms = builder.bundle(first, refine_focal=refine_focal, tolerance=1e-8, iterations=50)
     say(f"final bundle adjustment: {len(rec.poses)}/{len(paths)} images, {len(rec.points)} points, rms {rms:.2f} px")
     rec.log.append(f"final rms {rms:.3f} px")
     return rec
 
 
-def _initial_pair(rec: Reconstruction, matches: dict, min_angle: float):
+def _initial_pair(rec: Reconstruction, matches: dict, min_angle: float, k: torch.Tensor, seed: int):
     """The verified, non-degenerate pair with the most inliers whose median triangulation angle is large enough."""
+    from torchworks.geometry.ransac import ransac
+
     ranked = sorted(matches.items(), key=lambda kv: -len(kv[1]["inliers"]))
     for (i, j), info in ranked:
-        if info["degenerate"]:
-            continue
         m = info["inliers"]
         poses = [(np.eye(3), np.zeros(3)), (info["R"], info["t"])]
         x = _triangulate(rec.intrinsics, poses, np.stack([rec.keypoints[i][m[:, 0]], rec.keypoints[j][m[:, 1]]]))
-        if len(x) and float(np.median(_angles(*poses[0], *poses[1], x))) >= min_angle:
+        if not len(x) or float(np.median(_angles(*poses[0], *poses[1], x))) < min_angle:
+            continue
+        # The degeneracy test (a plane or a pure rotation explains the inliers) runs on candidates only.
+        r = ransac(torch.from_numpy(rec.keypoints[i][m[:, 0]]), torch.from_numpy(rec.keypoints[j][m[:, 1]]),
+                   "essential", threshold=info["threshold"], intrinsics1=k, intrinsics2=k, seed=seed)
+        info["degenerate"] = r.degenerate
+        if not r.degenerate:
             return i, j
     return None, None
 
