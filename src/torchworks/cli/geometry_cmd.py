@@ -91,6 +91,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sf.add_argument("--max-features", type=int_in(100), default=8000, help="features kept per image (default 8000)")
     sf.add_argument("--refine-focal", action="store_true", help="refine fx, fy in the final bundle adjustment")
     sf.add_argument("--seed", type=int, default=0)
+    sf.add_argument("--threads", type=int_in(1), default=1,
+                    help="torch and OpenCV threads (default 1: many small operations run faster on one thread)")
     sf.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     cp = gsub.add_parser("convert-pose", help="convert a pose between camera conventions",
                          description=f"Conventions: {', '.join(CONVENTIONS)}. Input: 12 (3x4) or 16 (4x4) "
@@ -143,6 +145,11 @@ def _sfm(args: argparse.Namespace) -> int:
         from torchworks.core.errors import ConfigError
 
         raise ConfigError("sfm needs -o/--out DIR for the model")
+    import cv2
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         raise FileExistsError(f"{out} exists and is not an empty folder; choose another --out or pass --overwrite")

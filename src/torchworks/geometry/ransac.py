@@ -443,11 +443,11 @@ def _finish(b, pts, model, search, five, best_model, best_score, pose, err, draw
                 err = _sq_errors_e(pts, _skew_np(pose[1]) @ pose[0])
                 if np.count_nonzero(_robust_set(err, th2) != near) <= 0.002 * np.count_nonzero(near):
                     break
-            # The Sampson error cannot tell t from -t: cheirality once more, on the refined E and up to 500
+            # The Sampson error cannot tell t from -t: cheirality once more, on the refined E and up to 200
             # inliers (the first vote used a minimal model's E; in 1 of 150 synthetic scenes it chose -t).
             idx = np.flatnonzero(err < th2)
             if idx.size >= 6:
-                vote = idx[np.linspace(0, idx.size - 1, min(idx.size, 500)).round().astype(np.int64)]
+                vote = idx[np.linspace(0, idx.size - 1, min(idx.size, 200)).round().astype(np.int64)]
                 design = pts.sampson_problem().design
                 pose = _pose_from_essential(_skew_np(pose[1]) @ pose[0], design[vote, 9:12], design[vote, 12:15])
             rot, trans = (torch.from_numpy(v).to(x1) for v in pose)

@@ -96,59 +96,48 @@ def ply_text(rec: Reconstruction) -> str:
 
 
 def render(rec: Reconstruction, size: tuple[int, int] = (720, 960)) -> np.ndarray:
-    """A picture (BGR uint8) of the points (their colours) and the cameras (frustums, numbered), seen from behind
-    and above the cameras' mean position, looking at the points' median."""
+    """A picture (BGR uint8) of the model seen orthographically along the normal of the cameras' plane (the
+    smallest principal axis of their centres; of the points with fewer than three cameras): the points in their
+    colours, each camera as a dot with a stroke along its viewing direction, numbered as in ``images.txt``."""
     import cv2
-
-    from torchworks.geometry.synthetic import look_at
 
     h, w = size
     canvas = np.full((h, w, 3), 255, np.uint8)
     pts = np.stack(rec.points) if rec.points else np.zeros((0, 3))
-    centres = np.stack([-r.T @ t for r, t in (rec.poses[i] for i in rec.registered)])
-    target = np.median(pts, 0) if len(pts) else centres.mean(0)
-    mean_dir = np.mean([r[2] for r, _ in (rec.poses[i] for i in rec.registered)], 0)  # cameras' mean viewing axis
-    down = np.mean([r[1] for r, _ in (rec.poses[i] for i in rec.registered)], 0)
-    extent = max(np.linalg.norm(centres - target, axis=1).max(), 1e-9)
-    eye = centres.mean(0) - 1.2 * extent * mean_dir / max(np.linalg.norm(mean_dir), 1e-9) - 0.8 * extent * down
-    rot = look_at(torch.from_numpy(eye[None]), torch.from_numpy(target), up=torch.from_numpy(-down))[0].numpy()
-    t = -rot @ eye
-    everything = np.vstack([pts, centres]) @ rot.T + t
-    z = everything[:, 2]
-    ok = z > 1e-6
-    if not ok.any():
+    poses = [rec.poses[i] for i in rec.registered]
+    centres = np.stack([-r.T @ t for r, t in poses]) if poses else np.zeros((0, 3))
+    basis_src = centres if len(centres) >= 3 else pts
+    if len(basis_src) < 2:
         return canvas
-    xy = everything[ok, :2] / z[ok, None]
-    span = np.percentile(np.abs(xy), 99, axis=0).max() * 1.1 + 1e-12
-    f = 0.5 * min(h, w) / span
+    mean = basis_src.mean(0)
+    axes = np.linalg.svd(basis_src - mean, full_matrices=True)[2]  # rows: principal axes, largest first
+    plane = axes[:2]
+    # Frame every camera and all but the most distant 1 % of the points on each side.
+    q_pts, q_cam = pts @ plane.T, centres @ plane.T
+    lo = np.min(np.vstack([np.percentile(q_pts, 1, axis=0)[None], q_cam]) if len(pts) else q_cam, axis=0)
+    hi = np.max(np.vstack([np.percentile(q_pts, 99, axis=0)[None], q_cam]) if len(pts) else q_cam, axis=0)
+    span = max(float((hi - lo).max()), 1e-12) * 1.15
+    scale, mid = min(h, w) / span, (lo + hi) / 2
 
     def to_pixels(x):
-        c = x @ rot.T + t
-        return np.stack([f * c[:, 0] / c[:, 2] + w / 2, f * c[:, 1] / c[:, 2] + h / 2], -1), c[:, 2]
+        q = (x @ plane.T - mid) * scale
+        return np.stack([q[:, 0] + w / 2, q[:, 1] + h / 2], -1)
 
     if len(pts):
-        uv, depth = to_pixels(pts)
+        uv = to_pixels(pts)
         colors = point_colors(rec)[:, ::-1]
-        for i in np.argsort(-depth):
-            if depth[i] > 0 and 0 <= uv[i, 0] < w and 0 <= uv[i, 1] < h:
-                cv2.circle(canvas, (int(uv[i, 0]), int(uv[i, 1])), 1, tuple(int(c) for c in colors[i]), -1)
-    size_frustum = 0.08 * extent
-    for n, i in enumerate(rec.registered):
-        r, tt = rec.poses[i]
-        c = -r.T @ tt
-        corners = np.array([[-1, -0.75, 1.5], [1, -0.75, 1.5], [1, 0.75, 1.5], [-1, 0.75, 1.5]]) * size_frustum
-        world = corners @ r + c  # camera axes to world: rows of R are the camera axes
-        uv, depth = to_pixels(np.vstack([c[None], world]))
-        if (depth <= 0).any():
-            continue
-        p = [(int(u), int(v)) for u, v in uv]
-        color = (40, 40, 200)
-        for a in range(1, 5):
-            cv2.line(canvas, p[0], p[a], color, 1, cv2.LINE_AA)
-            cv2.line(canvas, p[a], p[1 + a % 4], color, 1, cv2.LINE_AA)
-        cv2.putText(canvas, str(n + 1), p[0], cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"{len(rec.registered)} cameras, {len(rec.points)} points", (10, 20),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+        for (u, v), c in zip(uv[inside].astype(int), colors[inside], strict=True):
+            canvas[max(v - 1, 0):v + 1, max(u - 1, 0):u + 1] = c
+    stroke = 0.06 * span
+    for n, ((r, _), c) in enumerate(zip(poses, centres, strict=True)):
+        (u0, v0), (u1, v1) = to_pixels(np.stack([c, c + stroke * r[2]])).astype(int)  # r[2]: the optical axis
+        cv2.line(canvas, (u0, v0), (u1, v1), (40, 40, 200), 2, cv2.LINE_AA)
+        cv2.circle(canvas, (u0, v0), 4, (40, 40, 200), -1, cv2.LINE_AA)
+        cv2.putText(canvas, str(n + 1), (u0 + 5, v0 - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 200), 1,
+                    cv2.LINE_AA)
+    cv2.putText(canvas, f"{len(poses)} cameras, {len(rec.points)} points (orthographic, normal to the cameras' "
+                "plane)", (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
 
 
