@@ -1,0 +1,166 @@
+"""Issue 20's long run: the A/B winner trained on general scenes, its held-out evaluation, and its export.
+
+The long run is the ``scenes128`` recipe (``experiment_plan.SCENES128``: same data, masks, losses, crop, batch,
+seed 0) with more steps. It continues the A/B's seed-0 run of the same model from its last checkpoint (the engine
+resumes exactly, so this equals one run of the longer schedule), in its own folder, with the code's commit written
+beside it. Usage, from the repository root::
+
+    # train or resume (checkpoint every 200 steps; rerun the same command to continue after an interruption)
+    nice -n 19 .venv/bin/python benchmarks/inpainting/train_scenes.py train --model lama --steps 12000 \\
+        --results /work/runs/issue20 [--threads 1]
+    # held-out evaluation: BSDS500 test + Kodak24 (224 photos) at 256 px, thin/medium/thick masks, against
+    # Telea / NS / FSR, with hole PSNR, SSIM, hole L1 and FID/KID on EfficientNet-Lite0 features
+    .venv/bin/python benchmarks/inpainting/train_scenes.py eval CKPT --results /work/runs/issue20
+    # ship: safetensors + model card (numbers from the eval json) into src/torchworks/inpainting/pretrained
+    .venv/bin/python benchmarks/inpainting/train_scenes.py export CKPT --name lama_scenes128 --results ...
+
+Nothing here is timed against a reference: CPU seconds are reported for the record (training cost per model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from experiment_plan import SCENES128, Preset, run_dir, run_id, test_images  # noqa: E402
+
+CLASSICAL = ("telea", "ns", "fsr")
+FAMILIES = ("thin", "medium", "thick")
+
+
+def long_preset(model: str, steps: int) -> Preset:
+    """``SCENES128`` restricted to one generator and seed 0, with ``steps`` steps."""
+    if model not in SCENES128.generators:
+        raise SystemExit(f"error: unknown model {model!r}; choose from {', '.join(SCENES128.generators)}")
+    return dataclasses.replace(SCENES128, name="scenes128long", steps=steps, seeds=(0,), checkpoint_every=200,
+                               generators={model: SCENES128.generators[model]},
+                               discriminators={model: SCENES128.discriminators[model]})
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Trains or resumes the long run; returns its run folder."""
+    from experiment import train_run
+
+    p = long_preset(args.model, args.steps)
+    rid = run_id("scenes", args.model, 0)
+    out = run_dir(args.results, p, rid)
+    ab = run_dir(args.results, SCENES128, rid)
+    if not (out / "checkpoints" / "last.ckpt").exists() and (ab / "checkpoints" / "last.ckpt").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(ab / "checkpoints", out / "checkpoints", dirs_exist_ok=True)
+        if (ab / "metrics.csv").exists():
+            shutil.copy2(ab / "metrics.csv", out / "metrics.csv")
+        print(f"continuing the A/B run {ab} (same recipe and seed)", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "COMMITS", "a") as f:  # the code each session of the run used
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {_commit()}\n")
+    res = train_run(p, {"dataset": "scenes", "model": args.model, "seed": 0}, out, args.threads)
+    with open(out / "sessions.jsonl", "a") as f:
+        f.write(json.dumps(res) + "\n")
+    print(json.dumps(res, indent=1))
+    return out
+
+
+def evaluate_checkpoint(ckpt: Path, label: str, out: Path, threads: int, limit: int | None = None) -> dict[str, Any]:
+    """Held-out scores of ``ckpt`` and the classical methods, with FID/KID; also written to ``out/eval.json``."""
+    import torch
+    from experiment import learned_inpainter, summarise
+
+    from torchworks.inpainting.base import Inpainter
+    from torchworks.inpainting.evaluate import evaluate, write_results
+    from torchworks.inpainting.fid import efficientnet_lite0
+
+    torch.set_num_threads(threads)
+    images = test_images(SCENES128.datasets["scenes"])[:limit]
+    methods = [*CLASSICAL, learned_inpainter(ckpt, label)]
+    t0 = time.process_time()
+    ev = evaluate(methods, images, list(FAMILIES), size=256, seed=0, grid_images=4,
+                  feature_model=efficientnet_lite0())
+    for r in ev.rows:
+        r.method = r.method.name if isinstance(r.method, Inpainter) else r.method
+    write_results(ev, out)
+    names = [*CLASSICAL, label]
+    res: dict[str, Any] = {"n_images": len(images), "size": 256, "cpu_seconds": time.process_time() - t0,
+                           "methods": {m: summarise([r for r in ev.rows if r.method == m]) for m in names}}
+    for (fam, m), s in ev.sets.items():
+        name = m.name if isinstance(m, Inpainter) else m
+        if name in res["methods"] and fam in res["methods"][name]:
+            res["methods"][name][fam].update({k: float(v) for k, v in s.items()})
+    times = {m: [r.seconds for r in ev.rows if r.method == m] for m in names}
+    res["seconds_per_image"] = {m: sum(t) / max(1, len(t)) for m, t in times.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def margins(res: dict[str, Any], label: str) -> dict[str, dict[str, float]]:
+    """Per family: the model's hole PSNR minus the best classical one, and its FID minus the best classical FID."""
+    out, nan = {}, float("nan")
+    for fam in FAMILIES:
+        ours = res["methods"][label][fam]
+        best = max(CLASSICAL, key=lambda m: res["methods"][m][fam]["psnr_hole"])
+        best_fid = min(CLASSICAL, key=lambda m: res["methods"][m][fam].get("fid", float("inf")))
+        out[fam] = {"psnr_margin": ours["psnr_hole"] - res["methods"][best][fam]["psnr_hole"], "best": best,
+                    "fid_margin": ours.get("fid", nan) - res["methods"][best_fid][fam].get("fid", nan),
+                    "best_fid": best_fid}
+    return out
+
+
+def table(res: dict[str, Any], label: str) -> str:
+    """Markdown table: every method x family, hole PSNR / SSIM / hole L1 / FID / seconds per image."""
+    lines = ["| masks | method | hole PSNR (dB) | SSIM | hole L1 | FID (EffNet-Lite0) | KID | s / image |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for fam in FAMILIES:
+        for m in [*CLASSICAL, label]:
+            s = res["methods"][m][fam]
+            lines.append(f"| {fam} | {m} | {s['psnr_hole']:.2f} | {s['ssim']:.4f} | {s['l1_hole']:.4f} | "
+                         f"{s.get('fid', float('nan')):.2f} | {s.get('kid', float('nan')):.4f} | "
+                         f"{res['seconds_per_image'][m]:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train or resume the long run")
+    t.add_argument("--model", default="lama")
+    t.add_argument("--steps", type=int, default=12000)
+    e = sub.add_parser("eval", help="held-out evaluation of a checkpoint against the classical methods")
+    e.add_argument("ckpt", type=Path)
+    e.add_argument("--label", default="lama_scenes128")
+    e.add_argument("--limit", type=int, default=None, help="first N held-out photos (default all 224)")
+    for s in (t, e):
+        s.add_argument("--results", type=Path, default=HERE / "results")
+        s.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    if args.cmd == "train":
+        train(args)
+    else:
+        out = args.results / "runs" / "scenes128long" / f"eval_{args.label}"
+        res = evaluate_checkpoint(args.ckpt, args.label, out, args.threads, args.limit)
+        print(table(res, args.label))
+        print(json.dumps(margins(res, args.label), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
