@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -80,8 +81,10 @@ def train(args: argparse.Namespace) -> Path:
     return out
 
 
-def evaluate_checkpoint(ckpt: Path, label: str, out: Path, threads: int, limit: int | None = None) -> dict[str, Any]:
-    """Held-out scores of ``ckpt`` and the classical methods, with FID/KID; also written to ``out/eval.json``."""
+def evaluate_checkpoint(ckpt: Path | None, label: str, out: Path, threads: int,
+                        limit: int | None = None) -> dict[str, Any]:
+    """Held-out scores of ``ckpt`` (None: the registered method ``label``, with its shipped defaults) and the
+    classical methods, with FID/KID; also written to ``out/eval.json``."""
     import torch
     from experiment import learned_inpainter, summarise
 
@@ -91,7 +94,7 @@ def evaluate_checkpoint(ckpt: Path, label: str, out: Path, threads: int, limit: 
 
     torch.set_num_threads(threads)
     images = test_images(SCENES128.datasets["scenes"])[:limit]
-    methods = [*CLASSICAL, learned_inpainter(ckpt, label)]
+    methods = [*CLASSICAL, label if ckpt is None else learned_inpainter(ckpt, label)]
     t0 = time.process_time()
     ev = evaluate(methods, images, list(FAMILIES), size=256, seed=0, grid_images=4,
                   feature_model=efficientnet_lite0())
@@ -138,6 +141,91 @@ def table(res: dict[str, Any], label: str) -> str:
     return "\n".join(lines)
 
 
+CARD = """# {name}: {label} trained on general scene photos (CPU)
+
+- **Model**: `{model}` ({params:,} parameters, {mb:.1f} MB safetensors). Input `cat(RGB * (1 - mask), mask)`,
+  output RGB in [0, 1]. The pipeline's defaults for learned methods apply: the hole is dilated by 3 px and the
+  seam feathered; photos above 800 px are filled in crops around each hole.
+- **Domain and resolution**: natural scene photos (landscapes, buildings, animals, people at a distance). Trained
+  on 128 px crops of photos stored with their short side at 256 px; evaluated and meant to run at about 256 px per
+  hole crop (`working_size` {working}).
+- **Data**: {n_train} training photos: BSDS500 train + val, Sun-Hays 80 scenes, the skimage and sklearn sample
+  photos (`../shared/data`; licences in its README). Held out, never trained on: BSDS500 test (200) + Kodak24.
+- **Recipe** (`benchmarks/inpainting/experiment_plan.py`, preset `scenes128`, continued by
+  `benchmarks/inpainting/train_scenes.py`): LaMa's loss stack at CPU scale: L1 known x10 and hole x10,
+  non-saturating adversarial x10 with R1 0.001, discriminator feature matching x100 (`lama_discriminator_small`),
+  a perceptual term on ImageNet EfficientNet-Lite0 features x0.02 (LaMa's ADE20k ResNet50 is not available offline;
+  0.02 puts the term at the size of the others), LaMa's large training masks, Adam G 1e-3 / D 1e-4, batch 8,
+  seed 0, {steps} steps, {cpu_h:.1f} CPU-hours on 1 thread ({commits}).
+- **Evaluation** (the command below): the 224 held-out photos, centre square crops at 256 px, LaMa's thin / medium /
+  thick masks with the fixed mask seed 0; hole PSNR, SSIM, hole L1 on the composite, FID/KID on EfficientNet-Lite0
+  features of the composites against the originals (an FID proxy: not comparable to Inception FID; LPIPS needs
+  weights this machine cannot obtain).
+
+{table}
+
+**Against the best classical method** (hole PSNR difference; FID difference, lower is better):
+{margins}
+
+**Verdict**: {verdict}
+
+## Reproduce
+
+One command from the repository root (about {eval_min:.0f} CPU-minutes on one thread; needs the `bsds500` and
+`kodak24` data sets):
+
+```bash
+torchworks inpaint-eval --images ../shared/data/bsds500_images/test ../shared/data/kodak24 \\
+    --methods telea,ns,fsr,{name} --masks thin,medium,thick --size 256 --fid --threads 1 -o eval_{name}
+```
+"""
+
+
+def export(args: argparse.Namespace) -> Path:
+    """Writes ``pretrained/<name>.safetensors`` and its card, evaluated through the registered name exactly as
+    the card's Reproduce command does."""
+    import torchworks.inpainting.nets  # noqa: F401  (registers the generators)
+    from torchworks.core.checkpoint import load_checkpoint, load_model, save_model
+    from torchworks.inpainting import learned
+
+    if args.name not in learned.SHIPPED:
+        raise SystemExit(f"error: {args.name!r} has no SHIPPED entry in inpainting/learned.py")
+    entry = learned.SHIPPED[args.name]
+    state = load_checkpoint(args.ckpt)
+    gen_name = ((state.get("config") or {}).get("task") or {}).get("generator")
+    if gen_name != entry["model"]:
+        raise SystemExit(f"error: {args.ckpt} trains {gen_name!r}, {args.name} ships {entry['model']!r}")
+    gen = load_model(args.ckpt, expect=gen_name).eval()
+    root = Path(os.environ.get("TORCHWORKS_PRETRAINED_DIR", learned.PRETRAINED_DIR))
+    path = save_model(root / entry["file"], gen, spec={"name": gen_name, "kwargs": {}})
+    learned._register()
+    run = args.ckpt.resolve().parents[1]
+    cpu = sum(json.loads(line).get("cpu_seconds", 0.0) for line in (run / "sessions.jsonl").read_text().splitlines()
+              if line.strip()) if (run / "sessions.jsonl").exists() else 0.0
+    cpu += args.ab_cpu_seconds
+    commits = sorted({line.split()[1][:7] for line in (run / "COMMITS").read_text().splitlines() if line.strip()}) \
+        if (run / "COMMITS").exists() else []
+    out = args.results / "runs" / "scenes128long" / f"card_{args.name}"
+    res = evaluate_checkpoint(None, args.name, out, args.threads, args.limit)
+    m = margins(res, args.name)
+    goal = all(m[f]["psnr_margin"] >= 1.5 and m[f]["fid_margin"] < 0 for f in ("medium", "thick"))
+    verdict = ("meets issue 20's goal (medium and thick masks: hole PSNR >= 1.5 dB above the best classical "
+               "method and a lower FID than all of them)" if goal else
+               "does not meet issue 20's goal (hole PSNR >= 1.5 dB above the best classical method on medium and "
+               "thick masks and a lower FID than all of them); see the margins above")
+    lines = [f"- {f}: {v['psnr_margin']:+.2f} dB vs {v['best']}, FID {v['fid_margin']:+.2f} vs {v['best_fid']}"
+             for f, v in m.items()]
+    card = CARD.format(name=args.name, label=args.label_text, model=gen_name,
+                       params=sum(p.numel() for p in gen.parameters()), mb=path.stat().st_size / 1e6,
+                       working=entry.get("working_size", entry["train_size"]), n_train=args.n_train,
+                       steps=state.get("step", "?"), cpu_h=cpu / 3600, commits="code: " + ", ".join(commits),
+                       table=table(res, args.name), margins="\n".join(lines), verdict=verdict,
+                       eval_min=res["cpu_seconds"] / 60)
+    path.with_suffix(".md").write_text(card)
+    print(card)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -148,12 +236,21 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("ckpt", type=Path)
     e.add_argument("--label", default="lama_scenes128")
     e.add_argument("--limit", type=int, default=None, help="first N held-out photos (default all 224)")
-    for s in (t, e):
+    x = sub.add_parser("export", help="ship a checkpoint: safetensors + model card (evaluated by name)")
+    x.add_argument("ckpt", type=Path)
+    x.add_argument("--name", default="lama_scenes128")
+    x.add_argument("--label-text", default="LaMa (FFC, 4.8 M)")
+    x.add_argument("--n-train", type=int, default=392)
+    x.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
+    x.add_argument("--ab-cpu-seconds", type=float, default=0.0, help="CPU seconds of the A/B run it continued")
+    for s in (t, e, x):
         s.add_argument("--results", type=Path, default=HERE / "results")
         s.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     if args.cmd == "train":
         train(args)
+    elif args.cmd == "export":
+        export(args)
     else:
         out = args.results / "runs" / "scenes128long" / f"eval_{args.label}"
         res = evaluate_checkpoint(args.ckpt, args.label, out, args.threads, args.limit)
