@@ -38,6 +38,15 @@ def test_inpaint_keeps_known_pixels_exact(random_weights, photo, hole):
     np.testing.assert_array_equal(out[far], photo[far])
 
 
+def test_a_shipped_entry_sets_its_own_dilation_and_working_size(random_weights, monkeypatch, photo, hole):
+    entry = {**learned.SHIPPED["lama_faces64"], "dilate": 0, "working_size": 128}
+    monkeypatch.setitem(learned.SHIPPED, "lama_faces64", entry)
+    method = learned.load_learned("lama_faces64")
+    assert (method.default_dilate, method.default_feather, method.working_size) == (0, False, 128)
+    out = inpaint(photo, hole, method=method)
+    np.testing.assert_array_equal(out[hole == 0], photo[hole == 0])  # no dilation: every known pixel is kept
+
+
 def test_missing_weights_name_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHWORKS_PRETRAINED_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="lama_tiny_faces64"):

@@ -37,7 +37,9 @@ SHIPPED: dict[str, dict[str, Any]] = {
                        "summary": "ReLaMa 0.18 M, faces at 64 px; held-out faces, medium holes: 15.2 dB vs Telea "
                                   "15.4 (scenes: 14.3 vs 21.8)"},
 }
-"""Method name -> weights file (in :data:`PRETRAINED_DIR`), registered model name, training crop size, domain.
+"""Method name -> weights file (in :data:`PRETRAINED_DIR`), registered model name, training crop size, domain;
+optional ``working_size`` (longest side handed to the model, default ``train_size``) and ``dilate`` (default hole
+dilation in pixels, default :attr:`LearnedInpainter.default_dilate`; 0 also turns feathering off).
 
 The names say the domain and working size: on six scene photos the face models score 13.7 / 14.3 dB hole PSNR,
 below a mean-colour fill (14.7) and far below Telea (21.8), so they are not offered as ``lama`` / ``relama``.
@@ -138,9 +140,13 @@ def load_learned(name: str, weights: str | os.PathLike[str] | None = None, devic
     entry = SHIPPED[key]
     model = load_model(weights if weights is not None else weights_file(name), expect=entry["model"])
     pad = 2 ** int(getattr(model, "n_downsampling", 3))
-    return LearnedInpainter(model, name, pad_mod=max(pad, 8), working_size=entry.get("working_size",
-                                                                                     entry["train_size"]),
-                            device=device, precision=precision)
+    inp = LearnedInpainter(model, name, pad_mod=max(pad, 8), working_size=entry.get("working_size",
+                                                                                    entry["train_size"]),
+                           device=device, precision=precision)
+    if "dilate" in entry:  # a model's own measured default (its card says why); else the class default
+        inp.default_dilate = int(entry["dilate"])
+        inp.default_feather = inp.default_dilate > 0
+    return inp
 
 
 def load_big_lama(weights: str | os.PathLike[str] | None = None, device: str = "cpu",
