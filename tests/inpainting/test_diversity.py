@@ -10,8 +10,15 @@ from torch import nn
 
 from torchworks.core.checkpoint import build_model
 from torchworks.inpainting import get_inpainter
-from torchworks.inpainting.diversity import (diversity, feature_diversity, hole_l1_diversity, is_pluralistic,
-                                             pairwise_mean_distance, sample_fills, with_seed)
+from torchworks.inpainting.diversity import (
+    diversity,
+    feature_diversity,
+    hole_l1_diversity,
+    is_pluralistic,
+    pairwise_mean_distance,
+    sample_fills,
+    with_seed,
+)
 
 
 class MeanColour(nn.Module):
