@@ -12,12 +12,18 @@ complement on the points (each point's 3 x 3 block inverted in one batched call)
 formed by one GEMM over all points, solved densely, and the point updates recovered by back-substitution.
 Robust losses enter as IRLS weights recomputed at every iteration; a step is accepted when the robust cost drops.
 
+Batches: :func:`bundle_adjust_batched` solves B independent problems of one shape (C cameras, P points, M
+observations) in one call, each with its own damping and stopping (a converged problem stops changing; a failing
+one, e.g. with non-finite pixels, stops alone). Results equal those of :func:`bundle_adjust` on each problem.
+
 Gauge: a reconstruction is defined up to a similarity (7 degrees of freedom). By default camera 0's pose is held
 fixed and the scale by the largest translation component of the camera farthest from it (cameras listed in
 ``fixed_cameras`` are all held; with two or more, nothing else is needed).
 
-Differentiable where meaningful: :func:`reprojection_residuals` is plain torch and supports autograd (e.g. to
-learn from reprojection errors); the solver itself runs without autograd.
+Differentiable: :func:`reprojection_residuals` is plain torch. With ``differentiable=True`` the solution itself
+carries gradients to the pixels, the intrinsics and distortion (those held fixed; a refined one's starting value
+does not change the minimum) and the gauge-held initial pose parameters, by the implicit function theorem at the
+optimum (see :mod:`torchworks.geometry._bundle_implicit`): meaningful at a converged, isolated minimum.
 
 References:
     Triggs, McLauchlan, Hartley and Fitzgibbon, "Bundle Adjustment - A Modern Synthesis", 2000 (sections 6.1, 9).
@@ -27,14 +33,15 @@ References:
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from torchworks.core.errors import ShapeError
-from torchworks.geometry._reprojection import INTRINSICS, project, rodrigues
+from torchworks.geometry import _bundle_solver as solver
+from torchworks.geometry._reprojection import INTRINSICS, project
 from torchworks.geometry.so3 import require_rotation
 
 LOSSES = ("linear", "huber", "cauchy")
@@ -51,7 +58,7 @@ class BundleResult:
         initial_cost, final_cost: robust costs (sum over residual coordinates, px^2).
         rms: root mean square of the final residuals (px), all observations.
         iterations: LM iterations run.
-        converged: the relative cost change or the step fell below the tolerances.
+        converged: the relative cost change or the step fell below the tolerances, or no damping lowered the cost.
     """
 
     rotations: torch.Tensor
@@ -65,20 +72,53 @@ class BundleResult:
     converged: bool
 
 
+@dataclass
+class BundleBatchResult:
+    """Outcome of :func:`bundle_adjust_batched`: the fields of :class:`BundleResult` with a leading batch dimension
+    (rotations (B, C, 3, 3), ..., intrinsics (B, 9); costs and rms (B,) float64, iterations (B,) int64, converged
+    (B,) bool)."""
+
+    rotations: torch.Tensor
+    translations: torch.Tensor
+    points: torch.Tensor
+    intrinsics: torch.Tensor
+    initial_cost: torch.Tensor
+    final_cost: torch.Tensor
+    rms: torch.Tensor
+    iterations: torch.Tensor
+    converged: torch.Tensor
+
+    def __getitem__(self, i: int) -> BundleResult:
+        """Problem ``i`` as a :class:`BundleResult`."""
+        return BundleResult(self.rotations[i], self.translations[i], self.points[i], self.intrinsics[i],
+                            float(self.initial_cost[i]), float(self.final_cost[i]), float(self.rms[i]),
+                            int(self.iterations[i]), bool(self.converged[i]))
+
+
+def _intrinsics_batch(intrinsics: torch.Tensor, distortion: torch.Tensor | None, b_count: int) -> torch.Tensor:
+    """(B, 9) float64 intrinsics vectors from K (3, 3) or (B, 3, 3) and distortion (4|5,) or (B, 4|5)
+    (differentiable: the graph to K and the distortion is kept)."""
+    if intrinsics.shape not in ((3, 3), (b_count, 3, 3)):
+        raise ShapeError(f"intrinsics must be (3, 3) or (B={b_count}, 3, 3), got {tuple(intrinsics.shape)}")
+    k = intrinsics.to(torch.float64).expand(b_count, 3, 3)
+    if (k[:, 0, 1].abs() > 1e-12 * k[:, 0, 0].abs()).any():
+        raise ValueError("bundle adjustment assumes zero skew in K")
+    d = torch.zeros(b_count, 5, dtype=torch.float64, device=k.device)
+    if distortion is not None:
+        n = distortion.shape[-1] if distortion.ndim else 0
+        if distortion.shape not in ((n,), (b_count, n)) or n not in (4, 5):
+            raise ValueError(f"distortion must have 4 or 5 coefficients, shape (4|5,) or (B={b_count}, 4|5); got "
+                             f"{tuple(distortion.shape)}")
+        d = torch.nn.functional.pad(distortion.to(torch.float64).expand(b_count, n), (0, 5 - n))
+    return torch.cat([torch.stack([k[:, 0, 0], k[:, 1, 1], k[:, 0, 2], k[:, 1, 2]], -1), d], -1)
+
+
 def intrinsics_vector(intrinsics: torch.Tensor, distortion: torch.Tensor | None = None) -> torch.Tensor:
     """(9,) (fx, fy, cx, cy, k1, k2, p1, p2, k3) from a (3, 3) zero-skew K and optional (4|5,) distortion."""
     if intrinsics.shape != (3, 3):
         raise ShapeError(f"intrinsics must be (3, 3), got {tuple(intrinsics.shape)}")
-    if abs(float(intrinsics[0, 1])) > 1e-12 * abs(float(intrinsics[0, 0])):
-        raise ValueError("bundle adjustment assumes zero skew in K")
-    d = torch.zeros(5, dtype=torch.float64)
-    if distortion is not None:
-        dd = distortion.detach().reshape(-1).to(torch.float64)
-        if dd.numel() not in (4, 5):
-            raise ValueError(f"distortion must have 4 or 5 coefficients, got {dd.numel()}")
-        d[: dd.numel()] = dd
-    k = intrinsics.detach().to(torch.float64)
-    return torch.cat([torch.stack([k[0, 0], k[1, 1], k[0, 2], k[1, 2]]), d])
+    return _intrinsics_batch(intrinsics.detach(), None if distortion is None else distortion.detach().reshape(-1),
+                             1)[0]
 
 
 def reprojection_residuals(rotations: torch.Tensor, translations: torch.Tensor, points: torch.Tensor,
@@ -96,41 +136,94 @@ def reprojection_residuals(rotations: torch.Tensor, translations: torch.Tensor, 
     return uv - pixels
 
 
-def _loss(res: torch.Tensor, loss: str, k: float) -> tuple[float, torch.Tensor | None]:
-    """(robust cost, sqrt of the IRLS weights per residual coordinate or None) of residuals (M, 2)."""
-    z = (res / k) ** 2
-    if loss == "linear":
-        return float(res.square().sum()), None
-    if loss == "huber":
-        rho = torch.where(z <= 1, z, 2 * z.clamp(min=1).sqrt() - 1)
-        weight = torch.where(z <= 1, torch.ones_like(z), z.clamp(min=1).rsqrt())  # rho'(z)
-    else:  # cauchy
-        rho = torch.log1p(z)
-        weight = 1 / (1 + z)
-    return float(k * k * rho.sum()), weight.sqrt()
-
-
 def _gauge(rotations, translations, fixed_cameras):
-    """Indices of the camera-side parameters held fixed: all 6 of the fixed cameras, plus one translation
-    coordinate (the scale) when a single camera is fixed."""
-    fixed = set(fixed_cameras)
-    held = [(c, j) for c in sorted(fixed) for j in range(6)]
-    if len(fixed) == 1 and rotations.shape[0] > 1:
-        c0 = next(iter(fixed))
-        centres = -(rotations.transpose(-1, -2) @ translations[..., None])[..., 0]
-        dist = (centres - centres[c0]).norm(dim=-1)
-        dist[c0] = -1
-        far = int(dist.argmax())
-        held.append((far, 3 + int(translations[far].abs().argmax())))
-    return held
+    """(camera, parameter) pairs held by the gauge for one problem (see :func:`solver.held_parameters`)."""
+    held = solver.held_parameters(rotations[None].to(torch.float64), translations[None].to(torch.float64),
+                                  list(fixed_cameras))[0]
+    return [tuple(ij) for ij in held.nonzero().tolist()]
+
+
+def _check(rotations, translations, points, camera_index, point_index, pixels, refine_intrinsics, loss,
+           loss_scale, fixed_cameras):
+    """Validate a batch of problems; returns (B, C, P, M) and the (B, M) index tensors."""
+    if rotations.ndim != 4:
+        raise ShapeError(f"need rotations (B, C, 3, 3), got {tuple(rotations.shape)}")
+    b_count, c_count = rotations.shape[:2]
+    p_count = points.shape[1] if points.ndim == 3 else -1
+    if rotations.shape[2:] != (3, 3) or translations.shape != (b_count, c_count, 3) or points.shape != (
+            b_count, p_count, 3):
+        raise ShapeError(f"need rotations (B, C, 3, 3), translations (B, C, 3), points (B, P, 3) with the same B and"
+                         f" C; got {tuple(rotations.shape)}, {tuple(translations.shape)}, {tuple(points.shape)}")
+    m = camera_index.shape[-1] if camera_index.ndim else -1
+    shapes_ok = camera_index.shape in ((m,), (b_count, m)) and point_index.shape == camera_index.shape
+    if not shapes_ok or pixels.shape != (b_count, m, 2):
+        raise ShapeError(f"need camera_index and point_index (M,) or (B, M), pixels (B, M, 2) with B = {b_count};"
+                         f" got {tuple(camera_index.shape)}, {tuple(point_index.shape)}, {tuple(pixels.shape)}")
+    if m and (int(camera_index.min()) < 0 or int(camera_index.max()) >= c_count or int(point_index.min()) < 0
+              or int(point_index.max()) >= p_count):
+        raise ValueError("camera_index / point_index out of range")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss_scale <= 0:
+        raise ValueError(f"loss_scale must be > 0, got {loss_scale}")
+    unknown = [n for n in refine_intrinsics if n not in INTRINSICS]
+    if unknown:
+        raise ValueError(f"unknown intrinsics {unknown}; choose from {INTRINSICS}")
+    if any(not 0 <= c < c_count for c in fixed_cameras):
+        raise ValueError(f"fixed_cameras must index the {c_count} cameras, got {list(fixed_cameras)}")
+    require_rotation(rotations, "rotations")
+    cam, pid = (i.long().expand(b_count, m) for i in (camera_index, point_index))
+    return (b_count, c_count, p_count, m), cam, pid
+
+
+def bundle_adjust_batched(rotations: torch.Tensor, translations: torch.Tensor, points: torch.Tensor,
+                          camera_index: torch.Tensor, point_index: torch.Tensor, pixels: torch.Tensor,
+                          intrinsics: torch.Tensor, distortion: torch.Tensor | None = None,
+                          refine_intrinsics: Sequence[str] = (), loss: str = "linear", loss_scale: float = 1.0,
+                          fixed_cameras: Sequence[int] = (0,), iterations: int = 100, tolerance: float = 1e-10,
+                          differentiable: bool = False) -> BundleBatchResult:
+    """Bundle-adjust B independent problems of one shape at once (see :func:`bundle_adjust` for the arguments).
+
+    Args:
+        rotations: (B, C, 3, 3) initial world_to_cam rotations; translations: (B, C, 3); points: (B, P, 3).
+        camera_index, point_index: (M,) int64 shared by all problems, or (B, M) per problem.
+        pixels: (B, M, 2) observed (distorted) pixels.
+        intrinsics: (3, 3) shared by all problems or (B, 3, 3); distortion: optional (4|5,) or (B, 4|5).
+        differentiable: attach implicit-function gradients to the solution (see :func:`bundle_adjust`).
+
+    Returns:
+        A :class:`BundleBatchResult` (float64 tensors); problem i equals ``bundle_adjust`` on problem i alone.
+    """
+    (b_count, _, p_count, m), cam, pid = _check(rotations, translations, points, camera_index, point_index, pixels,
+                                                refine_intrinsics, loss, loss_scale, fixed_cameras)
+    intr_in = _intrinsics_batch(intrinsics, distortion, b_count)
+    free_intr = [INTRINSICS.index(n) for n in dict.fromkeys(refine_intrinsics)]
+    f64 = [x.detach().to(torch.float64) for x in (rotations, translations, points, pixels)]
+    with torch.no_grad():
+        layout = solver.make_layout(f64[0], f64[1], cam, pid, p_count, list(fixed_cameras), free_intr)
+        rot, trans, pts, intr, initial, cost, its, conv = solver.levenberg_marquardt(
+            f64[0].clone(), f64[1].clone(), f64[2].clone(), intr_in.detach().clone(), f64[3], layout, loss,
+            loss_scale, iterations, tolerance)
+        final_res = solver.evaluate(rot, trans, pts, intr, f64[3], layout, False)[0]
+        rms = (final_res.square().sum((1, 2)) / max(2 * m, 1)).sqrt()
+    if differentiable:
+        from torchworks.geometry._bundle_implicit import implicit_solution
+
+        if not bool(conv.all()):
+            warnings.warn("bundle adjustment did not converge for every problem: the implicit gradients describe "
+                          "the minimum of a nearby problem only", RuntimeWarning, stacklevel=2)
+        rot, trans, pts, intr = implicit_solution((rot, trans, pts, intr), (
+            rotations.to(torch.float64), translations.to(torch.float64), intr_in, pixels.to(torch.float64)),
+            layout, loss, loss_scale)
+    return BundleBatchResult(rot, trans, pts, intr, initial, cost, rms, its, conv)
 
 
 def bundle_adjust(rotations: torch.Tensor, translations: torch.Tensor, points: torch.Tensor,
                   camera_index: torch.Tensor, point_index: torch.Tensor, pixels: torch.Tensor,
                   intrinsics: torch.Tensor, distortion: torch.Tensor | None = None,
                   refine_intrinsics: Sequence[str] = (), loss: str = "linear", loss_scale: float = 1.0,
-                  fixed_cameras: Sequence[int] = (0,), iterations: int = 100, tolerance: float = 1e-10
-                  ) -> BundleResult:
+                  fixed_cameras: Sequence[int] = (0,), iterations: int = 100, tolerance: float = 1e-10,
+                  differentiable: bool = False) -> BundleResult:
     """Jointly refine camera poses, points and optionally shared intrinsics by sparse Levenberg-Marquardt.
 
     Args:
@@ -145,124 +238,23 @@ def bundle_adjust(rotations: torch.Tensor, translations: torch.Tensor, points: t
             free, which LM tolerates through its damping but does not make the solution unique.
         iterations: maximum LM iterations.
         tolerance: stop when the relative cost decrease or the largest step falls below it.
+        differentiable: the returned rotations, translations, points and intrinsics carry gradients to
+            ``pixels``, ``intrinsics``/``distortion`` (entries not refined) and the gauge-held entries of
+            ``rotations``/``translations``, by the implicit function theorem at the optimum (exact Hessian,
+            Schur-reduced like the solver). Meaningful at a converged, isolated minimum with a fixed gauge (a
+            RuntimeWarning when not converged); not at Huber's kink |r| = k. Starting values of refined
+            parameters get zero gradient: the minimum does not depend on them.
 
     Returns:
         A :class:`BundleResult` (float64 tensors).
     """
-    c_count, p_count = rotations.shape[0], points.shape[0]
-    if rotations.shape != (c_count, 3, 3) or translations.shape != (c_count, 3) or points.shape != (p_count, 3):
-        raise ShapeError(f"need rotations (C, 3, 3), translations (C, 3), points (P, 3); got "
-                         f"{tuple(rotations.shape)}, {tuple(translations.shape)}, {tuple(points.shape)}")
-    m = camera_index.shape[0]
-    if camera_index.shape != (m,) or point_index.shape != (m,) or pixels.shape != (m, 2):
-        raise ShapeError(f"need camera_index (M,), point_index (M,), pixels (M, 2); got {tuple(camera_index.shape)},"
-                         f" {tuple(point_index.shape)}, {tuple(pixels.shape)}")
-    if m and (int(camera_index.min()) < 0 or int(camera_index.max()) >= c_count or int(point_index.min()) < 0
-              or int(point_index.max()) >= p_count):
-        raise ValueError("camera_index / point_index out of range")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss_scale <= 0:
-        raise ValueError(f"loss_scale must be > 0, got {loss_scale}")
-    unknown = [n for n in refine_intrinsics if n not in INTRINSICS]
-    if unknown:
-        raise ValueError(f"unknown intrinsics {unknown}; choose from {INTRINSICS}")
-    if any(not 0 <= c < c_count for c in fixed_cameras):
-        raise ValueError(f"fixed_cameras must index the {c_count} cameras, got {list(fixed_cameras)}")
-    require_rotation(rotations, "rotations")
-    with torch.no_grad():
-        return _solve(rotations.detach().to(torch.float64).clone(), translations.detach().to(torch.float64).clone(),
-                      points.detach().to(torch.float64).clone(), camera_index.long(), point_index.long(),
-                      pixels.detach().to(torch.float64), intrinsics_vector(intrinsics, distortion),
-                      [INTRINSICS.index(n) for n in refine_intrinsics], loss, loss_scale, list(fixed_cameras),
-                      iterations, tolerance)
-
-
-def _solve(rot, trans, pts, cam, pid, pix, intr, free_intr, loss, k, fixed, iterations, tolerance):
-    c_count, p_count, m = rot.shape[0], pts.shape[0], cam.shape[0]
-    n_intr = len(free_intr)
-    # Column of each camera-side parameter in the reduced system (-1: held fixed by the gauge).
-    col = torch.arange(6 * c_count, dtype=torch.long).reshape(c_count, 6)
-    for c, j in _gauge(rot, trans, fixed):
-        col[c, j] = -1
-    free = col >= 0
-    col[free] = torch.arange(int(free.sum()), dtype=torch.long)
-    d = int(free.sum()) + n_intr
-    intr_cols = torch.arange(d - n_intr, d, dtype=torch.long)
-    # Held parameters accumulate into a spare column d that is dropped: no boolean masking in the loop.
-    local_cols = torch.cat([col[cam], intr_cols.expand(m, n_intr)], 1)  # (M, L) with L = 6 + n_intr
-    local_cols = torch.where(local_cols >= 0, local_cols, d)
-    d1 = d + 1
-    flat_uu = (local_cols[:, :, None] * d1 + local_cols[:, None, :]).reshape(-1)  # (M L L,) into (d+1)^2
-    flat_b = (pid[:, None] * d1 + local_cols).reshape(-1)  # (M L,) into (P (d+1))
-
-    def evaluate(r, t, x, iv, jac):
-        out = project(iv, r[cam], t[cam], x[pid], want_intr=jac and n_intr > 0, want_pose=jac, want_points=jac)
-        res = out[0] - pix
-        if not jac:
-            return res, None, None
-        j_pose, j_pts = out[-2], out[-1]
-        j_cam = torch.cat([j_pose, out[2][..., free_intr]], -1) if n_intr else j_pose  # (M, 2, L)
-        return res, j_cam, j_pts
-
-    res, j_cam, j_pts = evaluate(rot, trans, pts, intr, True)
-    cost, sw = _loss(res, loss, k)
-    initial, lam, converged, it = cost, 1e-4, False, 0
-    while it < iterations:
-        it += 1
-        if sw is not None:
-            res, j_cam, j_pts = res * sw, j_cam * sw[..., None], j_pts * sw[..., None]
-        # Blocks of J^T J and J^T r, accumulated per camera-side column and per point. With two residual rows per
-        # observation, the small products are sums of two outer products (elementwise: faster than batched bmm).
-        c0, c1, p0, p1 = j_cam[:, 0], j_cam[:, 1], j_pts[:, 0], j_pts[:, 1]  # (M, L), (M, 3)
-        r0, r1 = res[:, 0:1], res[:, 1:2]
-        u_local = c0[:, :, None] * c0[:, None, :] + c1[:, :, None] * c1[:, None, :]  # (M, L, L)
-        w_local = c0[:, :, None] * p0[:, None, :] + c1[:, :, None] * p1[:, None, :]  # (M, L, 3)
-        v_obs = p0[:, :, None] * p0[:, None, :] + p1[:, :, None] * p1[:, None, :]  # (M, 3, 3)
-        v_blocks = torch.zeros(p_count, 3, 3, dtype=pix.dtype).index_add_(0, pid, v_obs)
-        g_pts = torch.zeros(p_count, 3, dtype=pix.dtype).index_add_(0, pid, p0 * r0 + p1 * r1)
-        g_local = c0 * r0 + c1 * r1  # (M, L)
-        u = torch.zeros(d1 * d1, dtype=pix.dtype).index_add_(0, flat_uu, u_local.reshape(-1)).reshape(d1, d1)[:d, :d]
-        g = torch.zeros(d1, dtype=pix.dtype).index_add_(0, local_cols.reshape(-1), g_local.reshape(-1))[:d]
-        # B_p = sum over the point's observations of W_o, scattered into the camera-side columns: (P, D, 3).
-        b = torch.zeros(p_count * d1, 3, dtype=pix.dtype).index_add_(0, flat_b, w_local.reshape(-1, 3))
-        b = b.reshape(p_count, d1, 3)[:, :d]
-        u_diag, v_diag = u.diagonal().clone(), v_blocks.diagonal(dim1=-2, dim2=-1).clone()
-        improved = False
-        for _ in range(12):  # raise the damping until the step lowers the cost
-            v_damped = v_blocks + torch.diag_embed(lam * v_diag + 1e-12)
-            v_inv = torch.linalg.inv(v_damped)
-            bv = b @ v_inv  # (P, D, 3)
-            schur = u + torch.diag(lam * u_diag + 1e-12) - bv.transpose(0, 1).reshape(d, -1) @ b.transpose(
-                0, 1).reshape(d, -1).T
-            rhs = -g + (bv @ g_pts[..., None])[..., 0].sum(0)
-            dz = torch.linalg.solve(schur, rhs)
-            dx = -(v_inv @ (g_pts + (b.transpose(-1, -2) @ dz))[..., None])[..., 0]
-            step = torch.zeros(6 * c_count, dtype=pix.dtype)
-            step[free.reshape(-1)] = dz[: d - n_intr]
-            step = step.reshape(c_count, 6)
-            r_new = rodrigues(step[:, :3]) @ rot
-            t_new, x_new = trans + step[:, 3:], pts + dx
-            i_new = intr.clone()
-            if n_intr:
-                i_new[free_intr] += dz[d - n_intr:]
-            new_res, _, _ = evaluate(r_new, t_new, x_new, i_new, False)
-            new_cost, _ = _loss(new_res, loss, k)
-            if new_cost < cost:
-                improved = True
-                break
-            lam *= 10
-        if not improved:
-            converged = True
-            break
-        largest = max(float(dz.abs().max()) if dz.numel() else 0.0, float(dx.abs().max()) if dx.numel() else 0.0)
-        rel = (cost - new_cost) / max(cost, 1e-300)
-        rot, trans, pts, intr, cost, lam = r_new, t_new, x_new, i_new, new_cost, max(lam / 10, 1e-12)
-        if rel < tolerance or largest < tolerance:
-            converged = True
-            break
-        res, j_cam, j_pts = evaluate(rot, trans, pts, intr, True)
-        sw = _loss(res, loss, k)[1]
-    final_res, _, _ = evaluate(rot, trans, pts, intr, False)
-    rms = math.sqrt(float(final_res.square().sum()) / max(2 * m, 1))
-    return BundleResult(rot, trans, pts, intr, initial, cost, rms, it, converged)
+    if rotations.ndim != 3 or points.ndim != 2 or pixels.ndim != 2:
+        raise ShapeError(f"need rotations (C, 3, 3), points (P, 3), pixels (M, 2); got {tuple(rotations.shape)}, "
+                         f"{tuple(points.shape)}, {tuple(pixels.shape)}")
+    if camera_index.ndim != 1:
+        raise ShapeError(f"need camera_index (M,), got {tuple(camera_index.shape)}")
+    out = bundle_adjust_batched(rotations[None], translations[None], points[None], camera_index, point_index,
+                                pixels[None], intrinsics, None if distortion is None else distortion.reshape(-1),
+                                refine_intrinsics, loss, loss_scale, fixed_cameras, iterations, tolerance,
+                                differentiable)
+    return out[0]
