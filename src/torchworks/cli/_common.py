@@ -243,23 +243,10 @@ def check_out(path: str | os.PathLike[str] | None, flag: str = "--out", *, folde
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Writes ``data`` to a temporary file beside ``path`` (parents created), then renames it into place."""
-    import tempfile
+    """:func:`torchworks.core.atomic.atomic_write_bytes`, imported when a verb writes (parents created)."""
+    from torchworks.core.atomic import atomic_write_bytes as write
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write(path, data)
 
 
 # ---------------------------------------------------------------- the one error path

@@ -3,7 +3,7 @@
 Any nested structure of dicts, lists, tuples, tensors and JSON scalars can be saved: tensors go to the
 safetensors payload under their dotted path, everything else to JSON with ``{"__tensor__": key}`` placeholders.
 A SHA-256 over the tensor bytes is stored too, so a flipped byte is caught, not only a truncated file. Files are
-written atomically (temporary file + ``os.replace``): a crash never leaves half a checkpoint under the real name.
+written atomically (:mod:`torchworks.core.atomic`): a crash never leaves half a checkpoint under the real name.
 
 A model built through :func:`build_model` remembers its registry name and arguments, so :func:`load_model`
 rebuilds it from the file alone.
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchworks.core.atomic import atomic_write_bytes
 from torchworks.core.errors import CheckpointError
 from torchworks.core.registry import MODELS
 
@@ -58,26 +57,7 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     }
     from safetensors.torch import save as st_save
 
-    blob = st_save(tensors, metadata=meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a checkpoint gets ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from torchworks.core.atomic import atomic_path
 from torchworks.core.errors import DataError
 from torchworks.data.locate import cache_dir, resolve
 
@@ -178,10 +179,8 @@ def _load_npz_split(npz: Path, split: str, cache: bool) -> tuple[np.ndarray, np.
         raise DataError(f"{npz}: {len(images)} {split} images but {len(labels)} labels")
     if cached is not None:
         try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, images)
-            os.replace(tmp, cached)  # atomic: a parallel reader never sees half a file
+            with atomic_path(cached, keep_suffix=True) as tmp:  # a parallel reader never sees half a file
+                np.save(tmp, images)
         except OSError as exc:  # a read-only cache only costs the decode time next run
             log.warning("could not cache decoded CIFAR-10 at %s: %s", cached, exc)
     return images, labels

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from torchworks.core.atomic import atomic_write_bytes
 from torchworks.core.errors import TorchworksError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -173,17 +173,4 @@ def write_image(path: str | os.PathLike[str], pixels: np.ndarray, *, quality: in
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
     data = _encode(np.ascontiguousarray(pixels), p.suffix.lower(), quality, info)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return atomic_write_bytes(p, data)

@@ -28,6 +28,7 @@ from typing import Any
 
 from torch import nn
 
+from torchworks.core.atomic import atomic_path
 from torchworks.core.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from torchworks.core.errors import CheckpointError
 
@@ -145,10 +146,9 @@ def exported_model(task: Any) -> dict[str, Any]:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.link")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:  # no hard links on this file system
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        tmp.unlink()  # os.link makes the name itself
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links on this file system
+            shutil.copyfile(src, tmp)

@@ -7,9 +7,9 @@ convention: integer coordinates at pixel centres).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from torchworks.core.atomic import atomic_write_bytes
 from torchworks.core.errors import DataError
 
 
@@ -126,24 +126,6 @@ def match_images(img_a, img_b, ratio: float | None = None, mutual: bool = False)
     return ka[idx[:, 0]], kb[idx[:, 1]]
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Writes ``data`` to a temporary sibling of ``path`` (parents created) and renames it into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
-
-
 def write_png(path: str | os.PathLike[str], image) -> Path:
     """Encodes an (H, W[, 3]) uint8 BGR image as PNG and writes it atomically."""
     import cv2
@@ -151,4 +133,4 @@ def write_png(path: str | os.PathLike[str], image) -> Path:
     ok, png = cv2.imencode(".png", image)
     if not ok:
         raise DataError(f"cannot encode the image for {path}")
-    return write_bytes_atomic(path, png.tobytes())
+    return atomic_write_bytes(path, png.tobytes())

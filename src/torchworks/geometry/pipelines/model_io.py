@@ -8,13 +8,12 @@ world_to_cam, quaternions ``QW QX QY QZ``, pixel coordinates with the origin at 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from torchworks.core.atomic import atomic_dir
 from torchworks.geometry.pipelines.sfm import Reconstruction
 
 
@@ -155,9 +154,7 @@ def write_model(rec: Reconstruction, out: str | os.PathLike[str], overwrite: boo
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise FileExistsError(f"{target} exists and is not an empty folder; choose another --out or pass "
                               "--overwrite")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         for name, text in colmap_text(rec).items():
             (tmp / name).write_text(text, encoding="utf-8")
         (tmp / "points.ply").write_text(ply_text(rec), encoding="utf-8")
@@ -165,22 +162,4 @@ def write_model(rec: Reconstruction, out: str | os.PathLike[str], overwrite: boo
         if not ok:
             raise OSError(f"cannot encode the model picture for {target}")
         (tmp / "model.png").write_bytes(png.tobytes())
-        os.chmod(tmp, 0o777 & ~_umask())
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
