@@ -92,7 +92,7 @@ def test_inpainting_outputs_change_the_hole_and_keep_the_rest(tour):
     photo = read_png(out / "inpainting_input.png")
     mask = read_png(out / "inpainting_mask.png")
     hole = mask > 127
-    assert photo.shape == (64, 64, 3) and 0.05 < hole.mean() < 0.6
+    assert photo.shape == (256, 256, 3) and 0.05 < hole.mean() < 0.6
     masked = read_png(out / "inpainting_masked.png")
     assert (masked[~hole] == photo[~hole]).all() and (masked[hole] == 255).all()
     # learned methods grow the hole by 3 px and feather the seam: compare outside a 4 px margin
@@ -245,14 +245,14 @@ def test_missing_data_falls_back_to_the_shipped_samples(tmp_path, monkeypatch, c
     out = tmp_path / "tour"
     assert _main("--sections", "inpainting,geometry,forecast", "--out", str(out)) == 0
     stdout = capsys.readouterr().out
-    assert re.search(r"^  inpainting\s+ok\s+\d+ methods on a 64 px face", stdout, flags=re.M), stdout
+    assert re.search(r"^  inpainting\s+ok\s+\d+ methods on a 256 px scene photo", stdout, flags=re.M), stdout
     err = float(re.search(r"^  geometry\s+ok\s+.*error vs ground truth ([\d.]+) deg", stdout, flags=re.M).group(1))
     assert err < 0.5  # the shipped rectified pair: R = I
     assert re.search(r"^  forecast\s+ok\s+Seattle: LSTM RMSE [\d.]+ vs persistence", stdout, flags=re.M), stdout
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "FAILED" not in page and 'class="status missing"' not in page
     # each section names what it shows instead and the command that fetches what it would show
-    assert "astronaut_face.png" in page and "torchworks data path celebahq_samples --download" in page
+    assert "china.jpg" in page and "torchworks data path kodak24 --download" in page
     assert "Motorcycle" in page and "torchworks data path multiview_temple_sparse_ring --download" in page
     assert "Seattle" in page and "torchworks data path jbrownlee_timeseries --download" in page
     assert (out / "geometry_epilines.png").stat().st_size > 10_000 and (out / "forecast_seattle.png").is_file()
