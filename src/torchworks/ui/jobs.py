@@ -15,6 +15,9 @@ A job whose client disconnects is cancelled: while it waits it leaves the queue;
 forward pre-hook, installed only while jobs run), so a learned model stops at its next layer. A single OpenCV call
 (Telea, NS, FSR) cannot be interrupted: it finishes, and the job stops right after it.
 
+A long job (the K variations of a pluralistic method) reports progress and partial results through a
+:class:`ProgressFeed`, which the server streams to the page as they come.
+
 When the last running job ends, :func:`release_memory` hands freed heap pages back to the system (``gc`` and
 glibc's ``malloc_trim``), so the server's resident memory falls back after a burst.
 """
@@ -251,6 +254,38 @@ async def run_job(admission: Admission, pixels: int, work: Callable[[CancelToken
     return job_task.result()
 
 
+class ProgressFeed:
+    """Events a job's worker thread reports (progress, partial results), read in order on the event loop.
+
+    Create it on the event loop; the worker calls it with a JSON-able dict from any thread. :meth:`events`
+    yields them until the job has ended and every reported event was read, so a response can stream them.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    async def events(self, job: asyncio.Future[Any]) -> AsyncIterator[dict[str, Any]]:
+        """The reported events, in order, until ``job`` is done and the feed is empty."""
+        while True:
+            if not self._queue.empty():
+                yield self._queue.get_nowait()
+                continue
+            if job.done():
+                return
+            getter = asyncio.ensure_future(self._queue.get())
+            try:
+                await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()  # nothing was taken: no event is lost
+            if getter.done() and not getter.cancelled():
+                yield getter.result()
+
+
 def _malloc_trim() -> Any:
     if platform.libc_ver()[0] != "glibc":
         return None
@@ -282,4 +317,5 @@ def release_memory() -> bool:
     return bool(_TRIM(0)) if _TRIM is not None else False
 
 
-__all__ = ["Admission", "Busy", "CancelToken", "JobCancelled", "cancellable", "release_memory", "run_job"]
+__all__ = ["Admission", "Busy", "CancelToken", "JobCancelled", "ProgressFeed", "cancellable", "release_memory",
+           "run_job"]

@@ -14,6 +14,8 @@ class MethodInfo(BaseModel):
     kind: Literal["classical", "learned", "baseline"] = Field(description="registry kind; baseline = mean colour "
                                                                "or smooth fill, for comparison")
     description: str = Field(description="first line of the method's docstring")
+    pluralistic: bool = Field(default=False, description="the method draws its fill with a seed: one hole has "
+                              "several completions (POST /api/variations); the others give one")
 
 
 class MethodsResponse(BaseModel):
@@ -21,6 +23,7 @@ class MethodsResponse(BaseModel):
 
     methods: list[MethodInfo]
     default: str = Field(description="the method the page selects first: the first of `methods`")
+    max_samples: int = Field(description="most variations one POST /api/variations may ask for")
 
 
 class Limits(BaseModel):

@@ -1,8 +1,9 @@
 """The local inpainting web UI: a FastAPI app serving one static page and a small multipart/JSON API.
 
 Endpoints: ``GET /`` (the page), ``GET /api/methods``, ``POST /api/inpaint`` (multipart in, PNG out),
-``GET /health``; OpenAPI at ``/openapi.json`` (always available) and ``/docs`` (Swagger UI, whose JavaScript and
-CSS FastAPI loads from a CDN: /docs needs a network, the page and the API do not).
+``POST /api/variations`` (K completions of one hole by a pluralistic method, streamed as NDJSON with the progress
+of its transformer stage), ``GET /health``; OpenAPI at ``/openapi.json`` (always available) and ``/docs``
+(Swagger UI, whose JavaScript and CSS FastAPI loads from a CDN: /docs needs a network, the page and the API do not).
 
 Safety: the request body is buffered in memory and refused with 413 past ``max_upload_bytes``; images are
 identified by their content (Pillow, PNG/JPEG/WebP/BMP/TIFF/GIF only) and refused with 422 past ``max_pixels``
@@ -20,18 +21,22 @@ Every error the API answers, request validation included, is an :class:`~torchwo
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import inspect
 import io
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
+import torch
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 import torchworks.inpainting  # noqa: F401  (registers the classical methods)
@@ -39,7 +44,7 @@ from torchworks.core.registry import INPAINTERS
 from torchworks.inpainting.api import inpaint
 from torchworks.inpainting.base import MissingExtraError
 from torchworks.ui.guard import LOOPBACK_HOSTS, RequestGuard, check_hosts
-from torchworks.ui.jobs import Admission, Busy, CancelToken, JobCancelled, release_memory, run_job
+from torchworks.ui.jobs import Admission, Busy, CancelToken, JobCancelled, ProgressFeed, release_memory, run_job
 from torchworks.ui.ranking import methods_by_quality
 from torchworks.ui.schemas import ErrorResponse, HealthResponse, Limits, Load, MethodInfo, MethodsResponse
 
@@ -48,6 +53,9 @@ log = logging.getLogger("torchworks.ui")
 STATIC = Path(__file__).resolve().parent / "static"
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 INPAINT_PATH = "/api/inpaint"
+VARIATIONS_PATH = "/api/variations"
+MAX_SAMPLES = 8
+"""Most variations one request may ask for (each costs a full fill; the page shows them side by side)."""
 API_TAKES_DEVICE = "device" in inspect.signature(inpaint).parameters
 CLIENT_GONE = 499  # nginx's "client closed request": only the access log sees it
 # The page's own assets only: a CDN reference would be blocked, so "works offline" cannot silently regress.
@@ -79,7 +87,7 @@ def list_methods() -> list[MethodInfo]:
         kind = INPAINTERS.meta(name).get("kind")
         doc = (INPAINTERS.get(name).__doc__ or "").strip().splitlines()
         infos.append(MethodInfo(name=name, kind=kind if kind in ("learned", "baseline") else "classical",
-                                description=doc[0] if doc else ""))
+                                description=doc[0] if doc else "", pluralistic=pluralistic(name)))
     return infos
 
 
@@ -152,7 +160,7 @@ class _Admit:
         self.app, self.admission, self.drain_limit = app, admission, drain_limit
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != INPAINT_PATH:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in (INPAINT_PATH, VARIATIONS_PATH):
             await self.app(scope, receive, send)
             return
         try:
@@ -231,9 +239,8 @@ def _check_content_type(upload: UploadFile, field_name: str) -> None:
                        "TIFF or GIF")
 
 
-def _run_inpaint(token: CancelToken, image: Any, mask: Any, method: str, **opts: Any) -> tuple[bytes, float]:
-    """Decodes, inpaints and encodes to PNG (in a worker thread, holding the job budget); stops between steps, and
-    at every torch module call, once ``token`` is cancelled."""
+def _decode_pair(token: CancelToken, image: Any, mask: Any) -> tuple[Any, Any]:
+    """Both images decoded and checked to be the same size (stops once ``token`` is cancelled)."""
     img = _decode(image, "image")
     token.check()
     mask = _decode(mask, "mask")
@@ -241,19 +248,87 @@ def _run_inpaint(token: CancelToken, image: Any, mask: Any, method: str, **opts:
         raise ApiError(422, f"the mask is {mask.size[0]}x{mask.size[1]} but the image is "
                        f"{img.size[0]}x{img.size[1]} (width x height); they must be the same size")
     token.check()
-    start = time.perf_counter()
+    return img, mask
+
+
+@contextlib.contextmanager
+def _user_errors(method: str) -> Iterator[None]:
+    """Maps what ``inpaint`` raises for the user's input or a missing install to API errors."""
     try:
-        out = inpaint(img, mask, method=method, **opts)
+        yield
     except (MissingExtraError, FileNotFoundError) as exc:  # an optional package, or weights not installed
         raise ApiError(501, f"method {method!r} is not available here: {exc}") from None
     except ValueError as exc:  # MaskError, InpaintInputError: the user's input
         raise ApiError(422, str(exc)) from None
+
+
+def _png(out: Any, like: Any) -> bytes:
+    """PNG bytes of a PIL result, with the input's ICC profile."""
+    buf = io.BytesIO()
+    icc = like.info.get("icc_profile")
+    out.save(buf, format="PNG", **({"icc_profile": icc} if icc else {}))
+    return buf.getvalue()
+
+
+def _run_inpaint(token: CancelToken, image: Any, mask: Any, method: str, **opts: Any) -> tuple[bytes, float]:
+    """Decodes, inpaints and encodes to PNG (in a worker thread, holding the job budget); stops between steps, and
+    at every torch module call, once ``token`` is cancelled."""
+    img, mask = _decode_pair(token, image, mask)
+    start = time.perf_counter()
+    with _user_errors(method):
+        out = inpaint(img, mask, method=method, **opts)
     seconds = time.perf_counter() - start
     token.check()
-    buf = io.BytesIO()
-    icc = img.info.get("icc_profile")
-    out.save(buf, format="PNG", **({"icc_profile": icc} if icc else {}))
-    return buf.getvalue(), seconds
+    return _png(out, img), seconds
+
+
+def pluralistic(method: str) -> bool:
+    """Whether a registered method draws its fill with a ``seed`` (ICT-style models; as ``torchworks inpaint``
+    decides for ``--samples``)."""
+    return method in INPAINTERS and "seed" in inspect.signature(INPAINTERS.get(method)).parameters
+
+
+def _run_variations(token: CancelToken, report: ProgressFeed, image: Any, mask: Any, method: str, samples: int,
+                    seed: int, device: str | None, **opts: Any) -> dict[str, Any]:
+    """The ``samples`` fills of seeds ``seed, seed + 1, ...`` (in a worker thread, holding the job budget).
+
+    Reports, through ``report``, a ``progress`` event after each pass of the method's transformer (its ``prior``
+    module, when it has one: the slow stage) and a ``variation`` event with the PNG of each fill as it is done;
+    returns the closing ``done`` event. The model is loaded once; each seed gets a shallow copy of the inpainter.
+    """
+    from torchworks.inpainting.api import get_inpainter
+    from torchworks.inpainting.diversity import with_seed
+
+    img, mask = _decode_pair(token, image, mask)
+    with _user_errors(method):
+        base = get_inpainter(method, seed=seed)
+        if hasattr(base, "to"):
+            base.to(device or "auto")
+    prior = getattr(base, "prior", None)
+    steps = int(getattr(base, "steps", 1)) if isinstance(prior, torch.nn.Module) else 0
+    total, done = samples * (steps + 1), 0  # steps transformer passes + one upsampling per variation
+
+    def step(*_: Any) -> None:
+        nonlocal done
+        done += 1
+        report({"event": "progress", "stage": "transformer", "done": done, "total": total})
+
+    hook = prior.register_forward_hook(step) if steps else None
+    start = time.perf_counter()
+    try:
+        for i in range(samples):
+            t0 = time.perf_counter()
+            with _user_errors(method):
+                out = inpaint(img, mask, method=with_seed(base, seed + i), **opts)
+            seconds = time.perf_counter() - t0
+            token.check()
+            done = (i + 1) * (steps + 1)
+            report({"event": "variation", "index": i, "seed": seed + i, "seconds": round(seconds, 4),
+                    "done": done, "total": total, "png": base64.b64encode(_png(out, img)).decode("ascii")})
+    finally:
+        if hook is not None:
+            hook.remove()
+    return {"event": "done", "samples": samples, "seconds": round(time.perf_counter() - start, 4)}
 
 
 def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000, queue_size: int = 8,
@@ -335,7 +410,18 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
     async def methods() -> MethodsResponse:
         """Every registered inpainter, the best for natural photos first; the first is the default."""
         infos = list_methods()
-        return MethodsResponse(methods=infos, default=infos[0].name)
+        return MethodsResponse(methods=infos, default=infos[0].name, max_samples=MAX_SAMPLES)
+
+    def check_method(method: str) -> None:
+        if method not in INPAINTERS:
+            close = INPAINTERS.close_matches(method)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(INPAINTERS.names())}"
+            raise ApiError(422, f"unknown method {method!r}{hint}", close_matches=close)
+
+    async def read_pair(image: UploadFile, mask: UploadFile) -> tuple[Any, Any]:
+        _check_content_type(image, "image")
+        _check_content_type(mask, "mask")
+        return _identify(await image.read(), "image", max_pixels), _identify(await mask.read(), "mask", max_pixels)
 
     @app.post(INPAINT_PATH, response_class=Response, responses={
         200: {"content": {"image/png": {}}, "description": "the inpainted image, PNG (lossless); header "
@@ -348,20 +434,17 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
         dilate: Annotated[int | None, Form(ge=0, le=256, description="grow the hole by N pixels first")] = None,
         feather: Annotated[bool | None, Form(description="blend the dilation ring into the photo")] = None,
         strategy: Annotated[Literal["auto", "full", "crop", "resize"], Form()] = "auto",
+        seed: Annotated[int | None, Form(description="pluralistic methods: the seed of the completion (the same "
+                                         "seed gives the same fill; default 0); ignored by the others")] = None,
     ) -> Response:
         """Fills the white part of the mask; pixels outside the (dilated) hole come back bit for bit."""
-        if method not in INPAINTERS:
-            close = INPAINTERS.close_matches(method)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(INPAINTERS.names())}"
-            raise ApiError(422, f"unknown method {method!r}{hint}", close_matches=close)
-        _check_content_type(image, "image")
-        _check_content_type(mask, "mask")
-        img = _identify(await image.read(), "image", max_pixels)
-        msk = _identify(await mask.read(), "mask", max_pixels)
+        check_method(method)
+        img, msk = await read_pair(image, mask)
+        seeded = {"seed": seed} if seed is not None and pluralistic(method) else {}
 
         def work(token: CancelToken) -> tuple[bytes, float]:
             return _run_inpaint(token, img, msk, method, dilate=dilate, feather=feather, strategy=strategy,
-                                **device_opts)
+                                **device_opts, **seeded)
 
         try:
             png, seconds = await run_job(admission, img.size[0] * img.size[1], work, _disconnect(request))
@@ -376,11 +459,95 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
         return Response(png, media_type="image/png", headers={"X-Inpaint-Seconds": f"{seconds:.4f}",
                                                               "Cache-Control": "no-store"})
 
+    @app.post(VARIATIONS_PATH, response_class=StreamingResponse, responses={
+        200: {"content": {"application/x-ndjson": {}}, "description": "one JSON object a line: `progress` "
+              "{stage, done, total} while the transformer runs, `variation` {index, seed, seconds, done, total, "
+              "png: base64 PNG} as each fill is done, then `done` {samples, seconds}; a failure after the first "
+              "line is an `error` {status, detail} line"}, **ERRORS})
+    async def variations_endpoint(
+        request: Request,
+        image: Annotated[UploadFile, File(description="photo: PNG, JPEG, WebP, BMP, TIFF or GIF")],
+        mask: Annotated[UploadFile, File(description="mask of the same size, white (non-zero) = hole")],
+        method: Annotated[str, Form(description="a pluralistic method (`pluralistic` in GET /api/methods)")],
+        samples: Annotated[int, Form(description=f"how many completions, 1..{MAX_SAMPLES}")] = 3,
+        seed: Annotated[int, Form(description="variation i uses seed + i (as `torchworks inpaint --samples "
+                                  "K --seed S`); POST /api/inpaint with that seed gives the same fill")] = 0,
+        dilate: Annotated[int | None, Form(ge=0, le=256, description="grow the hole by N pixels first")] = None,
+        feather: Annotated[bool | None, Form(description="blend the dilation ring into the photo")] = None,
+        strategy: Annotated[Literal["auto", "full", "crop", "resize"], Form()] = "auto",
+    ) -> Response:
+        """Several completions of one hole by a pluralistic method, streamed with the progress of its slow stage.
+
+        Every refusal (unknown or single-answer method, ``samples`` out of range, a bad image or mask) is an
+        :class:`ErrorResponse` with its status, answered before the first line is streamed.
+        """
+        check_method(method)
+        if not pluralistic(method):
+            raise ApiError(422, f"method {method!r} gives one completion per hole; variations need a pluralistic "
+                           "method (ict_*); use POST /api/inpaint")
+        if not 1 <= samples <= MAX_SAMPLES:
+            raise ApiError(422, f"samples must be between 1 and {MAX_SAMPLES}, got {samples}")
+        img, msk = await read_pair(image, mask)
+        feed = ProgressFeed()
+
+        def work(token: CancelToken) -> dict[str, Any]:
+            return _run_variations(token, feed, img, msk, method, samples, seed, device_opts.get("device"),
+                                   dilate=dilate, feather=feather, strategy=strategy)
+
+        job = asyncio.ensure_future(run_job(admission, img.size[0] * img.size[1], work, _disconnect(request)))
+        events = feed.events(job)
+        try:
+            first = await anext(events, None)  # the model runs: the input was accepted, the answer is 200
+        except BaseException:  # this request was cancelled (server shutdown): stop the work too
+            job.cancel()
+            raise
+        if first is None:  # ended before its first report: an error to answer with its status, or nothing to show
+            return _job_outcome(job, method, img.size)
+
+        async def lines() -> AsyncIterator[bytes]:
+            try:
+                yield (json.dumps(first) + "\n").encode()
+                async for event in events:
+                    yield (json.dumps(event) + "\n").encode()
+                try:
+                    last = job.result()
+                except ApiError as exc:
+                    last = {"event": "error", "status": exc.status, "detail": exc.detail}
+                except JobCancelled:
+                    return
+                except Exception:
+                    log.exception("variations failed")
+                    last = {"event": "error", "status": 500, "detail": "internal error while inpainting (see the "
+                            "server log)"}
+                yield (json.dumps(last) + "\n").encode()
+            finally:
+                if not job.done():  # the response was abandoned: stop the work
+                    job.cancel()
+                    await asyncio.wait({job})
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson",
+                                 headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
     app.add_middleware(_BodyLimit, limit=max_upload_bytes)
     app.add_middleware(_Admit, admission=admission, drain_limit=max_upload_bytes)  # a full server: 503, body dropped
     app.add_middleware(RequestGuard, allowed_hosts=hosts)  # added last = runs first, before any body read
     app.state.admission = admission
     return app
+
+
+def _job_outcome(job: asyncio.Future[Any], method: str, size: tuple[int, int]) -> Response:
+    """The answer for a variations job that ended before reporting anything (its error, as a plain response)."""
+    try:
+        last = job.result()
+    except ApiError:
+        raise
+    except JobCancelled:
+        log.info("client left: %s variations on %dx%d cancelled", method, *size)
+        return Response(status_code=CLIENT_GONE)
+    except Exception:
+        log.exception("variations failed")
+        raise ApiError(500, "internal error while inpainting (see the server log)") from None
+    return Response(json.dumps(last) + "\n", media_type="application/x-ndjson")
 
 
 async def _disconnect(request: Request) -> None:

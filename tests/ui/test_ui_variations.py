@@ -1,0 +1,134 @@
+"""The UI's variations control against an ICT built from random-weight tiny models (registered for these tests
+only): K seeds give K different fills streamed with progress, the same seed gives the same fill, the fill kept
+(POST /api/inpaint with its seed) is that variation, and a bad K is one clear 422."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+PIL = pytest.importorskip("PIL.Image")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from torchworks.core.checkpoint import build_model, save_model  # noqa: E402
+from torchworks.core.registry import INPAINTERS  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "chelsea_96x64.png"
+METHOD = "ict_scenes"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    import torchworks.inpainting.ict  # noqa: F401  (registers the tiny prior and upsampler)
+    from torchworks.inpainting import learned
+    from torchworks.ui.server import create_app
+
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    prior = build_model("ict_prior_tiny")
+    prior.palette.copy_(torch.rand(16, 3))
+    entry = learned.ICT_SHIPPED[METHOD]
+    save_model(root / entry["prior"], prior)
+    save_model(root / entry["upsampler"], build_model("ict_upsampler_tiny"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCHWORKS_PRETRAINED_DIR", str(root))
+        assert METHOD not in INPAINTERS.names()
+        learned._register()
+        try:
+            app = create_app(max_upload_bytes=200_000, max_pixels=100_000, queue_size=4, device="cpu")
+            with TestClient(app, base_url="http://127.0.0.1:8765") as c:
+                yield c
+        finally:
+            INPAINTERS._entries.pop(METHOD, None)  # test-only entry; the registry has no public removal
+            INPAINTERS._meta.pop(METHOD, None)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    PIL.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(PIL.open(io.BytesIO(data)).convert("RGB"))
+
+
+PHOTO = np.asarray(PIL.open(FIXTURE).convert("RGB")).copy()
+HOLE = np.zeros((64, 96), np.uint8)
+HOLE[18:40, 30:62] = 255
+
+
+def _files(mask: np.ndarray = HOLE) -> dict:
+    return {"image": ("photo.png", _png(PHOTO), "image/png"), "mask": ("mask.png", _png(mask), "image/png")}
+
+
+def _variations(client: TestClient, **fields) -> tuple[int, list[dict]]:
+    data = {"method": METHOD, "dilate": "0", **{k: str(v) for k, v in fields.items()}}
+    r = client.post("/api/variations", files=_files(), data=data)
+    if r.status_code != 200:
+        return r.status_code, [r.json()]
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    return 200, [json.loads(line) for line in r.text.splitlines()]
+
+
+def test_methods_mark_the_pluralistic_ones_and_the_bound(client):
+    body = client.get("/api/methods").json()
+    flags = {m["name"]: m["pluralistic"] for m in body["methods"]}
+    assert flags[METHOD] is True and flags["telea"] is False and not any(v for k, v in flags.items() if k != METHOD)
+    assert body["max_samples"] == 8
+
+
+def test_k_seeds_give_k_different_fills_with_progress(client):
+    status, events = _variations(client, samples=3, seed=5)
+    assert status == 200
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "done" and kinds.count("variation") == 3 and "progress" in kinds
+    assert kinds[0] == "progress"  # the transformer stage reports before the first fill is done
+    done = [e["done"] for e in events if e["event"] in ("progress", "variation")]
+    assert done == sorted(done) and done[-1] == events[0]["total"]
+    shown = [e for e in events if e["event"] == "variation"]
+    assert [v["seed"] for v in shown] == [5, 6, 7] and [v["index"] for v in shown] == [0, 1, 2]
+    fills = [_pixels(base64.b64decode(v["png"])) for v in shown]
+    assert all(np.array_equal(f[HOLE == 0], PHOTO[HOLE == 0]) for f in fills)  # known pixels bit-exact
+    assert len({f[HOLE > 0].tobytes() for f in fills}) == 3  # three different completions
+
+
+def test_same_seed_same_fill_and_keeping_one_returns_that_one(client):
+    _, events = _variations(client, samples=2, seed=11)
+    second = base64.b64decode([e for e in events if e["event"] == "variation"][1]["png"])
+    _, again = _variations(client, samples=1, seed=12)
+    assert base64.b64decode(again[-2]["png"]) == second  # seed 12 alone = variation 1 of seed 11
+    kept = client.post("/api/inpaint", files=_files(), data={"method": METHOD, "seed": "12", "dilate": "0"})
+    assert kept.status_code == 200 and kept.content == second  # keeping it: the full fill of that seed
+    other = client.post("/api/inpaint", files=_files(), data={"method": METHOD, "seed": "11", "dilate": "0"})
+    assert other.content != second
+
+
+@pytest.mark.parametrize("k", [0, -2, 9])
+def test_bad_k_is_one_clear_422(client, k):
+    status, (body,) = _variations(client, samples=k)
+    assert status == 422 and body == {"detail": f"samples must be between 1 and 8, got {k}"}
+
+
+def test_a_non_number_k_and_a_single_answer_method_are_refused(client):
+    r = client.post("/api/variations", files=_files(), data={"method": METHOD, "samples": "three"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("samples: ") and "'three'" in r.json()["detail"]
+    r = client.post("/api/variations", files=_files(), data={"method": "telea", "samples": "3"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("method 'telea' gives one completion per hole; variations need a pluralistic "
+                                  "method (ict_*); use POST /api/inpaint")
+
+
+def test_bad_mask_is_refused_before_anything_is_streamed(client):
+    small = np.zeros((32, 48), np.uint8)
+    r = client.post("/api/variations", files=_files(small), data={"method": METHOD})
+    assert r.status_code == 422 and "must be the same size" in r.json()["detail"]
+    r = client.post("/api/variations", files=_files(np.zeros_like(HOLE)), data={"method": METHOD})
+    assert r.status_code == 422 and "hole" in r.json()["detail"]
