@@ -11,7 +11,8 @@ Modules (each function documents shapes, dtypes and units; column vectors, radia
   geometry (``five_point``: the minimal 5-point essential-matrix solver, batched).
 - ``ransac``: seeded RANSAC for H, F, E (one problem or a (B, N, 2) batch) with degeneracy and support flags.
 - ``pnp``: P3P, EPnP, LM refinement and RANSAC for the absolute pose.
-- ``bundle``: bundle adjustment (sparse LM, Schur complement, robust losses, shared intrinsics).
+- ``bundle``: bundle adjustment (sparse LM, Schur complement, robust losses, shared intrinsics; batches of
+  problems; implicit-function gradients of the solution).
 - ``pose_error``: the ground-truth relative pose of two cameras and an estimate's rotation / direction error.
 - ``stereo``, ``calibration``, ``fisheye``: rectification, disparity/depth, Zhang calibration, the Kannala-Brandt
   model and undistortion maps applied with ``grid_sample``.
@@ -19,7 +20,7 @@ Modules (each function documents shapes, dtypes and units; column vectors, radia
   features, imported on demand).
 """
 
-from torchworks.geometry.bundle import BundleResult, bundle_adjust
+from torchworks.geometry.bundle import BundleBatchResult, BundleResult, bundle_adjust, bundle_adjust_batched
 from torchworks.geometry.calibration import calibrate_camera
 from torchworks.geometry.camera import (
     intrinsics_matrix,
@@ -81,12 +82,14 @@ from torchworks.geometry.trifocal import find_trifocal, transfer_line, transfer_
 
 __all__ = [
     "CONVENTIONS",
+    "BundleBatchResult",
     "BundleResult",
     "PnPResult",
     "RansacResult",
     "axis_angle_to_matrix",
     "axis_angle_to_quaternion",
     "bundle_adjust",
+    "bundle_adjust_batched",
     "calibrate_camera",
     "camera_center",
     "convert_camera",

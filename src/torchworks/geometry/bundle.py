@@ -196,6 +196,9 @@ def bundle_adjust_batched(rotations: torch.Tensor, translations: torch.Tensor, p
     """
     (b_count, _, p_count, m), cam, pid = _check(rotations, translations, points, camera_index, point_index, pixels,
                                                 refine_intrinsics, loss, loss_scale, fixed_cameras)
+    if differentiable and not fixed_cameras:
+        raise ValueError("differentiable=True needs a fixed gauge (non-empty fixed_cameras): with the gauge free "
+                         "the minimum is not unique and has no derivative")
     intr_in = _intrinsics_batch(intrinsics, distortion, b_count)
     free_intr = [INTRINSICS.index(n) for n in dict.fromkeys(refine_intrinsics)]
     f64 = [x.detach().to(torch.float64) for x in (rotations, translations, points, pixels)]
