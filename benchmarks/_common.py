@@ -27,20 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from torchworks.core.atomic import atomic_write_text  # re-exported: the scripts import it from here
+
 __all__ = ["Machine", "RunStore", "atomic_write_text", "exclusive", "load_average", "markers", "read_section",
            "replace_section", "write_section"]
 
 T = TypeVar("T")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary sibling and a rename: a reader sees the old or the new file,
-    never half of one. Creates the parent folder."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
 
 
 # --- sections of a results file ---------------------------------------------------------------------------------

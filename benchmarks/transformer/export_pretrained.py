@@ -144,7 +144,6 @@ def main() -> None:
     out = PRETRAINED_DIR / f"{DEFAULT_MODEL}.safetensors"
     spec = state["model_spec"]
     save_model(out, model, spec=spec, extra={"tokenizer": tok.to_json(), "full_val_loss": rec["full_val_loss"]})
-    out.chmod(0o644)  # save_checkpoint writes through mkstemp (0600); package data must be world-readable
     tok.save(PRETRAINED_DIR / f"{DEFAULT_MODEL}.tokenizer.json")
     sample = generate_text(model, tok, "ROMEO:", 200, temperature=0.8, top_k=40,
                            generator=torch.Generator().manual_seed(0))

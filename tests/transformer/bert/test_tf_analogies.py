@@ -69,3 +69,26 @@ def test_cli(space, tmp_path, capsys):
         assert main(["transformer", "analogies", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_plot_analogy_writes_a_png_atomically(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from torchworks.transformer.bert.analogies import plot_analogy
+
+    words = ["man", "woman", "king", "queen"]
+    vecs = F.normalize(torch.tensor([[0, 1, 0.1], [0, -1, 0.1], [1, 1, 0.1], [1, -1, 0.1]]), dim=1)
+    space = AnalogySpace(words, vecs, {w: i for i, w in enumerate(words)})
+    out = tmp_path / "figs" / "analogy.png"  # the folder is created
+    assert plot_analogy(space, *words, out) == out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["analogy.png"]  # no temporary left beside it
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", fail)
+    before = out.read_bytes()
+    with pytest.raises(OSError, match="No space left"):
+        plot_analogy(space, *words, out)
+    assert out.read_bytes() == before and [p.name for p in out.parent.iterdir()] == ["analogy.png"]

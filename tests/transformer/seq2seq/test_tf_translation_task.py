@@ -102,6 +102,7 @@ def test_checkpoint_and_fp16_export_translate_like_the_trained_model(tiny_run, t
     assert translate(model, tok, src, beam_size=1) == expected
     path = export_translator(tmp_path / "t.safetensors", task.model, task.tokenizer, extra={"bleu": 1.5})
     assert (tmp_path / "t.tokenizer.json").read_text(encoding="utf-8") == task.tokenizer.tokenizer.to_str()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors", "t.tokenizer.json"]  # no temporaries
     half = load_checkpoint(path)["model"]
     assert all(v.dtype == torch.float16 for v in half.values() if v.is_floating_point())
     model16, tok16 = load_translator(path)
@@ -138,6 +139,7 @@ def test_translate_cli(tiny_run, tmp_path, capsys):
     assert main(["translate", *src, "--ckpt", str(path), "--beam", "2", "--attention-png", str(png)]) == 0
     assert capsys.readouterr().out.splitlines() == expected
     assert png.stat().st_size > 2000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in png.parent.iterdir()] == ["cross.png"]  # written atomically: no temporary left
     lines = tmp_path / "in.de"
     lines.write_text("\n".join(src) + "\n", encoding="utf-8")
     assert main(["translate", "--file", str(lines), "--ckpt", str(path), "--beam", "1"]) == 0

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torchworks.core.atomic import atomic_path
+
 __all__ = ["PAIRS", "AnalogySpace", "analogy_questions", "load_minilm_space"]
 
 # 12 word pairs per relation; every ordered pair of two different pairs is a question (a : b :: c : d).
@@ -182,9 +184,9 @@ def plot_analogy(space: AnalogySpace, a: str, b: str, c: str, d: str, out: str |
     ax.set_yticks([])
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return out

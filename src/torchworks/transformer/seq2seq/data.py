@@ -309,6 +309,7 @@ def export_translator(path: str | Path, model, tokenizer: TranslationTokenizer, 
         half: Store float tensors as float16.
         extra: More JSON-able entries to store (e.g. measured BLEU).
     """
+    from torchworks.core.atomic import atomic_write_text
     from torchworks.core.checkpoint import model_spec, save_checkpoint
 
     spec = model_spec(model)
@@ -323,9 +324,7 @@ def export_translator(path: str | Path, model, tokenizer: TranslationTokenizer, 
     raw = tokenizer.tokenizer.to_str()
     path = Path(path)
     save_checkpoint(path, {"model_spec": spec, "model": weights, "tokenizer": raw, **dict(extra or {})})
-    tmp = path.with_name(path.stem + ".tokenizer.json.tmp")
-    tmp.write_text(raw, encoding="utf-8")
-    tmp.replace(path.with_name(path.stem + ".tokenizer.json"))
+    atomic_write_text(path.with_name(path.stem + ".tokenizer.json"), raw)
     return path
 
 

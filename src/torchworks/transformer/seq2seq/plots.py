@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torchworks.core.atomic import atomic_path
 from torchworks.transformer.common import token_label as _label
 
 __all__ = ["plot_cross_attention"]
@@ -48,9 +49,9 @@ def plot_cross_attention(model, tokenizer, source: str, translation: str, out: s
     fig.suptitle(title or "cross-attention (rows: target token predicted, columns: source token)", fontsize=9)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return out
