@@ -25,10 +25,10 @@ METHOD = "ict_scenes"
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def ict_method(tmp_path_factory):
+    """Registers ``ict_scenes`` with random-weight tiny models for this module only."""
     import torchworks.inpainting.ict  # noqa: F401  (registers the tiny prior and upsampler)
     from torchworks.inpainting import learned
-    from torchworks.ui.server import create_app
 
     root = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
@@ -42,12 +42,19 @@ def client(tmp_path_factory):
         assert METHOD not in INPAINTERS.names()
         learned._register()
         try:
-            app = create_app(max_upload_bytes=200_000, max_pixels=100_000, queue_size=4, device="cpu")
-            with TestClient(app, base_url="http://127.0.0.1:8765") as c:
-                yield c
+            yield METHOD
         finally:
             INPAINTERS._entries.pop(METHOD, None)  # test-only entry; the registry has no public removal
             INPAINTERS._meta.pop(METHOD, None)
+
+
+@pytest.fixture(scope="module")
+def client(ict_method):
+    from torchworks.ui.server import create_app
+
+    app = create_app(max_upload_bytes=200_000, max_pixels=100_000, queue_size=4, device="cpu")
+    with TestClient(app, base_url="http://127.0.0.1:8765") as c:
+        yield c
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -132,3 +139,55 @@ def test_bad_mask_is_refused_before_anything_is_streamed(client):
     assert r.status_code == 422 and "must be the same size" in r.json()["detail"]
     r = client.post("/api/variations", files=_files(np.zeros_like(HOLE)), data={"method": METHOD})
     assert r.status_code == 422 and "hole" in r.json()["detail"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (/usr/bin/chromium)")
+def test_page_shows_k_thumbnails_and_keeps_the_chosen_one_in_chromium(ict_method, client, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    pytest.importorskip("uvicorn")
+    from test_ui_browser import ARGS
+    from ui_server import serve
+
+    from torchworks.ui.server import create_app
+
+    (tmp_path / "photo.png").write_bytes(_png(PHOTO))
+    (tmp_path / "mask.png").write_bytes(_png(HOLE))
+    with serve(create_app(device="cpu")) as url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(url + "/")
+            page.wait_for_selector(f"#method option[value={METHOD}]", state="attached")
+            assert page.is_hidden("#variations-box")  # telea, the default: one completion, no control
+            page.set_input_files("#file-image", str(tmp_path / "photo.png"))
+            page.wait_for_selector("#view:not([hidden])")
+            page.set_input_files("#file-mask", str(tmp_path / "mask.png"))
+            page.select_option("#method", METHOD)
+            assert page.is_visible("#variations-box") and page.input_value("#samples") == "3"
+            page.fill("#samples", "9")
+            page.click("#run")
+            page.wait_for_selector("#status.error")
+            assert page.text_content("#status") == 'Variations must be a whole number from 1 to 8, got "9".'
+            page.fill("#samples", "3")
+            page.fill("#seed", "5")
+            page.click("#run")
+            page.wait_for_selector("#variations figure:nth-child(3)")  # (the page's CSP forbids eval'd waits)
+            page.wait_for_selector("#busy", state="hidden")
+            captions = page.eval_on_selector_all("#variations figcaption span", "s => s.map(e => e.textContent)")
+            assert "click one to keep it" in page.text_content("#status")
+            assert page.is_hidden("#progress")
+            page.click("#variations figure:nth-child(2) button")
+            page.wait_for_selector("#variations figure.kept")
+            kept = page.eval_on_selector_all("#variations figure", "f => f.map(e => e.classList.contains('kept'))")
+            with page.expect_download() as download:
+                page.click("#download")
+            out = np.asarray(PIL.open(download.value.path()).convert("RGB"))
+        finally:
+            browser.close()
+    assert captions == ["seed 5", "seed 6", "seed 7"] and kept == [False, True, False]
+    expect = client.post("/api/inpaint", files=_files(), data={"method": METHOD, "seed": "6"})
+    assert np.array_equal(out, _pixels(expect.content))  # the kept result is the fill of seed 6

@@ -13,7 +13,8 @@ const ui = {
   useResult: $("use-result"), download: $("download"), stage: $("stage"), placeholder: $("placeholder"),
   view: $("view"), before: $("img-before"), after: $("img-after"), divider: $("divider"), canvas: $("mask"),
   compareBox: $("compare-box"), compare: $("compare"), busy: $("busy"), status: $("status"),
-  cursor: $("brush-cursor"),
+  cursor: $("brush-cursor"), variationsBox: $("variations-box"), samples: $("samples"), seed: $("seed"),
+  variations: $("variations"), progress: $("progress"),
 };
 const ctx = ui.canvas.getContext("2d");
 const MASK_COLOR = "rgb(255, 0, 80)";
@@ -30,6 +31,9 @@ const state = {
   busy: false,
   zoom: 1,            // screen (CSS) pixels per image pixel, set by layout()
   urls: {},           // object URLs to revoke when replaced
+  methods: new Map(), // name -> {kind, description, pluralistic} from GET /api/methods
+  maxSamples: 8,      // most variations one request may ask for (GET /api/methods)
+  variations: [],     // [{seed, seconds, blob, url, figure}] of the last variations run
 };
 
 function setStatus(text, isError = false) {
@@ -77,6 +81,10 @@ async function loadMethods() {
       fetch("/api/methods").then((r) => r.json()), fetch("/health").then((r) => r.json())]);
     state.limits = health.limits;
     fillMethods(ui.method, methods);
+    for (const m of methods.methods) state.methods.set(m.name, m);
+    if (methods.max_samples) state.maxSamples = methods.max_samples;
+    ui.samples.max = state.maxSamples;
+    showVariationsControl();
     setStatus("Open an image to start.");
   } catch (err) {
     setStatus(`Cannot reach the server: ${err.message}`, true);
@@ -136,6 +144,7 @@ function setImage(image) {
   ui.placeholder.hidden = true;
   ui.view.hidden = false;
   showCompare(false);
+  clearVariations();
   ui.showMask.checked = true;
   applyMaskVisibility();
   layout();
@@ -352,16 +361,24 @@ async function errorText(response) {
   }
 }
 
-async function run() {
-  if (!state.image || state.busy) return;
-  const mask = await maskBlob();
-  if (!mask) { setStatus("Paint over the part to remove first (or upload a mask).", true); return; }
+function requestForm(mask) {
   const form = new FormData();
   form.append("image", state.image.blob, state.image.blob.name || `${state.image.name}.png`);
   form.append("mask", mask, "mask.png");
   form.append("method", ui.method.value);
   if (ui.dilate.value !== "") form.append("dilate", ui.dilate.value);
   if (ui.feather.checked) form.append("feather", "true");
+  return form;
+}
+
+function isPluralistic() { return Boolean((state.methods.get(ui.method.value) || {}).pluralistic); }
+
+async function run() {
+  if (!state.image || state.busy) return;
+  const mask = await maskBlob();
+  if (!mask) { setStatus("Paint over the part to remove first (or upload a mask).", true); return; }
+  if (isPluralistic()) { await runVariations(mask); return; }
+  const form = requestForm(mask);
   setBusy(true);
   setStatus(`Running ${ui.method.value}…`);
   try {
@@ -371,18 +388,158 @@ async function run() {
       setStatus(prefix + await errorText(response), true);
       return;
     }
-    state.result = await response.blob();
-    await loadImg(ui.after, setUrl("after", state.result));
-    ui.download.href = state.urls.after;
-    ui.download.download = `${state.image.name}_inpainted.png`;
-    ui.showMask.checked = false;
-    applyMaskVisibility();
-    showCompare(true);
+    await showResult(await response.blob());
     const seconds = Number(response.headers.get("X-Inpaint-Seconds") || 0).toFixed(2);
     setStatus(`Done with ${ui.method.value} in ${seconds} s. Drag the slider to compare.`);
   } catch (err) {
     setStatus(`Request failed: ${err.message}`, true);
   } finally {
+    setBusy(false);
+  }
+}
+
+async function showResult(blob) {  // the current result: compared with the input, downloadable
+  state.result = blob;
+  await loadImg(ui.after, setUrl("after", blob));
+  ui.download.href = state.urls.after;
+  ui.download.download = `${state.image.name}_inpainted.png`;
+  ui.showMask.checked = false;
+  applyMaskVisibility();
+  showCompare(true);
+}
+
+// ---- variations (pluralistic methods) ---------------------------------------------------------------------
+
+function showVariationsControl() {  // only a method that draws its fill offers variations
+  ui.variationsBox.hidden = !isPluralistic();
+  ui.samples.disabled = ui.seed.disabled = !isPluralistic();
+  ui.run.textContent = isPluralistic() ? "Run variations" : "Run";
+}
+
+function clearVariations() {
+  for (const v of state.variations) URL.revokeObjectURL(v.url);
+  state.variations = [];
+  ui.variations.textContent = "";  // removes the thumbnails
+  ui.variations.hidden = true;
+}
+
+function readWhole(input, label, min, max) {  // the integer in a number box, or null after saying what is wrong
+  const text = input.value.trim();
+  const value = Number(text);
+  if (text === "" || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Infinity ? `a whole number` : `a whole number from ${min} to ${max}`;
+    setStatus(`${label} must be ${range}, got ${text === "" ? "nothing" : `"${text}"`}.`, true);
+    return null;
+  }
+  return value;
+}
+
+async function* ndjsonLines(response) {  // parsed lines of a streamed NDJSON body, as they arrive
+  if (!response.body || !response.body.getReader) {
+    for (const line of (await response.text()).split("\n")) if (line.trim()) yield JSON.parse(line);
+    return;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    buffer += decoder.decode(value || new Uint8Array(), {stream: !done});
+    let cut;
+    while ((cut = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 1);
+      if (line.trim()) yield JSON.parse(line);
+    }
+    if (done) break;
+  }
+  if (buffer.trim()) yield JSON.parse(buffer);
+}
+
+function pngBlob(base64) {
+  const bytes = atob(base64);
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes.charCodeAt(i);
+  return new Blob([out], {type: "image/png"});
+}
+
+function showProgress(done, total) {
+  ui.progress.hidden = !total;
+  ui.progress.max = total || 1;
+  ui.progress.value = done || 0;
+}
+
+function addVariation(event) {
+  const blob = pngBlob(event.png);
+  const v = {seed: event.seed, seconds: event.seconds, blob, url: URL.createObjectURL(blob)};
+  const figure = document.createElement("figure");
+  figure.className = "variation";
+  const img = document.createElement("img");
+  img.src = v.url;
+  img.alt = `variation with seed ${v.seed}`;
+  img.title = "keep this one";
+  const caption = document.createElement("figcaption");
+  const label = document.createElement("span");
+  label.textContent = `seed ${v.seed}`;
+  const keep = document.createElement("button");
+  keep.textContent = "Keep";
+  keep.title = `make the fill of seed ${v.seed} the result`;
+  caption.append(label, keep);
+  figure.append(img, caption);
+  v.figure = figure;
+  img.addEventListener("click", () => keepVariation(v));
+  keep.addEventListener("click", () => keepVariation(v));
+  state.variations.push(v);
+  ui.variations.appendChild(figure);
+  ui.variations.hidden = false;
+}
+
+async function keepVariation(v) {  // the chosen fill becomes the result, as a single Run's would
+  if (state.busy) return;
+  for (const other of state.variations) other.figure.classList.toggle("kept", other === v);
+  await showResult(v.blob);  // its own object URL: the strip keeps showing the thumbnail
+  setStatus(`Kept the fill of seed ${v.seed}: download it, or run again on it.`);
+}
+
+async function runVariations(mask) {
+  const samples = readWhole(ui.samples, "Variations", 1, state.maxSamples);
+  if (samples === null) return;
+  const seed = readWhole(ui.seed, "Seed", -Infinity, Infinity);
+  if (seed === null) return;
+  const form = requestForm(mask);
+  form.append("samples", String(samples));
+  form.append("seed", String(seed));
+  clearVariations();
+  setBusy(true);
+  showProgress(0, 1);
+  setStatus(`Running ${ui.method.value}: ${samples} variation${samples > 1 ? "s" : ""}…`);
+  try {
+    const response = await fetch("/api/variations", {method: "POST", body: form});
+    if (!response.ok) {
+      const prefix = response.status === 503 ? "Server busy, retry in a moment: " : `Error ${response.status}: `;
+      setStatus(prefix + await errorText(response), true);
+      return;
+    }
+    for await (const event of ndjsonLines(response)) {
+      if (event.event === "progress") {
+        showProgress(event.done, event.total);
+        setStatus(`Running ${ui.method.value}: variation ${state.variations.length + 1} of ${samples}, ` +
+          `transformer ${Math.round(100 * event.done / event.total)} %…`);
+      } else if (event.event === "variation") {
+        showProgress(event.done, event.total);
+        addVariation(event);
+      } else if (event.event === "error") {
+        setStatus(`Error ${event.status}: ${event.detail}`, true);
+        return;
+      } else if (event.event === "done") {
+        setStatus(`${event.samples} variation${event.samples > 1 ? "s" : ""} of ${ui.method.value} in ` +
+          `${Number(event.seconds).toFixed(2)} s (seeds ${seed}-${seed + event.samples - 1}): click one to keep it.`);
+      }
+    }
+  } catch (err) {
+    setStatus(`Request failed: ${err.message}`, true);
+  } finally {
+    showProgress(0, 0);
     setBusy(false);
   }
 }
@@ -437,6 +594,7 @@ ui.redo.addEventListener("click", redo);
 ui.clear.addEventListener("click", () => { if (state.cursor) pushOp({type: "clear"}); });
 ui.showMask.addEventListener("change", applyMaskVisibility);
 ui.run.addEventListener("click", run);
+ui.method.addEventListener("change", showVariationsControl);
 ui.useResult.addEventListener("click", useResult);
 ui.compare.addEventListener("input", updateCompare);
 
