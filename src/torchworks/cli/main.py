@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
               metavar="DIR", type=c.out_dir)
     t.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir that holds checkpoints")
     t.add_argument("--devices", type=c.positive_int, help="number of processes/devices (e.g. 2 with --strategy ddp)")
-    t.add_argument("--strategy", choices=("auto", "ddp"), help="distribution strategy (ddp runs on CPU with gloo)")
+    t.add_argument("--strategy", choices=("auto", "ddp", "fsdp"),
+                   help="distribution strategy (ddp, or fsdp to shard the model; both run on CPU with gloo)")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on the task's test (or validation) set",
                        description="Rebuild the config's task, load the checkpoint's weights and report metrics "

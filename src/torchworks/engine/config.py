@@ -53,7 +53,9 @@ class TrainerConfig:
         devices: processes/devices to train on (per node).
         num_nodes: machines taking part; each runs ``devices`` processes, started by ``torchrun`` or SLURM (the
             global batch is then ``batch_size * devices * num_nodes``).
-        strategy: "auto", or "ddp" for data-parallel training across ``devices`` processes.
+        strategy: "auto", "ddp" for data-parallel training across ``devices * num_nodes`` processes, or "fsdp"
+            to shard weights, gradients and optimiser states across them (torch FSDP2 through Fabric, CPU or GPU;
+            checkpoints are sharded too, see :mod:`~torchworks.engine.fsdp`).
         accelerator: "cpu" (default, reproducible anywhere), "gpu", or "auto".
         num_workers: data-loading worker processes per training process.
         drop_last: drop each epoch's last incomplete training batch (for layers such as BatchNorm).
@@ -78,7 +80,7 @@ class TrainerConfig:
     threads: int | None = None
     devices: int = 1
     num_nodes: int = 1
-    strategy: Literal["auto", "ddp"] = "auto"
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     accelerator: Literal["cpu", "auto", "gpu"] = "cpu"
     num_workers: int = 0
     drop_last: bool = False
@@ -101,6 +103,9 @@ class TrainerConfig:
             raise ValueError(f"early_stopping_min_delta must be >= 0, got {self.early_stopping_min_delta!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be a positive number or null, got {self.grad_clip!r}")
+        if self.strategy == "fsdp" and self.devices * self.num_nodes < 2:
+            raise ValueError("strategy 'fsdp' shards the model across processes and needs devices * num_nodes >= 2, "
+                             f"got {self.devices * self.num_nodes}; use strategy 'auto' for one process")
 
     @property
     def eval_batch_size(self) -> int:

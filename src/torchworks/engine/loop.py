@@ -146,7 +146,7 @@ class TrainingLoop:
 
     def _evaluate(self) -> tuple[bool, bool]:
         t, task = self.trainer, self.task
-        metrics = t._validation_metrics(task, self.val)
+        metrics = t._validation_metrics(task, self.val, sharded=t.sharded)
         self._last_eval_step = t.step
         if metrics:
             t.metrics = metrics
@@ -173,7 +173,15 @@ class TrainingLoop:
         t = self.trainer
         self.logger.flush()
         rngs = ranks.gather_objects(t.fabric, rng_state())  # collective: every rank takes part
-        if t.fabric.is_global_zero:
+        if t.sharded:  # every rank writes its shards and takes part in gathering the exported model
+            from torchworks.engine import fsdp
+
+            shards = self.ckpts.directory / fsdp.SHARDS_DIR / f"step-{t.step:07d}"
+            state = t._state(self.task, self.optimizers, self.schedulers, self.early, self.best, rngs, shards)
+            self.ckpts.save(state, t.step, periodic=periodic, best=best)
+            if t.fabric.is_global_zero:
+                fsdp.prune_shards(self.ckpts)
+        elif t.fabric.is_global_zero:
             state = t._state(self.task, self.optimizers, self.schedulers, self.early, self.best, rngs)
             self.ckpts.save(state, t.step, periodic=periodic, best=best)
         t.fabric.barrier()

@@ -113,7 +113,12 @@ def evaluate(config: ConfigSource | None, ckpt: str | os.PathLike[str], override
     if hasattr(task_cfg, "for_checkpoint"):
         task_cfg = task_cfg.for_checkpoint(ckpt)
     task = build_task(run_cfg, task_cfg)
-    load_weights(task, state["task"], source=str(ckpt))
+    weights = state["task"]
+    if state.get("shards"):  # written with strategy fsdp: assemble the shards in this process
+        from torchworks.engine.fsdp import read_full
+
+        weights = read_full(state, str(ckpt))
+    load_weights(task, weights, source=str(ckpt))
     if split is None:
         split = "test" if getattr(task, "test_dataset", lambda: None)() is not None else "val"
     return trainer.validate(task, split=split)

@@ -1,9 +1,10 @@
 """The one training loop: any :class:`~torchworks.engine.task.Task` on Lightning Fabric.
 
-The same loop runs on one CPU core, a GPU, or ``devices`` DDP processes (Fabric re-launches the current command
-for ranks 1..N-1, or joins processes started by ``torchrun``/SLURM). Per step: zero-grad, ``training_step``
-(through the DDP wrappers, see :mod:`~torchworks.engine.wrapping`), backward, clip, optimiser and scheduler
-steps; then, on their cadences, logging, evaluation (early stopping, best checkpoint) and checkpoints.
+The same loop runs on one CPU core, a GPU, or ``devices`` DDP or FSDP processes (Fabric re-launches the current
+command for ranks 1..N-1, or joins processes started by ``torchrun``/SLURM; FSDP: :mod:`~torchworks.engine.fsdp`).
+Per step: zero-grad, ``training_step`` (through the DDP/FSDP wrappers, see :mod:`~torchworks.engine.wrapping`),
+backward, clip, optimiser and scheduler steps; then, on their cadences, logging, evaluation (early stopping, best
+checkpoint) and checkpoints.
 
 Exact resume: a checkpoint holds weights, optimiser/scheduler states, the step and the position inside the
 epoch, every rank's RNG state and the early-stopping state; data order is a pure function of
@@ -18,6 +19,7 @@ GANs and other manual-optimisation tasks under DDP must list their networks as s
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Mapping
@@ -28,7 +30,7 @@ from typing import Any
 import torch
 
 from torchworks.core.config import dump_yaml
-from torchworks.core.errors import ConfigError
+from torchworks.core.errors import CheckpointError, ConfigError
 from torchworks.core.seeding import seed_everything, set_rng_state, set_threads
 from torchworks.engine import ranks
 from torchworks.engine.callbacks import BestMetric, EarlyStopping
@@ -106,9 +108,14 @@ class Trainer:
         fabric_cls = _fabric_class()
         fabric_cls.seed_everything(seed, workers=True, verbose=False)  # also seeds DataLoader workers
         seed_everything(seed)
+        strategy: Any = config.strategy
+        if strategy == "fsdp":  # Fabric's FSDPStrategy refuses CPUs; its FSDP2 strategy runs on both
+            from torchworks.engine import fsdp
+
+            strategy = fsdp.strategy(config.devices * config.num_nodes)
         try:
             self.fabric = fabric_cls(accelerator=config.accelerator, devices=config.devices,
-                                     num_nodes=config.num_nodes, strategy=config.strategy,
+                                     num_nodes=config.num_nodes, strategy=strategy,
                                      precision=config.precision)
         except Exception as exc:  # Fabric raises several types for an unusable setup; all are config errors
             raise ConfigError(f"trainer: cannot run accelerator={config.accelerator!r} devices={config.devices} "
@@ -146,10 +153,16 @@ class Trainer:
                 raise ConfigError(f"{out_dir} already holds checkpoints of an earlier run; resume with "
                                   f"--resume {ckpts.last_path}, pick another --out, or delete them")
             ckpts.clear()
+            if rank0:
+                shutil.rmtree(ckpts.directory / "shards", ignore_errors=True)  # an fsdp run's sharded states
         if rank0 and self.run_config:  # the resolved recipe, readable beside the run (also inside each checkpoint)
             out_dir.mkdir(parents=True, exist_ok=True)
             dump_yaml(self.run_config, out_dir / "config.yaml")
         task = fabric.to_device(task)
+        if self.sharded:
+            from torchworks.engine import fsdp
+
+            fsdp.check_task(task)
         router = ModuleRouter(fabric, task)
         raw_opts = as_list(task.configure_optimizers())
         opts = fabric.setup_optimizers(*raw_opts)
@@ -209,20 +222,37 @@ class Trainer:
             raise ValueError(f"{type(task).__name__}.{split}_dataset() is None: nothing to evaluate")
         return self._validation_metrics(task, val, prefix=split)
 
-    def _validation_metrics(self, task: Any, val: EngineLoader | None, prefix: str = "val") -> dict[str, float]:
-        """Batch-size-weighted means of ``validation_step`` scalars over ``val``, reduced over ranks."""
+    @property
+    def sharded(self) -> bool:
+        """Whether the run shards its trainable modules (``strategy: fsdp``)."""
+        return self.config.strategy == "fsdp"
+
+    def _validation_metrics(self, task: Any, val: EngineLoader | None, prefix: str = "val",
+                            sharded: bool = False) -> dict[str, float]:
+        """Batch-size-weighted means of ``validation_step`` scalars over ``val``, reduced over ranks.
+
+        With ``sharded`` modules every forward pass is a collective, so a rank with fewer batches repeats its last
+        one (with weight 0) until every rank has run as many.
+        """
         if val is None:
             return {}
+        extra = max(ranks.gather_objects(self.fabric, len(val.sizes))) - len(val.sizes) if sharded else 0
         flags = {m: m.training for m in task.modules()}
         task.eval()
         sums: dict[str, tuple[float, float]] = {}
         seed = ranks.validation_seed(self.seed, self.fabric.global_rank)
         try:
             with torch.no_grad(), ranks.isolated_rng(seed), self.fabric.autocast():
+                batch = None
                 for n, batch in zip(val.sizes, val.loader, strict=False):  # sizes first: stops at the limit
                     for key, value in scalars_of(task.validation_step(batch), "validation_step").items():
                         s, w = sums.get(key, (0.0, 0.0))
                         sums[key] = (s + float(value) * n, w + n)
+                if extra and batch is None:
+                    raise ValueError(f"strategy fsdp: process {self.fabric.global_rank} has no validation batch; "
+                                     "the validation set needs at least one sample per process")
+                for _ in range(extra):
+                    task.validation_step(batch)
         finally:
             for module, flag in flags.items():  # a frozen teacher kept in eval mode stays so
                 module.training = flag
@@ -246,7 +276,15 @@ class Trainer:
 
     def _resume(self, state: Mapping[str, Any], task: Any, optimizers: list[Any], schedulers: list[Any],
                 early: EarlyStopping | None, best: BestMetric, source: str) -> None:
-        restore(state, task, optimizers, schedulers, source)
+        if self.sharded:
+            from torchworks.engine import fsdp
+
+            fsdp.restore(state, task, optimizers, schedulers, source)
+        elif state.get("shards"):
+            raise CheckpointError(f"{source} holds a sharded training state (trainer.strategy fsdp); resume it with "
+                                  "trainer.strategy: fsdp, or read its exported model with load_model")
+        else:
+            restore(state, task, optimizers, schedulers, source)
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
         if early is not None and state.get("early_stopping"):
@@ -265,16 +303,28 @@ class Trainer:
                           " random streams restart, so the run continues but not bit-identically", stacklevel=3)
 
     def _state(self, task: Any, optimizers: list[Any], schedulers: list[Any], early: EarlyStopping | None,
-               best: BestMetric, rngs: list[Any]) -> dict[str, Any]:
+               best: BestMetric, rngs: list[Any], shards: Path | None = None) -> dict[str, Any]:
+        """The training state to save; with ``shards`` (``strategy: fsdp``, called on every rank) the sharded
+        tensors go to that folder and the state refers to it."""
+        if shards is None:
+            weights, opt_states, export = task.state_dict(), [o.state_dict() for o in optimizers], exported_model(task)
+            where = {}
+        else:
+            from torchworks.engine import fsdp
+
+            rest = fsdp.save_shards(self.fabric, shards, task, optimizers)
+            weights, opt_states = rest["task"], rest["optimizers"]
+            export = fsdp.full_tensors(exported_model(task))
+            where = {"shards": shards.relative_to(shards.parent.parent).as_posix()}
         return {
-            "task": task.state_dict(),
-            "optimizers": [o.state_dict() for o in optimizers],
+            "task": weights,
+            "optimizers": opt_states,
             "schedulers": [s.state_dict() for s in schedulers],
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "world_size": self.fabric.world_size, "rng": rngs,
             "early_stopping": early.state_dict() if early is not None else None,
             "best": best.state_dict(), "metrics": dict(self.metrics), "config": self.run_config,
-            "timing": self.timing(), **exported_model(task),
+            "timing": self.timing(), **export, **where,
         }
 
     def timing(self) -> dict[str, float]:

@@ -134,6 +134,8 @@ class FabricStepper:
             return
         norm = self.fabric.clip_gradients(self.clip_module, self.optimizers[index], max_norm=self.grad_clip,
                                           error_if_nonfinite=False)
+        if hasattr(norm, "full_tensor"):  # FSDP: a replicated DTensor
+            norm = norm.full_tensor()
         self.grad_norms[index] = norm
 
 
