@@ -361,6 +361,14 @@ async function errorText(response) {
   }
 }
 
+async function post(path, form) {  // the response, or null once the status bar says why the server refused
+  const response = await fetch(path, {method: "POST", body: form});
+  if (response.ok) return response;
+  const prefix = response.status === 503 ? "Server busy, retry in a moment: " : `Error ${response.status}: `;
+  setStatus(prefix + await errorText(response), true);
+  return null;
+}
+
 function requestForm(mask) {
   const form = new FormData();
   form.append("image", state.image.blob, state.image.blob.name || `${state.image.name}.png`);
@@ -382,12 +390,8 @@ async function run() {
   setBusy(true);
   setStatus(`Running ${ui.method.value}…`);
   try {
-    const response = await fetch("/api/inpaint", {method: "POST", body: form});
-    if (!response.ok) {
-      const prefix = response.status === 503 ? "Server busy, retry in a moment: " : `Error ${response.status}: `;
-      setStatus(prefix + await errorText(response), true);
-      return;
-    }
+    const response = await post("/api/inpaint", form);
+    if (!response) return;
     await showResult(await response.blob());
     const seconds = Number(response.headers.get("X-Inpaint-Seconds") || 0).toFixed(2);
     setStatus(`Done with ${ui.method.value} in ${seconds} s. Drag the slider to compare.`);
@@ -514,12 +518,8 @@ async function runVariations(mask) {
   showProgress(0, 1);
   setStatus(`Running ${ui.method.value}: ${samples} variation${samples > 1 ? "s" : ""}…`);
   try {
-    const response = await fetch("/api/variations", {method: "POST", body: form});
-    if (!response.ok) {
-      const prefix = response.status === 503 ? "Server busy, retry in a moment: " : `Error ${response.status}: `;
-      setStatus(prefix + await errorText(response), true);
-      return;
-    }
+    const response = await post("/api/variations", form);
+    if (!response) return;
     for await (const event of ndjsonLines(response)) {
       if (event.event === "progress") {
         showProgress(event.done, event.total);
