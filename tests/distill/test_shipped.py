@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import torchworks.distill.task as task
+from torchworks.classify.data import SPLIT_SEED
 from torchworks.data.cifar import CIFAR_STATS
-from torchworks.distill.cifar_data import SPLIT_SEED
 from torchworks.distill.shipped import cifar10_test_subset, shipped_cifar_models
 
 

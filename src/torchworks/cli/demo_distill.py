@@ -56,10 +56,10 @@ def cifar(ctx: DemoContext, res: SectionResult, copy: str) -> None:
     :func:`torchworks.classify.evaluate.top1_accuracy` on the same CIFAR-10 test images (``copy`` names which
     CIFAR-10)."""
     import torchworks.distill  # noqa: F401  (registers the model zoo that load_model rebuilds from)
+    from torchworks.classify.data import SPLIT_SEED
     from torchworks.classify.evaluate import accuracy_halfwidth, top1_accuracy
     from torchworks.core.checkpoint import load_model
     from torchworks.data.cifar import CIFAR10_JPEG_COPY
-    from torchworks.distill.cifar_data import SPLIT_SEED
     from torchworks.distill.shipped import cifar10_test_subset, shipped_cifar_models
 
     res.commands.append("torchworks distill --teacher resnet56 --student resnet20 --method kd --data cifar10 "

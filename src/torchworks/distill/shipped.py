@@ -51,8 +51,8 @@ def cifar10_test_subset(limit: int, data_dir: str | os.PathLike[str] | None = No
     """
     import numpy as np
 
+    from torchworks.classify.data import SPLIT_SEED
     from torchworks.data.cifar import CIFARDataset, load_cifar10
-    from torchworks.distill.cifar_data import SPLIT_SEED
 
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
