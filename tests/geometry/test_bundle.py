@@ -301,3 +301,26 @@ def test_differentiable_needs_a_fixed_gauge_and_warns_when_not_converged():
         bundle_adjust(r0, t0, x0, cam, pid, pix, s["K"], fixed_cameras=(), differentiable=True)
     with pytest.warns(RuntimeWarning, match="did not converge"):
         bundle_adjust(r0, t0, x0, cam, pid, pix, s["K"], iterations=1, differentiable=True)
+
+
+def test_unrolled_steps_tend_to_the_implicit_gradient():
+    s, cam, pid, pix, r0, t0, x0 = _problem(seed=4, points=8)
+
+    def grads(mode, steps):
+        p, x = pix.clone().requires_grad_(True), x0.clone().requires_grad_(True)
+        r = bundle_adjust(r0, t0, x, cam, pid, p, s["K"], refine_intrinsics=("fx",), iterations=steps,
+                          tolerance=1e-14, differentiable=mode)
+        (r.points.square().sum() + r.translations.sum()).backward()
+        return r, p.grad, x.grad
+
+    ref, g_pix, _ = grads("implicit", 100)
+    few, g_few, x_few = grads("unrolled", 5)
+    many, g_many, x_many = grads("unrolled", 30)
+    assert few.iterations == 5 and not few.converged and many.converged
+    assert (many.points - ref.points).abs().max() < 1e-7  # measured 1e-8
+    assert (g_many - g_pix).abs().max() < 1e-6 * g_pix.abs().max()  # measured 6e-8
+    assert (g_few - g_pix).abs().max() > 1e-3 * g_pix.abs().max()
+    # The start matters after 5 steps, not at the (unique, gauge-fixed) minimum.
+    assert x_few.abs().max() > 1e-3 and x_many.abs().max() < 1e-8
+    with pytest.raises(ValueError, match="differentiable must be"):
+        bundle_adjust(r0, t0, x0, cam, pid, pix, s["K"], differentiable="newton")

@@ -1,4 +1,6 @@
-"""Gradients of a bundle-adjustment solution by the implicit function theorem (private to ``bundle``).
+"""Differentiable bundle-adjustment solutions (private to ``bundle``): implicit (default) and unrolled.
+
+Implicit: gradients by the implicit function theorem at the minimum.
 
 At a minimum z*(theta) of the robust cost E(z, theta) (z: the free pose increments, points and refined
 intrinsics; theta: pixels, fixed intrinsics and the gauge-held pose parameters) the gradient vanishes,
@@ -14,6 +16,10 @@ one double-backward pass for the gradient, L + 3 (<= 18) backward passes for the
 Meaningful at a converged, isolated minimum: the gauge must be fixed (H is singular otherwise), and the loss
 twice differentiable there (Huber is not at |r| = k).
 
+Unrolled: a stated number of Levenberg-Marquardt steps with a fixed damping, every step taken, run under autograd
+from the starting values: the gradient of the iterate reached (to the starting values too), at the cost of
+keeping every step's graph. Converged, it tends to the implicit gradient (the derivative of the fixed point).
+
 References:
     Gould, Fernando, Cherian, Anderson, Santa Cruz and Guo, "On Differentiating Parameterized Argmin and Argmax
     Problems with Application to Bi-level Optimization", 2016 (the implicit derivative of an argmin).
@@ -23,7 +29,17 @@ from __future__ import annotations
 
 import torch
 
-from torchworks.geometry._bundle_solver import Layout, apply_step, assemble, gather, rho_terms, schur_solve
+from torchworks.geometry._bundle_solver import (
+    Layout,
+    apply_step,
+    assemble,
+    evaluate,
+    gather,
+    gauss_newton_system,
+    loss_terms,
+    rho_terms,
+    schur_solve,
+)
 from torchworks.geometry._reprojection import project, rodrigues
 
 
@@ -68,3 +84,24 @@ def implicit_solution(solution, inputs, layout: Layout, loss: str, k: float):
                                   hess[..., l_count:, l_count:], grad[..., :l_count], grad[..., l_count:], layout)
         dz, dx = schur_solve(u, g, w, v, gp, torch.zeros(b_count, dtype=torch.float64, device=dev))
         return apply_step(r_base, t_base, x_s, i_base, dz - dz.detach(), dx - dx.detach(), layout)
+
+
+def unrolled_solution(state, pix, layout: Layout, loss: str, k: float, steps: int, damping: float = 1e-4):
+    """``steps`` LM steps (Marquardt damping ``damping``, no acceptance test) under autograd from ``state``.
+
+    Args:
+        state: (rotations (B, C, 3, 3), translations (B, C, 3), points (B, P, 3), intrinsics (B, 9)) float64, with
+            their graphs; pix: (B, M, 2).
+
+    Returns:
+        (rotations, translations, points, intrinsics) after the steps, and the (B,) costs before the last step.
+    """
+    lam = torch.full((pix.shape[0],), damping, dtype=torch.float64, device=pix.device)
+    previous = loss_terms(evaluate(*state, pix, layout, False)[0], loss, k)[0].detach()
+    with torch.enable_grad():
+        for _ in range(steps):
+            res, j_cam, j_pts = evaluate(*state, pix, layout, True)
+            cost, sw = loss_terms(res, loss, k)
+            previous = cost.detach()
+            state = apply_step(*state, *schur_solve(*gauss_newton_system(res, j_cam, j_pts, sw, layout), lam), layout)
+    return state, previous

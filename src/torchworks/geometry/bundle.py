@@ -24,6 +24,8 @@ Differentiable: :func:`reprojection_residuals` is plain torch. With ``differenti
 carries gradients to the pixels, the intrinsics and distortion (those held fixed; a refined one's starting value
 does not change the minimum) and the gauge-held initial pose parameters, by the implicit function theorem at the
 optimum (see :mod:`torchworks.geometry._bundle_implicit`): meaningful at a converged, isolated minimum.
+``differentiable="unrolled"`` instead differentiates through a stated number of LM steps (gradients to the
+starting values too; they fade as the steps converge to the implicit ones).
 
 References:
     Triggs, McLauchlan, Hartley and Fitzgibbon, "Bundle Adjustment - A Modern Synthesis", 2000 (sections 6.1, 9).
@@ -181,7 +183,7 @@ def bundle_adjust_batched(rotations: torch.Tensor, translations: torch.Tensor, p
                           intrinsics: torch.Tensor, distortion: torch.Tensor | None = None,
                           refine_intrinsics: Sequence[str] = (), loss: str = "linear", loss_scale: float = 1.0,
                           fixed_cameras: Sequence[int] = (0,), iterations: int = 100, tolerance: float = 1e-10,
-                          differentiable: bool = False) -> BundleBatchResult:
+                          differentiable: bool | str = False) -> BundleBatchResult:
     """Bundle-adjust B independent problems of one shape at once (see :func:`bundle_adjust` for the arguments).
 
     Args:
@@ -196,7 +198,12 @@ def bundle_adjust_batched(rotations: torch.Tensor, translations: torch.Tensor, p
     """
     (b_count, _, p_count, m), cam, pid = _check(rotations, translations, points, camera_index, point_index, pixels,
                                                 refine_intrinsics, loss, loss_scale, fixed_cameras)
-    if differentiable and not fixed_cameras:
+    if differentiable not in (False, True, "implicit", "unrolled"):
+        raise ValueError(f"differentiable must be False, True / 'implicit' or 'unrolled', got {differentiable!r}")
+    if differentiable == "unrolled":
+        if iterations < 1:
+            raise ValueError(f"differentiable='unrolled' needs iterations >= 1 (the steps), got {iterations}")
+    elif differentiable and not fixed_cameras:
         raise ValueError("differentiable=True needs a fixed gauge (non-empty fixed_cameras): with the gauge free "
                          "the minimum is not unique and has no derivative")
     intr_in = _intrinsics_batch(intrinsics, distortion, b_count)
@@ -204,6 +211,10 @@ def bundle_adjust_batched(rotations: torch.Tensor, translations: torch.Tensor, p
     f64 = [x.detach().to(torch.float64) for x in (rotations, translations, points, pixels)]
     with torch.no_grad():
         layout = solver.make_layout(f64[0], f64[1], cam, pid, p_count, list(fixed_cameras), free_intr)
+    if differentiable == "unrolled":
+        return _unrolled(rotations, translations, points, intr_in, pixels, layout, loss, loss_scale, iterations,
+                         tolerance)
+    with torch.no_grad():
         rot, trans, pts, intr, initial, cost, its, conv = solver.levenberg_marquardt(
             f64[0].clone(), f64[1].clone(), f64[2].clone(), intr_in.detach().clone(), f64[3], layout, loss,
             loss_scale, iterations, tolerance)
@@ -221,12 +232,29 @@ def bundle_adjust_batched(rotations: torch.Tensor, translations: torch.Tensor, p
     return BundleBatchResult(rot, trans, pts, intr, initial, cost, rms, its, conv)
 
 
+def _unrolled(rotations, translations, points, intr_in, pixels, layout, loss, loss_scale, steps, tolerance):
+    from torchworks.geometry._bundle_implicit import unrolled_solution
+
+    pix = pixels.to(torch.float64)
+    start = tuple(x.to(torch.float64) for x in (rotations, translations, points)) + (intr_in,)
+    with torch.no_grad():
+        initial = solver.loss_terms(solver.evaluate(*start, pix, layout, False)[0], loss, loss_scale)[0]
+    (rot, trans, pts, intr), before = unrolled_solution(start, pix, layout, loss, loss_scale, steps)
+    with torch.no_grad():
+        res = solver.evaluate(rot, trans, pts, intr, pix, layout, False)[0]
+        cost = solver.loss_terms(res, loss, loss_scale)[0]
+        rms = (res.square().sum((1, 2)) / max(2 * res.shape[1], 1)).sqrt()
+    conv = (before - cost).abs() <= tolerance * before
+    its = torch.full_like(conv, steps, dtype=torch.long)
+    return BundleBatchResult(rot, trans, pts, intr, initial, cost, rms, its, conv)
+
+
 def bundle_adjust(rotations: torch.Tensor, translations: torch.Tensor, points: torch.Tensor,
                   camera_index: torch.Tensor, point_index: torch.Tensor, pixels: torch.Tensor,
                   intrinsics: torch.Tensor, distortion: torch.Tensor | None = None,
                   refine_intrinsics: Sequence[str] = (), loss: str = "linear", loss_scale: float = 1.0,
                   fixed_cameras: Sequence[int] = (0,), iterations: int = 100, tolerance: float = 1e-10,
-                  differentiable: bool = False) -> BundleResult:
+                  differentiable: bool | str = False) -> BundleResult:
     """Jointly refine camera poses, points and optionally shared intrinsics by sparse Levenberg-Marquardt.
 
     Args:
@@ -246,7 +274,11 @@ def bundle_adjust(rotations: torch.Tensor, translations: torch.Tensor, points: t
             ``rotations``/``translations``, by the implicit function theorem at the optimum (exact Hessian,
             Schur-reduced like the solver). Meaningful at a converged, isolated minimum with a fixed gauge (a
             RuntimeWarning when not converged); not at Huber's kink |r| = k. Starting values of refined
-            parameters get zero gradient: the minimum does not depend on them.
+            parameters get zero gradient: the minimum does not depend on them. ``"implicit"`` is the same as
+            True. ``"unrolled"``: instead of solving, take exactly ``iterations`` LM steps (damping 1e-4, every
+            step taken, no stopping) under autograd and return that iterate, with gradients to every input
+            including the starting values; ``converged`` then means the last step changed the cost by less than
+            ``tolerance`` (relative).
 
     Returns:
         A :class:`BundleResult` (float64 tensors).
