@@ -87,7 +87,7 @@ def test_degeneracy_flag_at_half_a_pixel_of_noise_with_the_default_threshold(mod
 
 def test_homography_sampson_error_is_half_the_transfer_error_for_the_identity_and_zero_on_exact_data():
     from torchworks.geometry.homography import apply_homography
-    from torchworks.geometry.ransac import _homography_sampson, _Points
+    from torchworks.geometry.ransac.points import _homography_sampson, _Points
 
     g = torch.Generator().manual_seed(0)
     x1 = torch.rand(50, 2, generator=g, dtype=torch.float64) * 600

@@ -201,6 +201,7 @@ class _SampsonProblem:
     def __init__(self, design: np.ndarray, a1: np.ndarray, a2: np.ndarray, weights: np.ndarray | None = None):
         self.design, self.a1, self.a2 = design, a1, a2  # (N, 15), (2, 3), (2, 3)
         self.sw = None if weights is None else np.sqrt(np.clip(weights, 0, None))
+        self._design_t = None  # design^T, contiguous, built on first use
 
     @classmethod
     def from_normalized(cls, n1: torch.Tensor, n2: torch.Tensor, intrinsics1: torch.Tensor,
@@ -221,14 +222,17 @@ class _SampsonProblem:
             weights = self.sw[mask] ** 2
         return _SampsonProblem(self.design[mask], self.a1, self.a2, weights)
 
-    def _columns(self, ms: np.ndarray) -> np.ndarray:
-        # (k, 3, 3) matrices -> (15, 5k): design @ block j = (n2^T M_j n1, A2 M_j n1, A1 M_j^T n2) per point.
+    def _rows(self, ms: np.ndarray) -> np.ndarray:
+        """(k, 3, 3) matrices -> (5, k, N): the numerator n2^T M_j n1 and the four line coordinates (A2 M_j n1,
+        A1 M_j^T n2) of every point, as contiguous length-N rows of cols @ design^T."""
         k = ms.shape[0]
-        cols = np.zeros((15, k, 5))
-        cols[:9, :, 0] = ms.reshape(k, 9).T
-        cols[9:12, :, 1:3] = (self.a2 @ ms).transpose(2, 0, 1)
-        cols[12:15, :, 3:5] = (self.a1 @ ms.transpose(0, 2, 1)).transpose(2, 0, 1)
-        return cols.reshape(15, 5 * k)
+        cols = np.zeros((5, k, 15))
+        cols[0, :, :9] = ms.reshape(k, 9)
+        cols[1:3, :, 9:12] = (self.a2 @ ms).transpose(1, 0, 2)
+        cols[3:5, :, 12:15] = (self.a1 @ ms.transpose(0, 2, 1)).transpose(1, 0, 2)
+        if self._design_t is None:
+            self._design_t = np.ascontiguousarray(self.design.T)
+        return (cols.reshape(5 * k, 15) @ self._design_t).reshape(5, k, -1)
 
     def residuals(self, rot: np.ndarray, t: np.ndarray) -> np.ndarray:
         r = self.residuals_of(_skew_np(t) @ rot)
@@ -236,22 +240,20 @@ class _SampsonProblem:
 
     def residuals_of(self, e: np.ndarray) -> np.ndarray:
         """(N,) signed, unweighted Sampson distances in pixels of a (3, 3) E (any scale)."""
-        out = self.design @ self._columns(e[None])  # (N, 5)
-        lines = out[:, 1:]
-        return out[:, 0] / np.sqrt(np.einsum("ij,ij->i", lines, lines))
+        num, l0, l1, l2, l3 = self._rows(e[None])[:, 0]
+        return num / np.sqrt(l0 * l0 + l1 * l1 + l2 * l2 + l3 * l3)
 
     def residuals_and_jacobian(self, rot: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e = _skew_np(t) @ rot
         b = _tangent_basis(t)
         # E and its derivatives along the local coordinates: [t]x R [e_k]x (rotation), [b_j]x R (translation).
         ms = np.stack([e, *(e @ _AXES), _skew_np(b[0]) @ rot, _skew_np(b[1]) @ rot])  # (6, 3, 3)
-        out = self.design @ self._columns(ms)  # (N, 30): values, then 5 derivative blocks of 5
-        num, lines = out[:, 0], out[:, 1:5]
-        inv = 1 / np.sqrt(np.einsum("ij,ij->i", lines, lines))
-        d = out[:, 5:].reshape(-1, 5, 5)  # (N, param, [num, 4 line coordinates])
-        half_dden = np.einsum("npc,nc->np", d[:, :, 1:], lines)  # (N, 5): sum_c line_c d(line_c)
+        out = self._rows(ms).reshape(30, -1)  # row 6 f + j: field f of matrix j
+        num, l0, l1, l2, l3 = out[0], out[6], out[12], out[18], out[24]
+        inv = 1 / np.sqrt(l0 * l0 + l1 * l1 + l2 * l2 + l3 * l3)
+        half_dden = out[7:12] * l0 + out[13:18] * l1 + out[19:24] * l2 + out[25:30] * l3  # sum_c line_c d(line_c)
         r = num * inv
-        jac = d[:, :, 0] * inv[:, None] - (num * inv**3)[:, None] * half_dden
+        jac = (out[1:6] * inv - (r * inv * inv) * half_dden).T  # (N, 5)
         if self.sw is not None:
             r, jac = r * self.sw, jac * self.sw[:, None]
         return r, jac  # (N,), (N, 5)
@@ -275,14 +277,15 @@ def _pose_from_essential(e: np.ndarray, n1: np.ndarray, n2: np.ndarray, max_dept
     w = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     t = u[:, 2]
     best, votes = None, -1
-    n2_sq = (n2 * n2).sum(1)
+    n2_sq, n2_t = (n2 * n2).sum(1), n2 @ t
     for rot in (u @ w @ vt, u @ w.T @ vt):
         rn1 = n1 @ rot.T  # (M, 3)
-        c = np.cross(n2, rn1)
-        cc = (c * c).sum(1)
-        ct = (np.cross(n2, t) * c).sum(1)  # (n2 x t).(n2 x R n1); flips sign with t
+        n2_rn1 = (n2 * rn1).sum(1)
+        # Lagrange's identity instead of cross products: |n2 x R n1|^2 and (n2 x t).(n2 x R n1).
+        cc = n2_sq * (rn1 * rn1).sum(1) - n2_rn1 * n2_rn1
+        ct = n2_sq * (rn1 @ t) - n2_rn1 * n2_t  # flips sign with t
         z1 = -ct / np.where(cc > 0, cc, np.inf)
-        z2 = (z1 * (rn1 * n2).sum(1) + n2 @ t) / n2_sq
+        z2 = (z1 * n2_rn1 + n2_t) / n2_sq
         for sign in (1.0, -1.0):  # -t: z1 and z2 change sign together
             count = int(np.count_nonzero((sign * z1 > 0) & (sign * z2 > 0) & (sign * z1 < max_depth)
                                          & (sign * z2 < max_depth)))
