@@ -17,7 +17,7 @@ A sharded checkpoint is two parts:
 * ``checkpoints/shards/step-XXXXXXX/``: the sharded tensors (parameter shards and the optimiser moments of those
   shards), one safetensors file per process written by ``torch.distributed.checkpoint`` with its
   ``HuggingFaceStorageWriter`` (offsets of each shard in the safetensors header, so it reloads on another number of
-  processes too);
+  processes too: 2 -> 3 checked by hand, RNG streams then restart);
 * the ordinary checkpoint file (``last.ckpt``, ``step-XXXXXXX.ckpt``, ``best.ckpt``) holding everything else:
   step, RNG states, schedulers, optimiser hyper-parameters, buffers, ``shards`` (the folder, relative to the
   checkpoint) and, as in every engine checkpoint, the exported model gathered in full (``model_spec`` + ``model``),
