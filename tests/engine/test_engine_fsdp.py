@@ -153,8 +153,13 @@ def test_sharded_checkpoint_is_refused_without_fsdp(fsdp_runs):
 
     tmp, config = fsdp_runs
     last = tmp / "stopped" / "checkpoints" / "last.ckpt"
-    with pytest.raises(CheckpointError, match="holds a sharded training state .*strategy: fsdp"):
+    before = {p: p.stat().st_mtime_ns for p in (tmp / "stopped").rglob("*")}
+    with pytest.raises(CheckpointError, match="holds a sharded training state .*resume it with strategy fsdp"):
         train(config, ["trainer.max_steps=7"], resume=last, out_dir=tmp / "stopped", devices=1)
+    assert {p: p.stat().st_mtime_ns for p in (tmp / "stopped").rglob("*")} == before  # refused before any write
+    ddp_last = tmp / "ddp" / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match="was written without trainer.strategy fsdp"):
+        train(config, ["trainer.max_steps=7"], resume=ddp_last, out_dir=tmp / "ddp", devices=2, strategy="fsdp")
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a machine with 2 GPUs (NCCL)")

@@ -145,6 +145,11 @@ class Trainer:
         cfg, fabric, out_dir = self.config, self.fabric, Path(out_dir)
         self._clock0, self._spent, self._timed_from = (time.process_time(), time.perf_counter()), (0.0, 0.0), 0
         state = read_training_checkpoint(resume) if resume is not None else None  # fail before any work
+        if state is not None and bool(state.get("shards")) != self.sharded:
+            raise CheckpointError(
+                f"{resume} holds a sharded training state (trainer.strategy fsdp); resume it with strategy fsdp, or "
+                "read its exported model with load_model" if state.get("shards") else
+                f"{resume} was written without trainer.strategy fsdp; resume it with the strategy it was trained with")
         self._launch()
         rank0 = fabric.is_global_zero
         ckpts = CheckpointManager(out_dir, cfg.keep_checkpoints, enabled=rank0)
@@ -280,9 +285,6 @@ class Trainer:
             from torchworks.engine import fsdp
 
             fsdp.restore(state, task, optimizers, schedulers, source)
-        elif state.get("shards"):
-            raise CheckpointError(f"{source} holds a sharded training state (trainer.strategy fsdp); resume it with "
-                                  "trainer.strategy: fsdp, or read its exported model with load_model")
         else:
             restore(state, task, optimizers, schedulers, source)
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
