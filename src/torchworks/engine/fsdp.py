@@ -22,6 +22,9 @@ A sharded checkpoint is two parts:
   step, RNG states, schedulers, optimiser hyper-parameters, buffers, ``shards`` (the folder, relative to the
   checkpoint) and, as in every engine checkpoint, the exported model gathered in full (``model_spec`` + ``model``),
   so ``load_model`` and ``torchworks generate`` read it like a single-process one.
+
+After ``fit`` the task's trainable modules stay sharded (their parameters are DTensor shards on each process):
+read the trained model from ``last.ckpt`` with ``load_model`` rather than from ``TrainResult.task``.
 """
 
 from __future__ import annotations
