@@ -6,12 +6,15 @@ Part of :mod:`torchworks.geometry.ransac`.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from torchworks.geometry._checks import to_homogeneous
 from torchworks.geometry.camera import pixels_to_normalized
-from torchworks.geometry.ransac.hypotheses import _best, _local_optimize, _minimal, _sample
-from torchworks.geometry.ransac.points import _errors, _msac, _Points
+from torchworks.geometry.ransac.hypotheses import _local_optimize, _sample
+from torchworks.geometry.ransac.points import _errors, _homography_sampson_of, _msac, _Points
 from torchworks.geometry.so3 import project_to_so3
 
 # The degeneracy test scores H by its Sampson error, ~ sigma^2 chi^2 with 2 degrees of freedom, where the F/E
@@ -23,6 +26,41 @@ _H_THRESHOLD_SCALE = 5.991464547107979 / 3.841458820694124
 _DEGENERATE_SHARE = 0.9
 
 
+def _probe(x1: torch.Tensor, x2: torch.Tensor, idx: torch.Tensor, probe: torch.Tensor, th2: float
+           ) -> np.ndarray | None:
+    """The first stage of the test, in NumPy (at 32 x 128 errors, tensor ops would cost several times the
+    arithmetic): the 4-point homographies of the samples ``idx`` (S, 4) (Hartley-normalized over all points, an
+    8 x 8 solve with H[2, 2] = 1 each, as :func:`hypotheses._homography_4point`), and the one with the lowest MSAC
+    score on the points ``probe``. Returns it as a (3, 3) float64 array, or None when it explains under half of
+    the probe points (or no sample is solvable)."""
+    a1, a2 = x1.detach().cpu().double().numpy(), x2.detach().cpu().double().numpy()
+    norm, back = [], []
+    for a in (a1, a2):
+        mean = a.mean(0)
+        scale = math.sqrt(2) / max(float(np.linalg.norm(a - mean, axis=1).mean()), 1e-12)
+        norm.append((a - mean) * scale)
+        back.append(np.array([[scale, 0, -scale * mean[0]], [0, scale, -scale * mean[1]], [0, 0, 1]]))
+    s1, s2 = norm[0][idx.cpu().numpy()], norm[1][idx.cpu().numpy()]  # (S, 4, 2)
+    x, y, u, v = s1[..., 0], s1[..., 1], s2[..., 0], s2[..., 1]
+    o, i = np.zeros_like(x), np.ones_like(x)
+    system = np.concatenate([np.stack([x, y, i, o, o, o, -u * x, -u * y], -1),
+                             np.stack([o, o, o, x, y, i, -v * x, -v * y], -1)], 1)  # (S, 8, 8)
+    valid = np.abs(np.linalg.det(system)) > 1e-12
+    if not valid.any():
+        return None
+    sol = np.linalg.solve(system[valid], np.concatenate([u, v], 1)[valid][..., None])[..., 0]
+    hs = np.linalg.inv(back[1]) @ np.concatenate([sol, np.ones((sol.shape[0], 1))], 1).reshape(-1, 3, 3) @ back[0]
+    hs = hs / hs[:, 2:, 2:]
+    p = probe.cpu().numpy()
+    h1 = np.concatenate([a1[p], np.ones((p.size, 1))], 1).T[None]  # (1, 3, P)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.nan_to_num(_homography_sampson_of(hs[None], h1, a2[p, 0][None], a2[p, 1][None])[0], nan=np.inf)
+    best = int(np.minimum(err, th2).sum(1).argmin())
+    if int((err[best] < th2).sum()) < 0.5 * p.size:
+        return None
+    return hs[best]
+
+
 def _degeneracy(model, x1, x2, threshold, seed, k1, k2) -> str:
     n = x1.shape[0]
     if n < 8:
@@ -32,14 +70,12 @@ def _degeneracy(model, x1, x2, threshold, seed, k1, k2) -> str:
     # If one H fits >= 90 % of the points, 32 four-point samples all miss it with probability < 1e-14. They are
     # scored on at most 128 of the points first: a minimal H from noisy points already explains well over half of
     # a plane's points, while in a general scene (the common case) none comes close, and the test stops there.
-    hyp, valid = _minimal("hsampson", pts, _sample(gen, 1, 32, n, 4, x1.device))
-    if not bool(valid.any()):
+    idx = _sample(gen, 1, 32, n, 4, x1.device)[0]
+    probe = torch.arange(n) if n <= 128 else torch.randperm(n, generator=gen, device=x1.device)[:128]
+    h = _probe(x1, x2, idx, probe, th2)
+    if h is None:
         return ""
-    probe = pts if n <= 128 else pts.columns(torch.randperm(n, generator=gen, device=x1.device)[:128])
-    h, score = _best("hsampson", hyp, valid, probe, th2, gen)
-    h = h[0]
-    if int((_errors("hsampson", h[None, None], probe)[0, 0] < th2).sum()) < 0.5 * probe.h1.shape[-1]:
-        return ""
+    h = torch.from_numpy(h).to(x1)
     h, _ = _local_optimize("hsampson", h, float(_msac(_errors("hsampson", h[None, None], pts)[0, 0], th2)), pts,
                            th2)
     # A plane or a pure rotation makes a homography fit (nearly) every F inlier; a dominant plane in a

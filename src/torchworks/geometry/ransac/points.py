@@ -102,9 +102,15 @@ def _homography_sampson(h: torch.Tensor, pts: _Points) -> torch.Tensor:
     """(B, S, N) squared Sampson errors of (B, S, 3, 3) homographies: the first-order distance of (x1, x2) in R^4
     to the surface x2 = H(x1), noise in both images (Hartley and Zisserman 4.2.6). Equals half the squared transfer
     error for H = I, and is ~ sigma^2 chi^2_2 under isotropic pixel noise sigma in both images."""
-    p = h @ pts.h1[:, None]  # (B, S, 3, N): (a, b, c) = H x1
+    return _homography_sampson_of(h, pts.h1, pts.u2, pts.v2)
+
+
+def _homography_sampson_of(h, h1, u2, v2):
+    """:func:`_homography_sampson` on arrays, tensors or NumPy alike: (B, S, 3, 3) H, (B, 3, N) homogeneous x1,
+    (B, N) u2 and v2 -> (B, S, N)."""
+    p = h @ h1[:, None]  # (B, S, 3, N): (a, b, c) = H x1
     a, b, c = p[:, :, 0], p[:, :, 1], p[:, :, 2]
-    u2, v2 = pts.u2[:, None], pts.v2[:, None]
+    u2, v2 = u2[:, None], v2[:, None]
     e1, e2 = u2 * c - a, v2 * c - b  # algebraic residuals (rows of x2 x H x1)
     # Jacobians of (e1, e2) w.r.t. (x1, y1, x2, y2): j1 = (p, q, c, 0), j2 = (r, s, 0, c).
     hh = h[..., None]  # (B, S, 3, 3, 1) broadcasting over N
