@@ -268,3 +268,26 @@ def test_init_from_trains_through_the_engine_and_reloads(tmp_path, hf_folder):
     idx = torch.tensor([tok.encode("Speak, speak.")])
     with torch.no_grad():
         assert torch.allclose(model(idx)[0], result.task.model.eval()(idx)[0], atol=1e-6)
+
+
+def test_pickle_sniffing_tells_safetensors_with_a_0x80_header_length_from_a_pickle(tmp_path):
+    """A safetensors file whose 8-byte header length starts with byte 0x80 (about 1 in 256) is not a pickle; a
+    protocol-2..5 pickle and a torch zip are."""
+    from safetensors.torch import save_file
+
+    from torchworks.transformer.gpt.nanogpt import is_torch_pickle
+
+    st = None
+    for n in range(1, 400):  # metadata of growing length until the header length's low byte is 0x80
+        path = tmp_path / f"w{n}.safetensors"
+        save_file({"w": torch.zeros(2)}, str(path), metadata={"pad": "x" * n})
+        if path.read_bytes()[0] == 0x80:
+            st = path
+            break
+    assert st is not None
+    assert not is_torch_pickle(st)  # the old sniffing (first byte 0x80) called it a pickle
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    zipped = tmp_path / "zip.pt"
+    torch.save({"a": torch.zeros(1)}, zipped)
+    assert is_torch_pickle(raw) and is_torch_pickle(zipped)

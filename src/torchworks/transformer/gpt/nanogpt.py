@@ -41,10 +41,19 @@ _MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size"
 
 
 def is_torch_pickle(path: str | Path) -> bool:
-    """Whether ``path`` starts like a ``torch.save`` file (a zip archive or a raw pickle)."""
+    """Whether ``path`` starts like a ``torch.save`` file (a zip archive or a raw pickle of protocol 2-5).
+
+    A safetensors file (8-byte little-endian header length, then ``{``) is not one, even when its length's first
+    byte happens to be 0x80, the pickle opcode PROTO (about 1 header in 256).
+    """
+    path = Path(path)
     with open(path, "rb") as fh:
-        head = fh.read(4)
-    return head[:2] == b"PK" or head[:1] == b"\x80"
+        head = fh.read(9)
+    if head[:2] == b"PK":
+        return True
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") + 8 <= path.stat().st_size:
+        return False  # safetensors
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def gpt_config_from_nanogpt(model_args: Mapping[str, Any]) -> GPTConfig:
