@@ -135,15 +135,6 @@ def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
     return pairs
 
 
-def _pluralistic(method: str) -> bool:
-    """Whether a registered method takes a sampling ``seed`` (ICT-style models do; LaMa and Telea do not)."""
-    import inspect
-
-    from torchworks.core.registry import INPAINTERS
-
-    return method in INPAINTERS and "seed" in inspect.signature(INPAINTERS.get(method)).parameters
-
-
 def sample_paths(out: Path, samples: int) -> list[Path]:
     """``out`` for one sample, else ``<stem>_sample<i><suffix>`` for i = 0..samples-1."""
     return [out] if samples == 1 else [out.with_name(f"{out.stem}_sample{i}{out.suffix}") for i in range(samples)]
@@ -163,7 +154,9 @@ def inpaint_file(src: Path, mask_path: Path, out: Path, args: argparse.Namespace
     if getattr(args, "weights", None):
         opts["weights"] = args.weights
     samples = getattr(args, "samples", 1)
-    plural = _pluralistic(args.method)
+    from torchworks.inpainting.api import is_pluralistic
+
+    plural = is_pluralistic(args.method)
     if samples > 1 and not plural:
         raise ConfigError(f"--samples {samples}: {args.method!r} gives one completion per hole; --samples applies "
                           "to pluralistic methods (ict_*)")

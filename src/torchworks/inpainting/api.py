@@ -133,6 +133,17 @@ def _mask_to_hole(mask: Any, batch: int, size: tuple[int, int], threshold: float
     return hole.expand(batch, -1, -1, -1)
 
 
+def is_pluralistic(method: str | Inpainter) -> bool:
+    """Whether a method draws its fill with a sampling seed, so one hole has several completions (ICT-style
+    models; LaMa and the classical methods give one). A name: its registered factory takes ``seed``; an object:
+    it holds an integer ``seed``. The CLI's ``--samples``, the UI's variations and the diversity metric ask this."""
+    if isinstance(method, str):
+        import inspect
+
+        return method in INPAINTERS and "seed" in inspect.signature(INPAINTERS.get(method)).parameters
+    return isinstance(getattr(method, "seed", None), int)
+
+
 def get_inpainter(method: str | Inpainter, **opts: Any) -> Inpainter:
     """An inpainter from a registry name (``torchworks list inpainters``) or an instance (returned as is)."""
     if isinstance(method, Inpainter):

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from torchworks.inpainting.api import inpaint
+from torchworks.inpainting.api import inpaint, is_pluralistic
 from torchworks.inpainting.base import Inpainter
 from torchworks.inpainting.fid import extract_features
 
@@ -106,11 +106,6 @@ def diversity(samples: torch.Tensor, mask: torch.Tensor, feature_model: torch.nn
     """Both distances for S fills (S, 3, H, W) of one hole ``mask`` (1, 1, H, W); see the functions above."""
     feat = feature_diversity(feature_model, samples) if feature_model is not None else float("nan")
     return Diversity(hole_l1_diversity(samples, mask), feat, samples.shape[0])
-
-
-def is_pluralistic(inpainter: Inpainter) -> bool:
-    """Whether the inpainter draws its fill with a seed (ICT-style models); LaMa and the classical ones do not."""
-    return isinstance(getattr(inpainter, "seed", None), int)
 
 
 def with_seed(inpainter: Inpainter, seed: int) -> Inpainter:

@@ -41,7 +41,7 @@ from fastapi.staticfiles import StaticFiles
 
 import torchworks.inpainting  # noqa: F401  (registers the classical methods)
 from torchworks.core.registry import INPAINTERS
-from torchworks.inpainting.api import inpaint
+from torchworks.inpainting.api import inpaint, is_pluralistic
 from torchworks.inpainting.base import MissingExtraError
 from torchworks.ui.guard import LOOPBACK_HOSTS, RequestGuard, check_hosts
 from torchworks.ui.jobs import Admission, Busy, CancelToken, JobCancelled, ProgressFeed, release_memory, run_job
@@ -87,7 +87,7 @@ def list_methods() -> list[MethodInfo]:
         kind = INPAINTERS.meta(name).get("kind")
         doc = (INPAINTERS.get(name).__doc__ or "").strip().splitlines()
         infos.append(MethodInfo(name=name, kind=kind if kind in ("learned", "baseline") else "classical",
-                                description=doc[0] if doc else "", pluralistic=pluralistic(name)))
+                                description=doc[0] if doc else "", pluralistic=is_pluralistic(name)))
     return infos
 
 
@@ -282,12 +282,6 @@ def _run_inpaint(token: CancelToken, image: Any, mask: Any, method: str, **opts:
     return _png(out, img), seconds
 
 
-def pluralistic(method: str) -> bool:
-    """Whether a registered method draws its fill with a ``seed`` (ICT-style models; as ``torchworks inpaint``
-    decides for ``--samples``)."""
-    return method in INPAINTERS and "seed" in inspect.signature(INPAINTERS.get(method)).parameters
-
-
 def _run_variations(token: CancelToken, report: ProgressFeed, image: Any, mask: Any, method: str, samples: int,
                     seed: int, device: str | None, **opts: Any) -> dict[str, Any]:
     """The ``samples`` fills of seeds ``seed, seed + 1, ...`` (in a worker thread, holding the job budget).
@@ -440,7 +434,7 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
         """Fills the white part of the mask; pixels outside the (dilated) hole come back bit for bit."""
         check_method(method)
         img, msk = await read_pair(image, mask)
-        seeded = {"seed": seed} if seed is not None and pluralistic(method) else {}
+        seeded = {"seed": seed} if seed is not None and is_pluralistic(method) else {}
 
         def work(token: CancelToken) -> tuple[bytes, float]:
             return _run_inpaint(token, img, msk, method, dilate=dilate, feather=feather, strategy=strategy,
@@ -482,7 +476,7 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
         :class:`ErrorResponse` with its status, answered before the first line is streamed.
         """
         check_method(method)
-        if not pluralistic(method):
+        if not is_pluralistic(method):
             raise ApiError(422, f"method {method!r} gives one completion per hole; variations need a pluralistic "
                            "method (ict_*); use POST /api/inpaint")
         if not 1 <= samples <= MAX_SAMPLES:
