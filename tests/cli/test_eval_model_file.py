@@ -54,6 +54,20 @@ def test_model_file_scores_exactly_like_its_training_checkpoint(capsys, gpt_run)
     assert from_file == from_ckpt and 0 < from_file["val/loss"] < 5  # a few steps in: below ln(vocab) ~ 3.3 + noise
 
 
+def test_only_rank_zero_prints_the_metrics(capsys, gpt_run, monkeypatch):
+    """Every process of a multi-process evaluation holds the same reduced metrics: rank 0 prints them once."""
+    from torchworks.cli import train_cmd
+
+    sets, ckpt, _, _ = gpt_run
+    args = [str(ROOT / "configs" / "tiny_gpt.yaml"), "--threads", "1", *[a for s in sets for a in ("--set", s)]]
+    monkeypatch.setattr(train_cmd, "_rank", lambda: 1)
+    code, metrics, _ = _eval(capsys, *args, "--ckpt", str(ckpt))
+    assert code == 0 and metrics == {}
+    monkeypatch.setattr(train_cmd, "_rank", lambda: 0)
+    code, metrics, _ = _eval(capsys, *args, "--ckpt", str(ckpt))
+    assert code == 0 and set(metrics) == {"val/loss"}
+
+
 def test_model_file_with_another_tokenizer_is_refused(capsys, gpt_run, tmp_path):
     sets, _, exported, _ = gpt_run
     state = load_checkpoint(exported)

@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             metrics = evaluate_model_file(args.config, args.ckpt, state, overrides=args.overrides,
                                           data_dir=args.data_dir, split=args.split, **trainer_overrides)
-        for name, value in metrics.items():
-            print(f"{name:24s} {value:.6g}")
+        if _rank() == 0:  # every process of a multi-process evaluation holds the same reduced metrics
+            for name, value in metrics.items():
+                print(f"{name:24s} {value:.6g}")
         return 0
     if args.seeds is not None:
         if args.resume is not None:
@@ -50,6 +51,17 @@ def run(args: argparse.Namespace) -> int:
                               data_dir=args.data_dir, overwrite=args.overwrite, seed=args.seed, **trainer_overrides)
     _report(result)
     return 0
+
+
+def _rank() -> int:
+    """This process's global rank (0 outside a multi-process run)."""
+    import os
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
 
 
 def _report(result: Any) -> None:
