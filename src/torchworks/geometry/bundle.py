@@ -274,7 +274,7 @@ def bundle_adjust(rotations: torch.Tensor, translations: torch.Tensor, points: t
             ``rotations``/``translations``, by the implicit function theorem at the optimum (exact Hessian,
             Schur-reduced like the solver). Meaningful at a converged, isolated minimum with a fixed gauge (a
             RuntimeWarning when not converged); not at Huber's kink |r| = k. Starting values of refined
-            parameters get zero gradient: the minimum does not depend on them. ``"implicit"`` is the same as
+            parameters get a zero (or no) gradient: the minimum does not depend on them. ``"implicit"`` is the same as
             True. ``"unrolled"``: instead of solving, take exactly ``iterations`` LM steps (damping 1e-4, every
             step taken, no stopping) under autograd and return that iterate, with gradients to every input
             including the starting values; ``converged`` then means the last step changed the cost by less than
