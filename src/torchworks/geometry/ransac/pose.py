@@ -123,9 +123,11 @@ def _refine_tukey(pose: tuple, pts: _Points, th2: float, steps: int = 4) -> tupl
     these stray points lie behind a camera, where no scene point can be. It starts from the converged Huber pose,
     whose basin it keeps (alone, from a minimal model's pose, it can stay in a wrong one). On 300 scenes of
     ``benchmarks/geometry/bench_robust.py`` the median rotation error drops from 0.049 to 0.041 deg and the 95th
-    percentile of the translation error from 0.77 to 0.56 deg. The scale, the cheirality and the candidate points
+    percentile of the translation error from 0.77 to 0.56 deg (IRLS converges linearly: with 3 steps, 0.58 deg
+    and 4 translations off by more than 1 deg instead of 2). The scale, the cheirality and the candidate points
     (errors below 2.5x the threshold) are fixed at the start; ``steps`` LM steps at most, fewer once a step moves
-    the pose by < 1e-5 (radians, unit t).
+    the pose by < 1e-5 (radians, unit t). Each trial point's residuals come with their Jacobian, which the next
+    step reuses when the trial is accepted (nearly always).
     """
     rot, trans = pose
     problem = pts.sampson_problem()
@@ -146,8 +148,8 @@ def _refine_tukey(pose: tuple, pts: _Points, th2: float, steps: int = 4) -> tupl
         return float((1 - (1 - u) ** 3).sum())
 
     lam = 1e-6
+    res, jac = sub.residuals_and_jacobian(rot, trans)
     for _ in range(steps):
-        res, jac = sub.residuals_and_jacobian(rot, trans)
         err = np.abs(res)
         w = np.clip(1 - (err / c) ** 2, 0.0, None) ** 2
         jw = jac * w[:, None]
@@ -159,8 +161,9 @@ def _refine_tukey(pose: tuple, pts: _Points, th2: float, steps: int = 4) -> tupl
             damped.flat[::6] += lam * diag
             step = np.linalg.solve(damped, -grad)
             new_rot, new_trans = sub.step(rot, trans, step)
-            if cost(np.abs(sub.residuals(new_rot, new_trans))) <= current:
-                rot, trans, lam = new_rot, new_trans, max(lam / 10, 1e-9)
+            new_res, new_jac = sub.residuals_and_jacobian(new_rot, new_trans)
+            if cost(np.abs(new_res)) <= current:
+                rot, trans, res, jac, lam = new_rot, new_trans, new_res, new_jac, max(lam / 10, 1e-9)
                 break
             lam *= 10
         else:
