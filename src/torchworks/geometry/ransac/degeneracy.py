@@ -65,7 +65,7 @@ def _degeneracy(model, x1, x2, threshold, seed, k1, k2) -> str:
     n = x1.shape[0]
     if n < 8:
         return ""
-    pts, th2 = _Points(x1[None], x2[None]), threshold**2 * _H_THRESHOLD_SCALE
+    th2 = threshold**2 * _H_THRESHOLD_SCALE
     gen = torch.Generator(device=x1.device).manual_seed(seed + 1)
     # If one H fits >= 90 % of the points, 32 four-point samples all miss it with probability < 1e-14. They are
     # scored on at most 128 of the points first: a minimal H from noisy points already explains well over half of
@@ -75,7 +75,7 @@ def _degeneracy(model, x1, x2, threshold, seed, k1, k2) -> str:
     h = _probe(x1, x2, idx, probe, th2)
     if h is None:
         return ""
-    h = torch.from_numpy(h).to(x1)
+    h, pts = torch.from_numpy(h).to(x1), _Points(x1[None], x2[None])
     h, _ = _local_optimize("hsampson", h, float(_msac(_errors("hsampson", h[None, None], pts)[0, 0], th2)), pts,
                            th2)
     # A plane or a pure rotation makes a homography fit (nearly) every F inlier; a dominant plane in a
