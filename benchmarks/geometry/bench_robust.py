@@ -220,7 +220,16 @@ def render(res: dict, bat: dict, real: list, args, machine: Machine, elapsed: fl
               "correspondences settles; cheirality on the refined E; then a few LM steps on Tukey's biweight "
               "(c = 4.685 sigma) over the correspondences in front of both cameras, which lets go of the stray "
               "outliers that land near their epipolar lines and bend weakly determined translations (the Huber "
-              "cost never lets go of them); then the homography test for degeneracy. Analytic Jacobians in NumPy."]
+              "cost never lets go of them); then the homography test for degeneracy. Analytic Jacobians in NumPy.", "",
+              "Why the Huber-only version lagged MAGSAC (median rotation error 0.049 vs 0.045 deg, translation p95 "
+              "0.81 vs 0.77 on the first 200 scenes): not the scoring (an MSAC threshold of 2x or 4x picks the same "
+              "models) nor the choice among the five-point roots, but uniform outliers that land within the "
+              "threshold of their epipolar line (about 2.5 per scene, 1.5 of them in front of both cameras): in "
+              "weakly determined scenes (forward motion, short baseline) one of them, 25 px off under the true "
+              "pose, moved t from 0.7 to 2.4 deg. The redescending biweight plus cheirality removes most of that. "
+              "The rare wrong pose (seed 2127, f = 1460 px: the best minimal model's LO ends 8.9 deg off with 644 "
+              "inliers against the truth's 668 and stops the search) is recovered by the convex Huber passes; the "
+              "Tukey steps must start after them (alone, they stay in the wrong basin)."]
     return "\n".join(lines)
 
 
