@@ -42,10 +42,13 @@ def test_in_front_is_the_sign_of_both_depths():
 
 # Scenes of bench_robust.py where the estimate used to fail: 2169 and 2117 (forward-ish motion) had translation
 # errors of 1.23 and 1.93 deg with the Huber refinement alone (a few outliers near their epipolar lines bent t;
-# OpenCV MAGSAC 0.15 and 0.10); 2127 (f = 1460 px) ended 8 deg / 168 deg off when the Huber passes were cut short.
-@pytest.mark.parametrize(("seed", "max_rot", "max_trans"), [(2169, 0.1, 0.5), (2117, 0.2, 1.2), (2127, 1.0, 1.0)])
-def test_weakly_determined_scenes_keep_their_translation(seed, max_rot, max_trans):
-    s = two_view_scene("general", n=1000, noise=0.5, outliers=0.3, seed=seed)
+# OpenCV MAGSAC 0.15 and 0.10); 2127 (f = 1460 px) ended 8 deg / 168 deg off when the Huber passes were cut short,
+# and at 0.25 px noise 8 deg / 160 deg off when LM stopped on a small cost decrease while still zigzagging down
+# a narrow valley.
+@pytest.mark.parametrize(("seed", "noise", "max_rot", "max_trans"),
+                         [(2169, 0.5, 0.1, 0.5), (2117, 0.5, 0.2, 1.2), (2127, 0.5, 1.0, 1.0), (2127, 0.25, 0.5, 0.5)])
+def test_weakly_determined_scenes_keep_their_translation(seed, noise, max_rot, max_trans):
+    s = two_view_scene("general", n=1000, noise=noise, outliers=0.3, seed=seed)
     r = ransac(s["x1"], s["x2"], "essential", intrinsics1=s["K"], intrinsics2=s["K"])
     rot_err, trans_err = _errors_deg(r.rotation, r.translation, s)
     assert rot_err < max_rot and trans_err < max_trans, (rot_err, trans_err)
