@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from torchworks.core.atomic import atomic_path
+
 CSV_NAME = "metrics.csv"
 TB_DIR = "tb"
 
@@ -101,12 +103,10 @@ class MetricLogger:
             self._writer = None
 
     def _rewrite(self, rows: list[Mapping[str, Any]]) -> None:
-        tmp = self.csv_path.with_name(f".{CSV_NAME}.tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(self.columns)
             writer.writerows(_cells(r, self.columns) for r in rows)
-        tmp.replace(self.csv_path)
 
 
 def read_csv(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
