@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from torchworks.geometry.ransac import ransac
+from torchworks.geometry.ransac.hypotheses import _iterations_needed
 from torchworks.geometry.ransac.pose import _in_front
 from torchworks.geometry.rotations import axis_angle_to_matrix, geodesic_angle
 from torchworks.geometry.synthetic import two_view_scene
@@ -44,14 +45,37 @@ def test_in_front_is_the_sign_of_both_depths():
 # errors of 1.23 and 1.93 deg with the Huber refinement alone (a few outliers near their epipolar lines bent t;
 # OpenCV MAGSAC 0.15 and 0.10); 2127 (f = 1460 px) ended 8 deg / 168 deg off when the Huber passes were cut short,
 # and at 0.25 px noise 8 deg / 160 deg off when LM stopped on a small cost decrease while still zigzagging down
-# a narrow valley.
+# a narrow valley; at 1 px noise it ended 7.9 deg / 159 deg off when LO used the final refinement's narrower cost.
+# The median over four RANSAC seeds: 2117's translation error moves between 0.84 and 1.58 deg with the seed (local
+# minima a few MSAC units apart), with this code and the one before.
 @pytest.mark.parametrize(("seed", "noise", "max_rot", "max_trans"),
-                         [(2169, 0.5, 0.1, 0.5), (2117, 0.5, 0.2, 1.2), (2127, 0.5, 1.0, 1.0), (2127, 0.25, 0.5, 0.5)])
+                         [(2169, 0.5, 0.1, 0.5), (2117, 0.5, 0.2, 1.2), (2127, 0.5, 1.0, 1.0), (2127, 0.25, 0.5, 0.5),
+                          (2127, 1.0, 1.5, 2.0)])
 def test_weakly_determined_scenes_keep_their_translation(seed, noise, max_rot, max_trans):
     s = two_view_scene("general", n=1000, noise=noise, outliers=0.3, seed=seed)
+    errs = [_errors_deg(r.rotation, r.translation, s) for r in
+            (ransac(s["x1"], s["x2"], "essential", intrinsics1=s["K"], intrinsics2=s["K"], seed=k) for k in range(4))]
+    rot_err, trans_err = statistics.median(e[0] for e in errs), statistics.median(e[1] for e in errs)
+    assert rot_err < max_rot and trans_err < max_trans, errs
+
+
+def test_stopping_counts_the_robust_set_not_the_hard_inliers():
+    # At 1 px noise and a 1 px threshold the hard inliers are ~65 % of the true ones (455 of 700 here), and the
+    # bound on them asks for 325 five-point samples; the robust set (errors within 3 sigma, at most 2 px) holds the
+    # true inliers, so the first round of 64 suffices, and the pose is as accurate.
+    s = two_view_scene("general", n=1000, noise=1.0, outliers=0.3, seed=2001)
     r = ransac(s["x1"], s["x2"], "essential", intrinsics1=s["K"], intrinsics2=s["K"])
+    assert _iterations_needed(r.num_inliers / 1000, 5, 0.999) > 250
+    assert r.iterations <= 96
     rot_err, trans_err = _errors_deg(r.rotation, r.translation, s)
-    assert rot_err < max_rot and trans_err < max_trans, (rot_err, trans_err)
+    assert rot_err < 0.3 and trans_err < 1.5, (rot_err, trans_err)
+    # It does not stop before the standard bound of the true inlier share: at 50 % outliers that is 218 samples.
+    s = two_view_scene("general", n=1000, noise=0.5, outliers=0.5, seed=2001)
+    r = ransac(s["x1"], s["x2"], "essential", intrinsics1=s["K"], intrinsics2=s["K"])
+    assert _iterations_needed(0.5, 5, 0.999) == 218
+    assert 190 <= r.iterations <= 300
+    rot_err, trans_err = _errors_deg(r.rotation, r.translation, s)
+    assert rot_err < 0.2 and trans_err < 1.0, (rot_err, trans_err)
 
 
 def test_as_accurate_as_opencv_magsac_on_benchmark_scenes():

@@ -4,16 +4,19 @@ Hypotheses are vectorised across iterations *and* across problems: a round draws
 B problems of a (B, N, 2) batch at once, solves them as one batched problem (4-point solve for H, the 7-point
 algorithm for F, the 5-point solver for E) and scores every hypothesis against every point of its problem with
 one batched GEMM; rounds with many hypotheses on many points first rank them on a random subset of the points
-(preemptive scoring) and fully score only the best sixteenth. The number of rounds is usually one or two. Local
+(preemptive scoring) and fully score only the best thirty-second. The number of rounds is usually one or two. Local
 optimisation and the final refinement then run per problem.
 
 E has two searches (``essential_solver``): ``"5point"`` (default) samples essential matrices directly,
 ``"8point"`` searches F in pixels and upgrades it with K (projection onto the essential manifold). (Projecting
 minimal F's onto the essential manifold instead of using a true 5-point solver was clearly worse: temple ring
 views 1-2, 20+ deg rotation error.) For E, local optimisation (LO) is the relative pose itself: cheirality on up
-to 100 inliers, then a few Levenberg-Marquardt steps on the Huber cost of the Sampson errors (analytic Jacobian,
-NumPy) over the correspondences within 3 sigma (MAD estimate, clamped to 1-2x the threshold); the model is kept
-when the MSAC score improves. The winner is refined the same way to convergence, again while that set of
+to 100 inliers, then a few Levenberg-Marquardt steps on the Huber cost (k = 2 thresholds) of the Sampson errors
+(analytic Jacobian, NumPy) over the correspondences within 3 thresholds; the model is kept when the MSAC score
+improves, and the search stops when an all-inlier sample has been drawn with the given confidence, the inlier
+share counted on the robust set of the best model (errors within 3 sigma, MAD estimate, clamped to 1-2x the
+threshold; as MAGSAC++ stops on its soft inliers). The winner is refined on that robust set (Huber at the
+threshold) to convergence, again while that set of
 correspondences changes, its pose chosen again by cheirality, and finished by a few LM steps on Tukey's biweight
 (c = 4.685 sigma) over the correspondences in front of both cameras: the redescending cost lets go of the stray
 outliers that fall near their epipolar lines, which bend weakly determined translations under the Huber cost

@@ -24,14 +24,14 @@ def _best(kind: str, hyp: torch.Tensor, valid: torch.Tensor, pts: _Points, th2: 
     """Per problem, the hypothesis with the lowest MSAC score: ((B, 3, 3) models, (B,) scores; inf without any).
 
     Many hypotheses on many points are first ranked on a random subset of the points and only the best
-    sixteenth is scored on all of them (preemptive scoring, Nister 2003): the winner is the same or a near-tie
+    thirty-second is scored on all of them (preemptive scoring, Nister 2003): the winner is the same or a near-tie
     that local optimisation then refines, at a fraction of the cost.
     """
     n, s = pts.h1.shape[-1], hyp.shape[1]
     if s >= 64 and n >= 512:
         sub = torch.randperm(n, generator=gen, device=hyp.device)[: max(128, n // 8)]
         pre = _msac(_errors(kind, hyp, pts.columns(sub)), th2).masked_fill(~valid, math.inf)
-        keep = pre.topk(max(8, s // 16), dim=1, largest=False).indices  # (B, S')
+        keep = pre.topk(max(8, s // 32), dim=1, largest=False).indices  # (B, S')
         hyp = hyp.gather(1, keep[..., None, None].expand(-1, -1, 3, 3))
         valid = valid.gather(1, keep)
     scores = _msac(_errors(kind, hyp, pts), th2).masked_fill(~valid, math.inf)
