@@ -43,15 +43,20 @@ class _Points:
             self._sampson_rows = lin.reshape(b, 9, 5 * n)
         return self._sampson_rows
 
-    def columns(self, idx: torch.Tensor) -> _Points:
+    def columns(self, idx: torch.Tensor, dtype: torch.dtype | None = None) -> _Points:
         """The same problems restricted to the points ``idx`` (N',), for scoring only: the layouts are sliced from
-        this object's instead of being rebuilt."""
+        this object's instead of being rebuilt; ``dtype``, if given, converts them (float32 for ranking)."""
+        def cut(v: torch.Tensor | None) -> torch.Tensor | None:
+            return v if v is None or dtype is None else v.to(dtype)
+
         sub = object.__new__(_Points)
-        sub.x1, sub.x2, sub.k1, sub.k2, sub.hartley = self.x1[:, idx], self.x2[:, idx], self.k1, self.k2, None
-        sub.h1, sub.h2, sub.u2, sub.v2 = self.h1[..., idx], self.h2[..., idx], self.u2[:, idx], self.v2[:, idx]
-        sub.k1_inv, sub.k2_inv_t, sub._sampson_problems = self.k1_inv, self.k2_inv_t, {}
+        sub.x1, sub.x2, sub.k1, sub.k2, sub.hartley = cut(self.x1[:, idx]), cut(self.x2[:, idx]), cut(self.k1), cut(
+            self.k2), None
+        sub.h1, sub.h2 = cut(self.h1[..., idx]), cut(self.h2[..., idx])
+        sub.u2, sub.v2 = cut(self.u2[:, idx]), cut(self.v2[:, idx])
+        sub.k1_inv, sub.k2_inv_t, sub._sampson_problems = cut(self.k1_inv), cut(self.k2_inv_t), {}
         b, n = self.h1.shape[0], self.h1.shape[-1]
-        sub._sampson_rows = None if self._sampson_rows is None else (
+        sub._sampson_rows = None if self._sampson_rows is None else cut(
             self._sampson_rows.view(b, 9, 5, n)[..., idx].reshape(b, 9, 5 * idx.numel()))
         return sub
 
