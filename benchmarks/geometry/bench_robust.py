@@ -91,21 +91,34 @@ def robust_e(scenes: int, runs: int) -> dict:
     return {"cpu": cpu, "errors": errors, "oracle": oracle, "loads": loads}
 
 
-def other_settings(scenes: int) -> list[tuple]:
-    """Accuracy and one run's CPU ratio of ours vs MAGSAC away from the benchmark setting: per (noise, outliers),
-    (rotation errors, translation errors) of both and their summed CPU times."""
+def other_settings(scenes: int, runs: int) -> list[tuple]:
+    """Accuracy and CPU ratio of ours vs MAGSAC away from the benchmark setting: per (noise, outliers), (rotation
+    errors, translation errors) of both, the ratio of our summed CPU time to MAGSAC's in each of ``runs`` runs
+    (interleaved scene by scene; the first also records the accuracy), and the samples ours drew per scene."""
     rows = []
     magsac = METHODS[next(iter(METHODS))]
     for noise, outliers in ((0.25, 0.3), (1.0, 0.3), (0.5, 0.5)):
-        errs, cpu = {"magsac": [], "ours": []}, {"magsac": 0.0, "ours": 0.0}
-        for i in range(scenes):
-            s = two_view_scene("general", n=1000, noise=noise, outliers=outliers, seed=2000 + i)
-            for name, fn in (("magsac", magsac), ("ours", ours)):
-                c = time.process_time()
-                out = fn(s)
-                cpu[name] += time.process_time() - c
-                errs[name].append((math.degrees(float(geodesic_angle(out[0], s["R"]))), angle_deg(out[1], s["t"])))
-        rows.append((noise, outliers, errs, cpu["ours"] / cpu["magsac"]))
+        data = [two_view_scene("general", n=1000, noise=noise, outliers=outliers, seed=2000 + i)
+                for i in range(scenes)]
+        errs, ratios, drawn = {"magsac": [], "ours": []}, [], []
+        for run in range(runs):
+            cpu = {"magsac": 0.0, "ours": 0.0}
+            for s in data:
+                for name in ("magsac", "ours"):
+                    c = time.process_time()
+                    if name == "ours":
+                        r = ransac(s["x1"], s["x2"], "essential", intrinsics1=s["K"], intrinsics2=s["K"])
+                        out = r.rotation, r.translation
+                    else:
+                        out = magsac(s)
+                    cpu[name] += time.process_time() - c
+                    if run == 0:
+                        errs[name].append((math.degrees(float(geodesic_angle(out[0], s["R"]))),
+                                           angle_deg(out[1], s["t"])))
+                        if name == "ours":
+                            drawn.append(r.iterations)
+            ratios.append(cpu["ours"] / cpu["magsac"])
+        rows.append((noise, outliers, errs, ratios, drawn))
     return rows
 
 
@@ -174,11 +187,13 @@ def render(res: dict, bat: dict, real: list, other: list, args, machine: Machine
     per_run = [a / b for a, b in zip(cpu[mine], cpu[magsac], strict=True)]
     lines = [
         f"Command: `.venv/bin/python benchmarks/geometry/bench_robust.py --scenes {args.scenes} --runs {args.runs} "
-        f"--batch {args.batch} --other-scenes {args.other_scenes}`; {elapsed:.0f} s.  ",
+        f"--batch {args.batch} --other-scenes {args.other_scenes} --other-runs {args.other_runs}`; {elapsed:.0f} s.  ",
         f"Machine: {machine.describe()}; load average after each run {min(loads):.1f}-{max(loads):.1f}; OpenCV "
         f"{cv2.__version__} with 1 thread. The machine is shared with background training at nice 19 and other "
         "jobs: CPU times are the median of the runs, interleaved scene by scene, and the ratios compare numbers "
-        "taken in the same runs.  ",
+        "taken in the same runs" + (f" (the load was above 2.5, up to {max(loads):.1f}: other jobs shared the two "
+                                    "cores, so absolute times are inflated; the ratios less so)" if max(loads) > 2.5
+                                    else "") + ".  ",
         f"Scenes: {args.scenes} synthetic general scenes (`synthetic.two_view_scene`, seeds 2000+), N = 1000, 30 % "
         "outliers, 0.5 px noise, threshold 1 px, confidence 0.999. Accuracy: rotation and translation-direction "
         "error (deg) against the ground truth; a wrong pose has a rotation error > 1 deg or a translation error > "
@@ -220,22 +235,24 @@ def render(res: dict, bat: dict, real: list, other: list, args, machine: Machine
     for name, vals in bat["cpu"].items():
         lines.append(f"| {name} | {statistics.median(vals):.2f} | {min(vals):.2f}-{max(vals):.2f} |")
     if other:
-        lines += ["", f"Away from the benchmark setting ({args.other_scenes} scenes each, one run, same seeds; the "
-                  "goal is stated for the setting above): rotation / translation errors in degrees, median, p95 and "
-                  "worst, ours vs MAGSAC.", "",
-                  "| noise (px) | outliers | rotation: ours | MAGSAC | translation: ours | MAGSAC | CPU ratio |",
-                  "|---:|---:|---|---|---|---|---:|"]
-        for noise, outliers, errs, ratio in other:
+        lines += ["", f"Away from the benchmark setting ({args.other_scenes} scenes each, same seeds, "
+                  f"{args.other_runs} runs interleaved scene by scene): rotation / translation errors in degrees, "
+                  "median, p95 and worst, ours vs MAGSAC; wrong poses (rotation > 1 deg or translation > 5 deg); "
+                  "CPU ratio ours / MAGSAC, median and range over the runs; five-point samples ours drew per scene, "
+                  "median and range.", "",
+                  "| noise (px) | outliers | rotation: ours | MAGSAC | translation: ours | MAGSAC | wrong poses: ours "
+                  "| MAGSAC | CPU ratio | range | samples |",
+                  "|---:|---:|---|---|---|---|---:|---:|---:|---|---|"]
+        for noise, outliers, errs, ratios, drawn in other:
             cells = []
             for i in (0, 1):
                 for name in ("ours", "magsac"):
                     v = [e[i] for e in errs[name]]
                     cells.append(f"{statistics.median(v):.3f} / {percentile(v, 0.95):.3f} / {max(v):.2f}")
-            lines.append(f"| {noise} | {100 * outliers:.0f} % | " + " | ".join(cells) + f" | {ratio:.2f} |")
-        lines.append("")
-        lines.append("More noise or outliers cost us more than MAGSAC: the inlier share at the 1 px threshold "
-                     "falls, and our adaptive stopping then draws 240-590 five-point samples (median 320 at 1 px "
-                     "noise, 470 at 50 % outliers; 30 scenes) instead of 64, in several rounds each followed by LO.")
+            wrong = [sum(r > 1 or t > 5 for r, t in errs[name]) for name in ("ours", "magsac")]
+            lines.append(f"| {noise} | {100 * outliers:.0f} % | " + " | ".join(cells) + f" | {wrong[0]} | {wrong[1]} "
+                         f"| {statistics.median(ratios):.2f} | {min(ratios):.2f}-{max(ratios):.2f} | "
+                         f"{statistics.median(drawn):.0f} ({min(drawn)}-{max(drawn)}) |")
     if real:
         good, weak = [r for r in real if r[1] >= 100], [r for r in real if r[1] < 100]
         lost = sum(r[2][0] > 5 and r[3][0] > 5 for r in weak)
@@ -248,14 +265,23 @@ def render(res: dict, bat: dict, real: list, other: list, args, machine: Machine
         lines += [f"| {r[0]} | {r[1]} | {r[2][0]:.2f} / {r[2][1]:.2f} | {r[3][0]:.2f} / {r[3][1]:.2f} |" for r in good]
         med = [statistics.median(r[i][j] for r in good) for i in (2, 3) for j in (0, 1)]
         lines.append(f"| median | | {med[0]:.2f} / {med[1]:.2f} | {med[2]:.2f} / {med[3]:.2f} |")
-    lines += ["", "What ours does: one round of 64 five-point samples solved as one batch (a 10 x 10 eigenproblem "
-              "each), scored by MSAC with one GEMM after preemptive ranking on 128 points; LO on each new best = "
-              "the pose of its E (cheirality on 100 inliers) refined by LM on the Huber cost of the Sampson errors "
-              "within 3 sigma (MAD), clamped to 1-2x the threshold; the same robust LM again until that set of "
-              "correspondences settles; cheirality on the refined E; then a few LM steps on Tukey's biweight "
+    lines += ["", "What ours does: a first round of 64 five-point samples solved as one batch (a 10 x 10 eigenproblem "
+              "each), ranked by MSAC on 128 points in float32 and the best thirty-second scored on all points; LO on "
+              "each new best = the pose of its E (cheirality on 100 inliers) refined by LM on a wide Huber cost (k = "
+              "2 px over the Sampson errors below 3 px); more rounds (at most 192 samples each) while the standard "
+              "bound asks for more, the inlier share counted on the robust set of the best model (errors within 3 "
+              "sigma, MAD, clamped to 1-2x the threshold: at 1 px noise the hard inliers are ~65 % of the true ones, "
+              "and the bound on them asked for 320 samples instead of 64; MAGSAC++ likewise stops on its soft "
+              "inliers, up to 2.5x the threshold); then LM on the Huber cost over that robust set until it "
+              "settles; cheirality on the refined E; then a few LM steps on Tukey's biweight "
               "(c = 4.685 sigma) over the correspondences in front of both cameras, which lets go of the stray "
               "outliers that land near their epipolar lines and bend weakly determined translations (the Huber "
               "cost never lets go of them); then the homography test for degeneracy. Analytic Jacobians in NumPy.", "",
+              "At 50 % outliers our worst rotation (scene 2127, f = 1460 px, 1.10 deg) is the noise floor of that "
+              "scene, not a search failure: LM from the true pose on the true inliers ends 1.28 deg off, and our "
+              "result scores better (MSAC) than that reference; MAGSAC's 0.97 deg there is luck within it. The "
+              "time there is bounded below by the samples the standard bound needs (218 at a true inlier share of "
+              "0.5), each a 10 x 10 eigenproblem in torch (about 15 us of the 25 us a sample costs us).", "",
               "Why the Huber-only version lagged MAGSAC (median rotation error 0.049 vs 0.045 deg, translation p95 "
               "0.81 vs 0.77 on the first 200 scenes): not the scoring (an MSAC threshold of 2x or 4x picks the same "
               "models) nor the choice among the five-point roots, but uniform outliers that land within the "
@@ -274,6 +300,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16, help="problems in the batched comparison")
     ap.add_argument("--other-scenes", type=int, default=150, help="scenes per other noise/outlier setting (0: none)")
+    ap.add_argument("--other-runs", type=int, default=3, help="timed runs per other setting")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "geometry.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -282,7 +309,7 @@ def main() -> None:
     res = robust_e(args.scenes, args.runs)
     bat = batched(args.batch, 200, args.runs)
     real = temple()
-    other = other_settings(args.other_scenes) if args.other_scenes else []
+    other = other_settings(args.other_scenes, args.other_runs) if args.other_scenes else []
     body = render(res, bat, real, other, args, machine.finish(), time.perf_counter() - start)
     write_section(args.out, "robust", body, heading="## Robust relative pose and batched RANSAC")
     print(body)
