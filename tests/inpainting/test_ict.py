@@ -81,8 +81,10 @@ def test_sampler_keeps_known_tokens_is_seeded_and_pluralistic():
     def run(seed, **kw):
         return sample_tokens(prior, tokens, unknown, generator=torch.Generator().manual_seed(seed), **kw)
 
-    a = run(0, steps=4)
+    seen = []
+    a = run(0, steps=4, callback=lambda step, steps: seen.append((step, steps)))
     assert len(calls) == 4  # one forward per step
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]  # progress after each pass
     assert torch.equal(a[~unknown], tokens[~unknown])
     assert torch.equal(a, run(0, steps=4))
     samples = {tuple(run(s, steps=4)[unknown].tolist()) for s in range(5)}
@@ -94,6 +96,9 @@ def test_sampler_keeps_known_tokens_is_seeded_and_pluralistic():
     assert torch.equal(greedy[unknown], expect[unknown])
     with pytest.raises(ValueError, match="top_k >= 1"):
         run(0, top_k=0)
+    closed = sample_tokens(prior, tokens, torch.zeros_like(unknown), steps=4,
+                           callback=lambda step, steps: seen.append(("closed", step)))
+    assert torch.equal(closed, tokens) and seen[-1] == ("closed", 4)  # nothing to fill: one final report
 
 
 def _ict(seed=0):
@@ -211,6 +216,16 @@ def test_cli_samples_writes_k_distinct_completions_and_refuses_single_answer_met
         assert len({o[hole > 0].tobytes() for o in outs}) == 3  # three different completions
         assert main(argv[:-8] + ["--seed", "6", "--dilate", "0", "-o", str(tmp_path / "one.png")]) == 0  # = sample 1
         assert np.array_equal(np.asarray(Image.open(tmp_path / "one.png")), outs[1])
+        import sys
+
+        capsys.readouterr()
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # on a terminal: a bar over the passes
+        assert main(argv[:-2] + ["-o", str(tmp_path / "bar.png")]) == 0
+        err = capsys.readouterr().err
+        assert "transformer" in err and "sample 3/3" in err and "24/24" in err  # 3 samples x 8 passes
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "bar_sample0.png")), outs[0])  # same fills
+        monkeypatch.undo()
+        monkeypatch.setenv("TORCHWORKS_PRETRAINED_DIR", str(tmp_path))
         bad = ["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "m.png"), "--samples", "2", "-o",
                str(tmp_path / "t.png")]
         assert main(bad) == 2 and "applies to pluralistic methods" in capsys.readouterr().err

@@ -135,6 +135,32 @@ def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
     return pairs
 
 
+def _has_tqdm() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tqdm") is not None
+
+
+class _PassBar:
+    """A tqdm bar over the transformer passes of every sample (a pluralistic method's slow stage), on a terminal."""
+
+    def __init__(self, samples: int) -> None:
+        self.samples, self.sample, self.bar = samples, 0, None
+
+    def __call__(self, step: int, steps: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps * self.samples, desc="transformer", unit="pass", leave=False,
+                            dynamic_ncols=True)
+        self.bar.n = self.sample * steps + step
+        self.bar.set_postfix_str(f"sample {self.sample + 1}/{self.samples}", refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def sample_paths(out: Path, samples: int) -> list[Path]:
     """``out`` for one sample, else ``<stem>_sample<i><suffix>`` for i = 0..samples-1."""
     return [out] if samples == 1 else [out.with_name(f"{out.stem}_sample{i}{out.suffix}") for i in range(samples)]
@@ -162,7 +188,12 @@ def inpaint_file(src: Path, mask_path: Path, out: Path, args: argparse.Namespace
                           "to pluralistic methods (ict_*)")
     notes: list[str] = []
     results = []
+    bar = _PassBar(samples) if plural and sys.stderr.isatty() and _has_tqdm() else None
+    if bar is not None:
+        opts["progress"] = bar
     for i in range(samples):
+        if bar is not None:
+            bar.sample = i
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NonBinaryMaskWarning)
             seed = {"seed": getattr(args, "seed", 0) + i} if plural else {}
@@ -172,6 +203,8 @@ def inpaint_file(src: Path, mask_path: Path, out: Path, args: argparse.Namespace
                                    **opts, **seed))
         if i == 0:
             notes += [f"{mask_path.name}: {w.message}" for w in caught if issubclass(w.category, NonBinaryMaskWarning)]
+    if bar is not None:
+        bar.close()
     if out.suffix.lower() not in LOSSLESS_SUFFIXES and not (out.suffix.lower() == ".webp" and args.quality is None):
         notes.append(f"{out.name}: lossy format, quality {args.quality or 95}")
     for path, result in zip(sample_paths(out, samples), results, strict=True):  # all computed before any write

@@ -225,10 +225,12 @@ def _ict_factory(name: str):
     entry = ICT_SHIPPED[name]
 
     def build(seed: int = 0, top_k: int = 40, steps: int = 8, device: str = "cpu",
-              precision: str | None = None) -> Any:
+              precision: str | None = None, progress: Any = None) -> Any:
         root = Path(os.environ.get("TORCHWORKS_PRETRAINED_DIR", PRETRAINED_DIR))
-        return load_ict(root / entry["prior"], root / entry["upsampler"], seed, top_k, steps, device, precision,
-                        entry["working_size"], name)
+        inp = load_ict(root / entry["prior"], root / entry["upsampler"], seed, top_k, steps, device, precision,
+                       entry["working_size"], name)
+        inp.progress = progress  # callback(step, steps) after each transformer pass
+        return inp
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"{entry['summary']}. Model card: pretrained/{Path(entry['prior']).stem}.md."

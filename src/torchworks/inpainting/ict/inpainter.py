@@ -43,7 +43,7 @@ class ICTInpainter(Inpainter):
         seed: seeds the top-k draws.
         top_k, steps, temperature: sampling settings of :func:`~.prior.sample_tokens`.
         working_size: side the pipeline hands over (the prior grid covers this many pixels).
-        progress: optional ``callback(step, steps)`` for the transformer stage.
+        progress: optional ``callback(step, steps)``, called after each pass of the transformer stage.
     """
 
     default_dilate = 3
@@ -80,9 +80,7 @@ class ICTInpainter(Inpainter):
         unknown = hole_tokens(mask, size)
         g = torch.Generator(device=image.device).manual_seed(self.seed if seed is None else seed)
         filled = sample_tokens(self.prior, tokens, unknown, steps=self.steps, top_k=self.top_k,
-                               temperature=self.temperature, generator=g)
-        if self.progress is not None:
-            self.progress(self.steps, self.steps)
+                               temperature=self.temperature, generator=g, callback=self.progress)
         return prior_image(filled, self.palette, size, tuple(image.shape[-2:]))
 
     @torch.inference_mode()

@@ -18,6 +18,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -81,7 +82,8 @@ def masked_token_loss(logits: Tensor, target: Tensor, unknown: Tensor) -> Tensor
 
 @torch.no_grad()
 def sample_tokens(prior: AppearancePrior, tokens: Tensor, unknown: Tensor, steps: int = 8, top_k: int = 40,
-                  temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+                  temperature: float = 1.0, generator: torch.Generator | None = None,
+                  callback: Callable[[int, int], Any] | None = None) -> Tensor:
     """Fills the unknown tokens by iterative top-k sampling; known tokens are returned unchanged.
 
     Args:
@@ -92,6 +94,8 @@ def sample_tokens(prior: AppearancePrior, tokens: Tensor, unknown: Tensor, steps
         top_k: sample among the k most likely colours (1 = deterministic argmax).
         temperature: softmax temperature (> 0).
         generator: a seeded ``torch.Generator`` makes the samples reproducible.
+        callback: called as ``callback(step, steps)`` after each decoding step (and with ``(steps, steps)`` when
+            the hole closes early), for a progress bar.
 
     Returns:
         (B, T) long tokens.
@@ -100,6 +104,7 @@ def sample_tokens(prior: AppearancePrior, tokens: Tensor, unknown: Tensor, steps
         raise ValueError(f"need steps >= 1, top_k >= 1, temperature > 0; got {steps}, {top_k}, {temperature}")
     tokens, unknown = tokens.clone(), unknown.clone()
     total = unknown.sum(1)  # (B,)
+    reported = 0
     for s in range(1, steps + 1):
         if not unknown.any():
             break
@@ -120,6 +125,11 @@ def sample_tokens(prior: AppearancePrior, tokens: Tensor, unknown: Tensor, steps
         commit = unknown & (rank < n_commit.unsqueeze(1))
         tokens = torch.where(commit, draw, tokens)
         unknown &= ~commit
+        if callback is not None:
+            callback(s, steps)
+            reported = s
+    if callback is not None and reported < steps:  # the hole closed before the last step
+        callback(steps, steps)
     return tokens
 
 
