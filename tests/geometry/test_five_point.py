@@ -65,6 +65,24 @@ def test_every_solution_is_essential_and_satisfies_the_five_constraints():
     assert residual.abs().max().item() < 1e-10
 
 
+def test_cubic_constraint_coefficients_evaluate_to_det_and_the_trace_constraint_of_e():
+    from torchworks.geometry.five_point import _cubic_constraints, _monomials
+
+    g = torch.Generator().manual_seed(2)
+    basis = torch.randn(2, 3, 4, 9, generator=g, dtype=D)  # two leading batch dimensions
+    coeffs = _cubic_constraints(basis)
+    assert coeffs.shape == (2, 3, 10, 20)
+    xyz = torch.randn(2, 3, 7, 3, generator=g, dtype=D)  # 7 random points (x, y, z) per basis
+    mono = _monomials(*xyz.unbind(-1))[0]  # (2, 3, 7, 20)
+    got = torch.einsum("...cm,...pm->...pc", coeffs, mono)  # (2, 3, 7, 10)
+    w = torch.cat([xyz, torch.ones_like(xyz[..., :1])], -1)  # (2, 3, 7, 4)
+    e = (w @ basis).unflatten(-1, (3, 3))  # E = x X + y Y + z Z + W
+    eet = e @ e.transpose(-1, -2)
+    trace = eet.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    want = torch.cat([torch.linalg.det(e)[..., None], (2 * eet @ e - trace * e).flatten(-2)], -1)
+    assert (got - want).abs().max().item() < 1e-11 * want.abs().max().item()
+
+
 def test_batched_equals_one_by_one_and_pixels_api_matches_normalized():
     n1, n2, truth = _random_problems(4, seed=5)
     e, valid = solve_5point_normalized(n1, n2)

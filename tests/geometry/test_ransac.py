@@ -127,6 +127,24 @@ def test_errors():
         ransac(s["x1"], s["x2"], "fundamental", batch_size=0)
 
 
+def test_batched_essential_errors_equal_the_sampson_distance_in_float64_and_float32():
+    from torchworks.geometry.ransac.points import _errors, _Points
+
+    s = two_view_scene(200, seed=3)
+    k, x1, x2 = s["K"], s["x1"], s["x2"]
+    g = torch.Generator().manual_seed(0)
+    es = torch.randn(1, 5, 3, 3, generator=g, dtype=torch.float64)  # any 3 x 3 matrices score as F = K^-T E K^-1
+    ki = torch.linalg.inv(k)
+    want = torch.stack([sampson_distance(ki.T @ e @ ki, x1, x2, squared=True) for e in es[0]])  # (5, 200), px^2
+    pts = _Points(x1[None], x2[None], k[None], k[None])
+    got = _errors("essential", es, pts)[0]
+    assert (got - want).abs().max().item() < 1e-9 * want.abs().max().item()
+    sub = torch.arange(0, 200, 3)  # the float32 ranking path on a subset of the points
+    got32 = _errors("essential", es.float(), pts.columns(sub, torch.float32))[0]
+    assert got32.dtype == torch.float32
+    assert ((got32.double() - want[:, sub]).abs() <= 1e-4 * want[:, sub].abs() + 1e-9).all()
+
+
 def test_both_essential_solvers_recover_the_pose_and_score_with_the_shared_errors():
     from torchworks.geometry.essential import essential_from_pose
     from torchworks.geometry.rotations import geodesic_angle

@@ -99,7 +99,11 @@ def _errors(kind: str, m: torch.Tensor, pts: _Points, chunk: int = 1 << 19) -> t
         if kind == "essential":
             m = pts.k2_inv_t[:, None] @ m @ pts.k1_inv[:, None]
         sq = (m.reshape(b, s, 9) @ pts.sampson_rows).view(b, s, 5, n).square_()  # (B, S, 5, N)
-        err = sq[:, :, 0] / (sq[:, :, 1] + sq[:, :, 2] + sq[:, :, 3] + sq[:, :, 4])
+        # In place: the (B, S, N) temporaries are the bulk of the cost of ranking hundreds of hypotheses.
+        err = sq[:, :, 1] + sq[:, :, 2]
+        err += sq[:, :, 3]
+        err += sq[:, :, 4]
+        return torch.div(sq[:, :, 0], err, out=err).nan_to_num_(nan=math.inf)
     return err.nan_to_num(nan=math.inf)
 
 
