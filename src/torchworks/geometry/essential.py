@@ -193,15 +193,16 @@ class _SampsonProblem:
     With n = K^-1 x (homogeneous) the residual is n2^T E n1 / sqrt(|A2 E n1|^2 + |A1 E^T n2|^2), where A = the
     first two rows of K^-T (which turn a normalized line into pixel units), and E = [t]x R; the derivative of E
     along a local coordinate is [t]x R [e_k]x (rotation) or [b_j]x R (translation). Per point, the numerator and
-    the four line coordinates are linear in E through the fixed row (kron(n2, n1), n1, n2), so residuals and
-    Jacobian are two products with a (15, 5) and a (15, 30) matrix. Everything is NumPy float64: at a few hundred
-    points per call, a tensor op costs several times the arithmetic.
+    the four line coordinates are linear in vec(E) with fixed per-point coefficients (:attr:`lin`), so the
+    residuals are one (1, 9) @ (9, 5N) product and the Jacobian one more with the five derivatives (5, 9); an LM
+    trial's residual rows are reused for the Jacobian once it is accepted. Everything is NumPy float64: at a few
+    hundred points per call, a tensor op costs several times the arithmetic.
     """
 
     def __init__(self, design: np.ndarray, a1: np.ndarray, a2: np.ndarray, weights: np.ndarray | None = None):
         self.design, self.a1, self.a2 = design, a1, a2  # (N, 15), (2, 3), (2, 3)
         self.sw = None if weights is None else np.sqrt(np.clip(weights, 0, None))
-        self._design_t = None  # design^T, contiguous, built on first use
+        self._lin = None  # the coefficients of :attr:`lin`, built on first use
 
     @classmethod
     def from_normalized(cls, n1: torch.Tensor, n2: torch.Tensor, intrinsics1: torch.Tensor,
@@ -220,40 +221,95 @@ class _SampsonProblem:
         mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask
         if weights is None and self.sw is not None:
             weights = self.sw[mask] ** 2
-        return _SampsonProblem(self.design[mask], self.a1, self.a2, weights)
+        sub = _SampsonProblem(self.design[mask], self.a1, self.a2, weights)
+        if self._lin is not None:  # cut from this problem's instead of rebuilt
+            sub._lin = self._lin[:, :, mask]
+        return sub
+
+    @property
+    def lin(self) -> np.ndarray:
+        """(9, 5, N): the numerator n2^T M n1 and the four line coordinates (A2 M n1, A1 M^T n2) of every point
+        are linear in vec(M), with these coefficients (n2_i n1_j, A2_ci n1_j, n2_i A1_cj); built on first use."""
+        if self._lin is None:
+            n1, n2 = self.design[:, 9:12].T, self.design[:, 12:15].T  # (3, N)
+            lin = np.empty((3, 3, 5, n1.shape[1]))
+            lin[:, :, 0] = self.design[:, :9].T.reshape(3, 3, -1)
+            for c in range(2):
+                lin[:, :, 1 + c] = self.a2[c][:, None, None] * n1[None]
+                lin[:, :, 3 + c] = n2[:, None] * self.a1[c][None, :, None]
+            self._lin = lin.reshape(9, 5, -1)
+        return self._lin
 
     def _rows(self, ms: np.ndarray) -> np.ndarray:
         """(k, 3, 3) matrices -> (5, k, N): the numerator n2^T M_j n1 and the four line coordinates (A2 M_j n1,
-        A1 M_j^T n2) of every point, as contiguous length-N rows of cols @ design^T."""
-        k = ms.shape[0]
-        cols = np.zeros((5, k, 15))
-        cols[0, :, :9] = ms.reshape(k, 9)
-        cols[1:3, :, 9:12] = (self.a2 @ ms).transpose(1, 0, 2)
-        cols[3:5, :, 12:15] = (self.a1 @ ms.transpose(0, 2, 1)).transpose(1, 0, 2)
-        if self._design_t is None:
-            self._design_t = np.ascontiguousarray(self.design.T)
-        return (cols.reshape(5 * k, 15) @ self._design_t).reshape(5, k, -1)
+        A1 M_j^T n2) of every point (contiguous length-N rows), one (k, 9) @ (9, 5N) product."""
+        k, lin = ms.shape[0], self.lin
+        return (ms.reshape(k, 9) @ lin.reshape(9, -1)).reshape(k, 5, -1).transpose(1, 0, 2)
 
     def residuals(self, rot: np.ndarray, t: np.ndarray) -> np.ndarray:
-        r = self.residuals_of(_skew_np(t) @ rot)
-        return r if self.sw is None else r * self.sw
+        return self.residuals_with_rows(rot, t)[0]
+
+    def residuals_with_rows(self, rot: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) (weighted) residuals of (R, t) and the (5, N) rows of its E (numerator and line coordinates), which
+        :meth:`residuals_and_jacobian` reuses for the Jacobian at the same pose."""
+        rows = self._rows((_skew_np(t) @ rot)[None])[:, 0]
+        r = self._residuals_from_rows(rows)
+        return (r if self.sw is None else r * self.sw), rows
+
+    @staticmethod
+    def _residuals_from_rows(rows: np.ndarray) -> np.ndarray:
+        num, l0, l1, l2, l3 = rows
+        return num / np.sqrt(l0 * l0 + l1 * l1 + l2 * l2 + l3 * l3)
 
     def residuals_of(self, e: np.ndarray) -> np.ndarray:
         """(N,) signed, unweighted Sampson distances in pixels of a (3, 3) E (any scale)."""
-        num, l0, l1, l2, l3 = self._rows(e[None])[:, 0]
-        return num / np.sqrt(l0 * l0 + l1 * l1 + l2 * l2 + l3 * l3)
+        return self._residuals_from_rows(self._rows(e[None])[:, 0])
 
-    def residuals_and_jacobian(self, rot: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def residuals_and_jacobian(self, rot: np.ndarray, t: np.ndarray, rows: np.ndarray | None = None
+                               ) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) residuals and (N, 5) Jacobian at (R, t); ``rows``: those of :meth:`residuals_with_rows` at the same
+        pose, if known (an accepted LM trial), which saves their product."""
         e = _skew_np(t) @ rot
         b = _tangent_basis(t)
-        # E and its derivatives along the local coordinates: [t]x R [e_k]x (rotation), [b_j]x R (translation).
-        ms = np.stack([e, *(e @ _AXES), _skew_np(b[0]) @ rot, _skew_np(b[1]) @ rot])  # (6, 3, 3)
-        out = self._rows(ms).reshape(30, -1)  # row 6 f + j: field f of matrix j
-        num, l0, l1, l2, l3 = out[0], out[6], out[12], out[18], out[24]
-        inv = 1 / np.sqrt(l0 * l0 + l1 * l1 + l2 * l2 + l3 * l3)
-        half_dden = out[7:12] * l0 + out[13:18] * l1 + out[19:24] * l2 + out[25:30] * l3  # sum_c line_c d(line_c)
+        if rows is None:
+            rows = self._rows(e[None])[:, 0]
+        # The derivatives of E along the local coordinates: [t]x R [e_k]x (rotation), [b_j]x R (translation).
+        # E [e_k]x only moves and negates columns of E, so it is filled in by copying (the same values as the
+        # product, without small matmuls and a stack).
+        ms = np.zeros((5, 3, 3))
+        ms[0, :, 1], ms[0, :, 2] = e[:, 2], -e[:, 1]
+        ms[1, :, 0], ms[1, :, 2] = -e[:, 2], e[:, 0]
+        ms[2, :, 0], ms[2, :, 1] = e[:, 1], -e[:, 0]
+        skews = np.zeros((2, 3, 3))  # [b_j]x
+        skews[:, 0, 1], skews[:, 0, 2], skews[:, 1, 2] = -b[:, 2], b[:, 1], -b[:, 0]
+        skews[:, 1, 0], skews[:, 2, 0], skews[:, 2, 1] = b[:, 2], -b[:, 1], b[:, 0]
+        ms[3:] = skews @ rot
+        d = self._rows(ms)  # (5 fields, 5 coordinates, N)
+        num, l0, l1, l2, l3 = rows
+        # In place, in the order of l0^2 + l1^2 + l2^2 + l3^2 and sum_c line_c d(line_c).
+        tmp = l1 * l1
+        den = l0 * l0
+        den += tmp
+        np.multiply(l2, l2, out=tmp)
+        den += tmp
+        np.multiply(l3, l3, out=tmp)
+        den += tmp
+        inv = np.sqrt(den, out=den)
+        np.divide(1, inv, out=inv)
+        half_dden = d[1] * l0
+        tmp5 = d[2] * l1
+        half_dden += tmp5
+        np.multiply(d[3], l2, out=tmp5)
+        half_dden += tmp5
+        np.multiply(d[4], l3, out=tmp5)
+        half_dden += tmp5
         r = num * inv
-        jac = (out[1:6] * inv - (r * inv * inv) * half_dden).T  # (N, 5)
+        np.multiply(r, inv, out=tmp)
+        tmp *= inv
+        half_dden *= tmp
+        jac = np.multiply(d[0], inv, out=tmp5)
+        jac -= half_dden
+        jac = jac.T  # (N, 5)
         if self.sw is not None:
             r, jac = r * self.sw, jac * self.sw[:, None]
         return r, jac  # (N,), (N, 5)
@@ -261,7 +317,7 @@ class _SampsonProblem:
     @staticmethod
     def step(rot: np.ndarray, t: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t_new = t + delta[3:] @ _tangent_basis(t)
-        return rot @ _rotation_of(delta[:3]), t_new / np.linalg.norm(t_new)
+        return rot @ _rotation_of(delta[:3]), t_new / math.sqrt(t_new @ t_new)  # np.linalg.norm's arithmetic
 
 
 def _pose_from_essential(e: np.ndarray, n1: np.ndarray, n2: np.ndarray, max_depth: float = 50.0
@@ -294,14 +350,17 @@ def _pose_from_essential(e: np.ndarray, n1: np.ndarray, n2: np.ndarray, max_dept
     return best
 
 
-def _huber(res: np.ndarray, k: float | None) -> tuple[float, np.ndarray | None]:
+def _huber(res: np.ndarray, k: float | None, weights: bool = True) -> tuple[float, np.ndarray | None]:
     """(sum of rho(r), sqrt of the IRLS weights or None) for Huber's rho with threshold k (None: least squares);
-    rho(r) = r^2 for |r| <= k, 2 k |r| - k^2 beyond, whose IRLS weight rho'(r) / 2r is min(1, k / |r|)."""
+    rho(r) = r^2 for |r| <= k, 2 k |r| - k^2 beyond, whose IRLS weight rho'(r) / 2r is min(1, k / |r|).
+    ``weights`` False: the cost alone (an LM trial), weights None."""
     if k is None:
         return float(res @ res), None
     a = np.abs(res)
-    big = a > k
-    cost = float(res @ res) + float(((2 * k * a[big] - k * k) - a[big] ** 2).sum())
+    big = a[a > k]
+    cost = float(res @ res) + float(((2 * k * big - k * k) - big**2).sum())
+    if not weights:
+        return cost, None
     return cost, np.sqrt(k / np.maximum(a, k))
 
 
@@ -322,7 +381,8 @@ def _levenberg_marquardt_pose(problem: _SampsonProblem, rot: np.ndarray, t: np.n
             damped.flat[::6] += lam * diag
             step = np.linalg.solve(damped, -jtr)
             r_new, t_new = problem.step(rot, t, step)
-            new_cost, _ = _huber(problem.residuals(r_new, t_new), huber)
+            res_new, rows = problem.residuals_with_rows(r_new, t_new)
+            new_cost, _ = _huber(res_new, huber, weights=False)
             if new_cost < cost:
                 rot, t, lam = r_new, t_new, max(lam / 10, 1e-12)
                 break
@@ -340,7 +400,7 @@ def _levenberg_marquardt_pose(problem: _SampsonProblem, rot: np.ndarray, t: np.n
         cost = new_cost
         if done:
             break
-        res, jac = problem.residuals_and_jacobian(rot, t)
+        res, jac = problem.residuals_and_jacobian(rot, t, rows)
         if huber is not None:
             sw = _huber(res, huber)[1]
     return rot, t, cost

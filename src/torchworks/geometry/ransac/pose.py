@@ -29,13 +29,14 @@ def _local_optimize_pose(e: torch.Tensor, score: float, pts: _Points, th2: float
     error (the inliers it misses are recruited by :func:`_refine_robust` at the end). Returns (E, MSAC score,
     (R, t) NumPy arrays); the input E and score with pose None when there are too few inliers, or when the refined
     model scores worse (unless ``keep_if_worse``); and the squared errors of the returned model."""
-    err = _sq_errors_e(pts, e.cpu().double().numpy())
+    e_np = e.cpu().double().numpy()
+    err = _sq_errors_e(pts, e_np)
     idx = np.flatnonzero(err < th2)
     if idx.size < 6:
         return e, score, None, err
     vote = idx[np.linspace(0, idx.size - 1, min(idx.size, _CHEIRALITY_POINTS)).round().astype(np.int64)]
     design = pts.sampson_problem().design  # columns 9:12 and 12:15 hold the homogeneous n1 and n2
-    rot, trans = _pose_from_essential(e.cpu().double().numpy(), design[vote, 9:12], design[vote, 12:15])
+    rot, trans = _pose_from_essential(e_np, design[vote, 9:12], design[vote, 12:15])
     # A few steps suffice here: the final refinement (:func:`_finish`) continues from this pose. The cost is wider
     # and softer than the final one (Huber with k = 2 th over the errors below 3 th, as LO-RANSAC starts with a
     # wide threshold), so that the pose of a minimal model reaches the right basin: see _LO_BAND.
@@ -82,16 +83,18 @@ def _robust_set(err: np.ndarray, th2: float) -> np.ndarray:
     return err < min(max(th2, 9 * sigma2), 4 * th2)
 
 
-def _refine_robust(pose: tuple, pts: _Points, th2: float, err: np.ndarray | None = None, iterations: int = 10
-                   ) -> tuple:
+def _refine_robust(pose: tuple, pts: _Points, th2: float, err: np.ndarray | None = None, iterations: int = 10,
+                   near: np.ndarray | None = None) -> tuple:
     """Pose refinement for E (one problem): LM on the Huber cost of the Sampson errors (quadratic up to the
     threshold, linear beyond) over the correspondences of :func:`_robust_set`. Hard inliers cut the noise at the
     threshold (2 sigma at 0.5 px noise and 1 px), which drops the tail of the true inliers and with it information
-    that matters in weakly determined scenes. ``err``: the squared errors of the current pose, if known."""
+    that matters in weakly determined scenes. ``err``: the squared errors of the current pose, if known; ``near``:
+    their robust set, if known."""
     rot, trans = pose
-    if err is None:
-        err = _sq_errors_e(pts, _skew_np(trans) @ rot)
-    near = _robust_set(err, th2)
+    if near is None:
+        if err is None:
+            err = _sq_errors_e(pts, _skew_np(trans) @ rot)
+        near = _robust_set(err, th2)
     if int(near.sum()) < 6:
         return rot, trans
     rot, trans, _ = _levenberg_marquardt_pose(pts.sampson_problem().subset(near), rot, trans, iterations,
@@ -118,11 +121,12 @@ def _refine_final(pose: tuple, pts: _Points, th2: float, err: np.ndarray) -> tup
     visible; up to 30 LM steps a pass, which narrow valleys of the cost need), cheirality on the refined E (the
     Sampson error cannot tell t from -t; the first vote used a minimal model's E), then :func:`_refine_tukey`.
     Returns ((R, t), squared errors)."""
+    near = _robust_set(err, th2)
     for _ in range(3):
-        near = _robust_set(err, th2)
-        pose = _refine_robust(pose, pts, th2, err, iterations=30)
+        pose = _refine_robust(pose, pts, th2, err, iterations=30, near=near)
         err = _sq_errors_e(pts, _skew_np(pose[1]) @ pose[0])
-        if np.count_nonzero(_robust_set(err, th2) != near) <= 0.002 * np.count_nonzero(near):
+        near, before = _robust_set(err, th2), near  # the next pass's set
+        if np.count_nonzero(near != before) <= 0.002 * np.count_nonzero(before):
             break
     idx = np.flatnonzero(err < th2)
     if idx.size >= 6:  # up to 200 inliers vote (in 1 of 150 synthetic scenes the first vote chose -t)
