@@ -193,16 +193,18 @@ class _SampsonProblem:
     With n = K^-1 x (homogeneous) the residual is n2^T E n1 / sqrt(|A2 E n1|^2 + |A1 E^T n2|^2), where A = the
     first two rows of K^-T (which turn a normalized line into pixel units), and E = [t]x R; the derivative of E
     along a local coordinate is [t]x R [e_k]x (rotation) or [b_j]x R (translation). Per point, the numerator and
-    the four line coordinates are linear in vec(E) with fixed per-point coefficients (:attr:`lin`), so the
-    residuals are one (1, 9) @ (9, 5N) product and the Jacobian one more with the five derivatives (5, 9); an LM
-    trial's residual rows are reused for the Jacobian once it is accepted. Everything is NumPy float64: at a few
-    hundred points per call, a tensor op costs several times the arithmetic.
+    the four line coordinates are linear in E through the fixed row (kron(n2, n1), n1, n2), so the residuals are
+    a product with a (15, 5) matrix and the Jacobian one more with a (15, 25) one (the five derivatives of E); an
+    LM trial's residual rows are reused for the Jacobian once it is accepted. Everything is NumPy float64: at a
+    few hundred points per call, a tensor op costs several times the arithmetic. (Coefficients of vec(E) built per
+    point, one (k, 9) @ (9, 5N) product, made the whole of ransac 1-8 % slower, interleaved A/B: the build and the
+    cut of 45 numbers a point for every subset cost more than the smaller product saves.)
     """
 
     def __init__(self, design: np.ndarray, a1: np.ndarray, a2: np.ndarray, weights: np.ndarray | None = None):
         self.design, self.a1, self.a2 = design, a1, a2  # (N, 15), (2, 3), (2, 3)
         self.sw = None if weights is None else np.sqrt(np.clip(weights, 0, None))
-        self._lin = None  # the coefficients of :attr:`lin`, built on first use
+        self._design_t = None  # design^T, contiguous, built on first use
 
     @classmethod
     def from_normalized(cls, n1: torch.Tensor, n2: torch.Tensor, intrinsics1: torch.Tensor,
@@ -221,30 +223,19 @@ class _SampsonProblem:
         mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask
         if weights is None and self.sw is not None:
             weights = self.sw[mask] ** 2
-        sub = _SampsonProblem(self.design[mask], self.a1, self.a2, weights)
-        if self._lin is not None:  # cut from this problem's instead of rebuilt
-            sub._lin = self._lin[:, :, mask]
-        return sub
-
-    @property
-    def lin(self) -> np.ndarray:
-        """(9, 5, N): the numerator n2^T M n1 and the four line coordinates (A2 M n1, A1 M^T n2) of every point
-        are linear in vec(M), with these coefficients (n2_i n1_j, A2_ci n1_j, n2_i A1_cj); built on first use."""
-        if self._lin is None:
-            n1, n2 = self.design[:, 9:12].T, self.design[:, 12:15].T  # (3, N)
-            lin = np.empty((3, 3, 5, n1.shape[1]))
-            lin[:, :, 0] = self.design[:, :9].T.reshape(3, 3, -1)
-            for c in range(2):
-                lin[:, :, 1 + c] = self.a2[c][:, None, None] * n1[None]
-                lin[:, :, 3 + c] = n2[:, None] * self.a1[c][None, :, None]
-            self._lin = lin.reshape(9, 5, -1)
-        return self._lin
+        return _SampsonProblem(self.design[mask], self.a1, self.a2, weights)
 
     def _rows(self, ms: np.ndarray) -> np.ndarray:
         """(k, 3, 3) matrices -> (5, k, N): the numerator n2^T M_j n1 and the four line coordinates (A2 M_j n1,
-        A1 M_j^T n2) of every point (contiguous length-N rows), one (k, 9) @ (9, 5N) product."""
-        k, lin = ms.shape[0], self.lin
-        return (ms.reshape(k, 9) @ lin.reshape(9, -1)).reshape(k, 5, -1).transpose(1, 0, 2)
+        A1 M_j^T n2) of every point, as contiguous length-N rows of cols @ design^T."""
+        k = ms.shape[0]
+        cols = np.zeros((5, k, 15))
+        cols[0, :, :9] = ms.reshape(k, 9)
+        cols[1:3, :, 9:12] = (self.a2 @ ms).transpose(1, 0, 2)
+        cols[3:5, :, 12:15] = (self.a1 @ ms.transpose(0, 2, 1)).transpose(1, 0, 2)
+        if self._design_t is None:
+            self._design_t = np.ascontiguousarray(self.design.T)
+        return (cols.reshape(5 * k, 15) @ self._design_t).reshape(5, k, -1)
 
     def residuals(self, rot: np.ndarray, t: np.ndarray) -> np.ndarray:
         return self.residuals_with_rows(rot, t)[0]
@@ -280,10 +271,7 @@ class _SampsonProblem:
         ms[0, :, 1], ms[0, :, 2] = e[:, 2], -e[:, 1]
         ms[1, :, 0], ms[1, :, 2] = -e[:, 2], e[:, 0]
         ms[2, :, 0], ms[2, :, 1] = e[:, 1], -e[:, 0]
-        skews = np.zeros((2, 3, 3))  # [b_j]x
-        skews[:, 0, 1], skews[:, 0, 2], skews[:, 1, 2] = -b[:, 2], b[:, 1], -b[:, 0]
-        skews[:, 1, 0], skews[:, 2, 0], skews[:, 2, 1] = b[:, 2], -b[:, 1], b[:, 0]
-        ms[3:] = skews @ rot
+        ms[3:] = np.stack([_skew_np(b[0]), _skew_np(b[1])]) @ rot
         d = self._rows(ms)  # (5 fields, 5 coordinates, N)
         num, l0, l1, l2, l3 = rows
         # In place, in the order of l0^2 + l1^2 + l2^2 + l3^2 and sum_c line_c d(line_c).
@@ -402,7 +390,7 @@ def _levenberg_marquardt_pose(problem: _SampsonProblem, rot: np.ndarray, t: np.n
             break
         res, jac = problem.residuals_and_jacobian(rot, t, rows)
         if huber is not None:
-            sw = _huber(res, huber)[1]
+            sw = np.sqrt(huber / np.maximum(np.abs(res), huber))  # the weights of _huber alone
     return rot, t, cost
 
 
