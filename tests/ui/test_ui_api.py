@@ -298,6 +298,7 @@ def test_limits_are_validated():
 
 def test_device_reaches_the_api_when_it_takes_one(monkeypatch):
     import torchworks.ui.server as server
+    import torchworks.ui.work as work
 
     seen = []
 
@@ -305,7 +306,7 @@ def test_device_reaches_the_api_when_it_takes_one(monkeypatch):
         seen.append((method, device))
         return image
 
-    monkeypatch.setattr(server, "inpaint", fake_inpaint)
+    monkeypatch.setattr(work, "inpaint", fake_inpaint)
     monkeypatch.setattr(server, "API_TAKES_DEVICE", True)
     with TestClient(create_app(device="cpu"), base_url="http://127.0.0.1:8765") as c:
         assert post(c, FIXTURE.read_bytes(), png_bytes(box_mask())).status_code == 200

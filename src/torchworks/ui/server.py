@@ -16,24 +16,21 @@ memory is handed back to the system when the server falls idle (:mod:`torchworks
 ``Host`` is not an allowed host gets 400 (DNS rebinding) and a POST from another site's page gets 403 (CSRF); see
 :mod:`torchworks.ui.guard`.
 Every error the API answers, request validation included, is an :class:`~torchworks.ui.schemas.ErrorResponse`.
+The work itself (decoding, filling, encoding) is in :mod:`torchworks.ui.work`; this module holds the app, its
+routes and the request limits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import inspect
-import io
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
-import torch
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -42,16 +39,15 @@ from fastapi.staticfiles import StaticFiles
 import torchworks.inpainting  # noqa: F401  (registers the classical methods)
 from torchworks.core.registry import INPAINTERS
 from torchworks.inpainting.api import inpaint, is_pluralistic
-from torchworks.inpainting.base import MissingExtraError
 from torchworks.ui.guard import LOOPBACK_HOSTS, RequestGuard, check_hosts
 from torchworks.ui.jobs import Admission, Busy, CancelToken, JobCancelled, ProgressFeed, release_memory, run_job
 from torchworks.ui.ranking import methods_by_quality
 from torchworks.ui.schemas import ErrorResponse, HealthResponse, Limits, Load, MethodInfo, MethodsResponse
+from torchworks.ui.work import ApiError, check_content_type, identify, run_inpaint, run_variations
 
 log = logging.getLogger("torchworks.ui")
 
 STATIC = Path(__file__).resolve().parent / "static"
-FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 INPAINT_PATH = "/api/inpaint"
 VARIATIONS_PATH = "/api/variations"
 MAX_SAMPLES = 8
@@ -62,15 +58,6 @@ CLIENT_GONE = 499  # nginx's "client closed request": only the access log sees i
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 413, 422, 500, 501, 503)}
-
-
-class ApiError(Exception):
-    """An error answered as :class:`ErrorResponse` JSON with ``status``."""
-
-    def __init__(self, status: int, detail: str, close_matches: list[str] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.close_matches, self.headers = status, detail, close_matches, headers
 
 
 def list_methods() -> list[MethodInfo]:
@@ -201,130 +188,6 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def _identify(data: bytes, field_name: str, max_pixels: int) -> Any:
-    """Pillow image from uploaded bytes, not yet decoded: identified by content, its size checked."""
-    from PIL import Image
-
-    if not data:
-        raise ApiError(422, f"{field_name}: the uploaded file is empty")
-    try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise ApiError(422, f"{field_name}: too many pixels ({exc}); the limit is {max_pixels:,}") from None
-    except Exception:  # UnidentifiedImageError and friends: not an image Pillow knows
-        raise ApiError(422, f"{field_name}: not a supported image (the content is not "
-                       f"{', '.join(FORMATS)})") from None
-    w, h = img.size
-    if w * h > max_pixels:
-        raise ApiError(422, f"{field_name}: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
-                       "(start the server with --max-pixels to change it)")
-    return img
-
-
-def _decode(img: Any, field_name: str) -> Any:
-    """The pixels of an identified image, EXIF-upright (browsers show, and masks are drawn on, upright pixels)."""
-    from PIL import ImageOps
-
-    try:
-        img.load()
-        return ImageOps.exif_transpose(img)
-    except Exception as exc:
-        raise ApiError(422, f"{field_name}: the {img.format} file cannot be decoded ({exc})") from None
-
-
-def _check_content_type(upload: UploadFile, field_name: str) -> None:
-    ctype = (upload.content_type or "").split(";")[0].strip().lower()
-    if ctype and not ctype.startswith("image/") and ctype != "application/octet-stream":
-        raise ApiError(422, f"{field_name}: content type {ctype!r} is not an image; send PNG, JPEG, WebP, BMP, "
-                       "TIFF or GIF")
-
-
-def _decode_pair(token: CancelToken, image: Any, mask: Any) -> tuple[Any, Any]:
-    """Both images decoded and checked to be the same size (stops once ``token`` is cancelled)."""
-    img = _decode(image, "image")
-    token.check()
-    mask = _decode(mask, "mask")
-    if img.size != mask.size:
-        raise ApiError(422, f"the mask is {mask.size[0]}x{mask.size[1]} but the image is "
-                       f"{img.size[0]}x{img.size[1]} (width x height); they must be the same size")
-    token.check()
-    return img, mask
-
-
-@contextlib.contextmanager
-def _user_errors(method: str) -> Iterator[None]:
-    """Maps what ``inpaint`` raises for the user's input or a missing install to API errors."""
-    try:
-        yield
-    except (MissingExtraError, FileNotFoundError) as exc:  # an optional package, or weights not installed
-        raise ApiError(501, f"method {method!r} is not available here: {exc}") from None
-    except ValueError as exc:  # MaskError, InpaintInputError: the user's input
-        raise ApiError(422, str(exc)) from None
-
-
-def _png(out: Any, like: Any) -> bytes:
-    """PNG bytes of a PIL result, with the input's ICC profile."""
-    buf = io.BytesIO()
-    icc = like.info.get("icc_profile")
-    out.save(buf, format="PNG", **({"icc_profile": icc} if icc else {}))
-    return buf.getvalue()
-
-
-def _run_inpaint(token: CancelToken, image: Any, mask: Any, method: str, **opts: Any) -> tuple[bytes, float]:
-    """Decodes, inpaints and encodes to PNG (in a worker thread, holding the job budget); stops between steps, and
-    at every torch module call, once ``token`` is cancelled."""
-    img, mask = _decode_pair(token, image, mask)
-    start = time.perf_counter()
-    with _user_errors(method):
-        out = inpaint(img, mask, method=method, **opts)
-    seconds = time.perf_counter() - start
-    token.check()
-    return _png(out, img), seconds
-
-
-def _run_variations(token: CancelToken, report: ProgressFeed, image: Any, mask: Any, method: str, samples: int,
-                    seed: int, device: str | None, **opts: Any) -> dict[str, Any]:
-    """The ``samples`` fills of seeds ``seed, seed + 1, ...`` (in a worker thread, holding the job budget).
-
-    Reports, through ``report``, a ``progress`` event after each pass of the method's transformer (its ``prior``
-    module, when it has one: the slow stage) and a ``variation`` event with the PNG of each fill as it is done;
-    returns the closing ``done`` event. The model is loaded once; each seed gets a shallow copy of the inpainter.
-    """
-    from torchworks.inpainting.api import get_inpainter
-    from torchworks.inpainting.diversity import with_seed
-
-    img, mask = _decode_pair(token, image, mask)
-    with _user_errors(method):
-        base = get_inpainter(method, seed=seed)
-        if hasattr(base, "to"):
-            base.to(device or "auto")
-    prior = getattr(base, "prior", None)
-    steps = int(getattr(base, "steps", 1)) if isinstance(prior, torch.nn.Module) else 0
-    total, done = samples * (steps + 1), 0  # steps transformer passes + one upsampling per variation
-
-    def step(*_: Any) -> None:
-        nonlocal done
-        done += 1
-        report({"event": "progress", "stage": "transformer", "done": done, "total": total})
-
-    hook = prior.register_forward_hook(step) if steps else None
-    start = time.perf_counter()
-    try:
-        for i in range(samples):
-            t0 = time.perf_counter()
-            with _user_errors(method):
-                out = inpaint(img, mask, method=with_seed(base, seed + i), **opts)
-            seconds = time.perf_counter() - t0
-            token.check()
-            done = (i + 1) * (steps + 1)
-            report({"event": "variation", "index": i, "seed": seed + i, "seconds": round(seconds, 4),
-                    "done": done, "total": total, "png": base64.b64encode(_png(out, img)).decode("ascii")})
-    finally:
-        if hook is not None:
-            hook.remove()
-    return {"event": "done", "samples": samples, "seconds": round(time.perf_counter() - start, 4)}
-
-
 def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000, queue_size: int = 8,
                allowed_hosts: Sequence[str] = LOOPBACK_HOSTS, max_jobs: int = 2, max_busy_pixels: int | None = None,
                device: str = "auto") -> FastAPI:
@@ -413,9 +276,9 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
             raise ApiError(422, f"unknown method {method!r}{hint}", close_matches=close)
 
     async def read_pair(image: UploadFile, mask: UploadFile) -> tuple[Any, Any]:
-        _check_content_type(image, "image")
-        _check_content_type(mask, "mask")
-        return _identify(await image.read(), "image", max_pixels), _identify(await mask.read(), "mask", max_pixels)
+        check_content_type(image, "image")
+        check_content_type(mask, "mask")
+        return identify(await image.read(), "image", max_pixels), identify(await mask.read(), "mask", max_pixels)
 
     @app.post(INPAINT_PATH, response_class=Response, responses={
         200: {"content": {"image/png": {}}, "description": "the inpainted image, PNG (lossless); header "
@@ -437,7 +300,7 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
         seeded = {"seed": seed} if seed is not None and is_pluralistic(method) else {}
 
         def work(token: CancelToken) -> tuple[bytes, float]:
-            return _run_inpaint(token, img, msk, method, dilate=dilate, feather=feather, strategy=strategy,
+            return run_inpaint(token, img, msk, method, dilate=dilate, feather=feather, strategy=strategy,
                                 **device_opts, **seeded)
 
         try:
@@ -485,7 +348,7 @@ def create_app(max_upload_bytes: int = 20 * 2**20, max_pixels: int = 25_000_000,
         feed = ProgressFeed()
 
         def work(token: CancelToken) -> dict[str, Any]:
-            return _run_variations(token, feed, img, msk, method, samples, seed, device_opts.get("device"),
+            return run_variations(token, feed, img, msk, method, samples, seed, device_opts.get("device"),
                                    dilate=dilate, feather=feather, strategy=strategy)
 
         job = asyncio.ensure_future(run_job(admission, img.size[0] * img.size[1], work, _disconnect(request)))
