@@ -234,3 +234,50 @@ def test_cli_samples_writes_k_distinct_completions_and_refuses_single_answer_met
     finally:
         INPAINTERS._entries.pop("ict_scenes", None)  # test-only entry; the registry has no public removal
         INPAINTERS._meta.pop("ict_scenes", None)
+
+
+def test_upsampler_started_from_a_lama_checkpoint_computes_what_the_lama_did(tmp_path):
+    # init_from: a LaMa training checkpoint starts an ICT upsampler (7 inputs instead of 4); the prior's 3 input
+    # channels start at zero, so before any training the upsampler's output equals the LaMa's on the same input,
+    # whatever the prior image; the discriminator is taken over too. A checkpoint of another size is refused.
+    from torchworks.core.checkpoint import save_checkpoint
+    from torchworks.core.errors import CheckpointError
+    from torchworks.inpainting.task import InpaintGANTask, InpaintTaskConfig
+
+    torch.manual_seed(0)
+    lama = InpaintGANTask(InpaintTaskConfig(generator="lama_tiny", discriminator="lama_discriminator_tiny",
+                                            perceptual=0.0, crop=32, load_size=40))
+    with torch.no_grad():  # non-trivial batch-norm statistics, so the copy of every buffer matters
+        for m in lama.generator.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    ckpt = save_checkpoint(tmp_path / "lama.ckpt", {"task": lama.state_dict()})
+    prior = build_model("ict_prior_tiny")
+    prior.palette.copy_(torch.rand(16, 3))
+    save_model(tmp_path / "prior.safetensors", prior)
+    up = InpaintGANTask(InpaintTaskConfig(generator="ict_upsampler_tiny", discriminator="lama_discriminator_tiny",
+                                          prior=str(tmp_path / "prior.safetensors"), perceptual=0.0, crop=32,
+                                          load_size=40, init_from=str(ckpt)))
+    image, mask = torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+    mask[..., 6:20, 3:15] = 1
+    lama.eval(), up.eval()
+    with torch.no_grad():
+        want = lama(image, mask)
+        got = up(image, mask)
+        prior_input = up.generator(torch.cat([image * (1 - mask), mask, torch.rand(2, 3, 32, 32)], 1))
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(prior_input, want, rtol=0, atol=1e-6)
+    for key, value in lama.discriminator.state_dict().items():
+        assert torch.equal(up.discriminator.state_dict()[key], value)
+    # the exported generator alone starts the generator the same way
+    save_model(tmp_path / "lama_gen.safetensors", lama.generator)
+    gen_only = InpaintGANTask(InpaintTaskConfig(generator="ict_upsampler_tiny", discriminator="lama_discriminator_tiny",
+                                                prior=str(tmp_path / "prior.safetensors"), perceptual=0.0,
+                                                crop=32, load_size=40, init_from=str(tmp_path / "lama_gen.safetensors")))
+    gen_only.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(gen_only(image, mask), want, rtol=0, atol=1e-6)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        InpaintGANTask(InpaintTaskConfig(generator="lama_small", discriminator="lama_discriminator_tiny",
+                                         perceptual=0.0, crop=32, load_size=40, init_from=str(ckpt)))

@@ -229,6 +229,41 @@ class PhotoSplit:
         return PhotoCrops(held, c.crop, MASKS.build(c.val_masks), c.mask_size, c.val_seed, False) if held else None
 
 
+def warm_start(generator: torch.nn.Module, discriminator: torch.nn.Module | None, path: str | Path) -> None:
+    """Loads trained weights into ``generator`` (and ``discriminator``, when ``path`` is an ``inpaint_gan`` training
+    checkpoint) in place; see ``InpaintTaskConfig.init_from``.
+
+    Raises:
+        FileNotFoundError, CheckpointError: no such file, not a torchworks checkpoint, or weights that do not fit
+            (other than by extra input channels).
+    """
+    from torchworks.core.checkpoint import load_checkpoint, load_weights
+    from torchworks.core.errors import CheckpointError
+
+    state = load_checkpoint(path)
+    task = state.get("task")
+    if isinstance(task, dict) and any(k.startswith("generator.") for k in task):
+        parts = {name: {k[len(name) + 1:]: v for k, v in task.items() if k.startswith(name + ".")}
+                 for name in ("generator", "discriminator")}
+    elif isinstance(state.get("model"), dict):
+        parts = {"generator": state["model"], "discriminator": {}}
+    else:
+        raise CheckpointError(f"{path}: neither an inpaint_gan training checkpoint nor an exported generator")
+    for name, module in (("generator", generator), ("discriminator", discriminator)):
+        weights = parts[name]
+        if module is None or not weights:
+            continue
+        own, fitted = module.state_dict(), dict(weights)
+        for key, value in weights.items():
+            mine = own.get(key)
+            if (mine is not None and value.dim() >= 2 and mine.dim() == value.dim() and mine.shape[1] > value.shape[1]
+                    and mine.shape[:1] + mine.shape[2:] == value.shape[:1] + value.shape[2:]):
+                wide = torch.zeros_like(mine)  # more input channels here: the new ones start at zero
+                wide[:, :value.shape[1]] = value
+                fitted[key] = wide
+        load_weights(module, fitted, source=f"{path} ({name})")
+
+
 @dataclass
 class InpaintTaskConfig(PhotoDataConfig):
     """Settings of the inpainting GAN tasks (defaults: LaMa's recipe on 64 px face crops); the data fields are
@@ -248,6 +283,11 @@ class InpaintTaskConfig(PhotoDataConfig):
             ``in_channels: 7``). In training the prior is the ground truth quantized to the prior's palette, as
             ICT trains its upsampler; ``prior_noise`` of the hole tokens are swapped for one of their 4 nearest
             palette colours to mimic the transformer's errors (ICT's ``prior_random_degree``).
+        init_from: start from trained weights instead of random ones: a training checkpoint of an ``inpaint_gan``
+            run (generator and discriminator) or an exported generator file. Weights that have more input
+            channels here (an ICT upsampler started from a LaMa generator: 7 inputs instead of 4) keep the trained
+            ones for the first channels and start at zero for the others, so the started model computes exactly
+            what the trained one did until it learns to use the new inputs. A resumed run ignores it.
     """
 
     objective: Literal["lama", "context_encoder"] = "lama"
@@ -267,6 +307,7 @@ class InpaintTaskConfig(PhotoDataConfig):
     betas: tuple[float, float] = (0.9, 0.999)
     prior: str | None = None
     prior_noise: float = 0.1
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -301,6 +342,8 @@ class InpaintGANTask(Task):
             self.prior_palette, self.prior_size = prior.palette.detach().float().clone(), int(prior.size)
             d2 = torch.cdist(self.prior_palette, self.prior_palette)
             self.prior_neighbours = d2.topk(min(5, len(d2)), largest=False).indices[:, 1:]  # (K, <=4) not itself
+        if cfg.init_from is not None:
+            warm_start(self.generator, self.discriminator, cfg.init_from)
 
     def train_dataset(self) -> Dataset:
         return self.photos.train()
