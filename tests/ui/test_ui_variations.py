@@ -212,16 +212,19 @@ class SlowPrior(torch.nn.Module):
 
 
 class SlowPluralistic(Inpainter):
-    """A pluralistic stand-in: ``steps`` passes of its prior, then a flat fill whose grey level is the seed's."""
+    """A pluralistic stand-in: ``steps`` passes of its prior, each reported to the ``progress`` callback as the
+    ICT inpainter does, then a flat fill whose grey level is the seed's."""
 
     steps = 4
 
     def __init__(self, seed: int = 0) -> None:
-        self.seed, self.prior = seed, SlowPrior()
+        self.seed, self.prior, self.progress = seed, SlowPrior(), None
 
     def fill(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        for _ in range(self.steps):
+        for k in range(self.steps):
             self.prior(image)
+            if self.progress is not None:
+                self.progress(k + 1, self.steps)
         return torch.full_like(image, (self.seed % 10) / 10)
 
 

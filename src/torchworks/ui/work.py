@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import torch
 from fastapi import UploadFile
 
 from torchworks.inpainting.api import inpaint
@@ -116,9 +115,10 @@ def run_variations(token: CancelToken, report: ProgressFeed, image: Any, mask: A
                     seed: int, device: str | None, **opts: Any) -> dict[str, Any]:
     """The ``samples`` fills of seeds ``seed, seed + 1, ...`` (in a worker thread, holding the job budget).
 
-    Reports, through ``report``, a ``progress`` event after each pass of the method's transformer (its ``prior``
-    module, when it has one: the slow stage) and a ``variation`` event with the PNG of each fill as it is done;
-    returns the closing ``done`` event. The model is loaded once; each seed gets a shallow copy of the inpainter.
+    Reports, through ``report``, a ``progress`` event after each pass of the method's transformer (the
+    inpainter's ``progress`` callback, when it has one: the slow stage) and a ``variation`` event with the PNG of
+    each fill as it is done; returns the closing ``done`` event. The model is loaded once; each seed gets a
+    shallow copy of the inpainter.
     """
     from torchworks.inpainting.api import get_inpainter
     from torchworks.inpainting.diversity import with_seed
@@ -128,28 +128,23 @@ def run_variations(token: CancelToken, report: ProgressFeed, image: Any, mask: A
         base = get_inpainter(method, seed=seed)
         if hasattr(base, "to"):
             base.to(device or "auto")
-    prior = getattr(base, "prior", None)
-    steps = int(getattr(base, "steps", 1)) if isinstance(prior, torch.nn.Module) else 0
-    total, done = samples * (steps + 1), 0  # steps transformer passes + one upsampling per variation
+    steps = int(getattr(base, "steps", 1)) if hasattr(base, "progress") else 0
+    total, current = samples * (steps + 1), 0  # steps transformer passes + one upsampling per variation
 
-    def step(*_: Any) -> None:
-        nonlocal done
-        done += 1
-        report({"event": "progress", "stage": "transformer", "done": done, "total": total})
+    def on_pass(step: int, _steps: int) -> None:  # the inpainter's progress callback, after each transformer pass
+        report({"event": "progress", "stage": "transformer", "done": current * (steps + 1) + step, "total": total})
 
-    hook = prior.register_forward_hook(step) if steps else None
     start = time.perf_counter()
-    try:
-        for i in range(samples):
-            t0 = time.perf_counter()
-            with _user_errors(method):
-                out = inpaint(img, mask, method=with_seed(base, seed + i), **opts)
-            seconds = time.perf_counter() - t0
-            token.check()
-            done = (i + 1) * (steps + 1)
-            report({"event": "variation", "index": i, "seed": seed + i, "seconds": round(seconds, 4),
-                    "done": done, "total": total, "png": base64.b64encode(_png(out, img)).decode("ascii")})
-    finally:
-        if hook is not None:
-            hook.remove()
+    for current in range(samples):
+        t0 = time.perf_counter()
+        fill = with_seed(base, seed + current)  # a shallow copy: the shared model's callback is never touched
+        if steps:
+            fill.progress = on_pass
+        with _user_errors(method):
+            out = inpaint(img, mask, method=fill, **opts)
+        seconds = time.perf_counter() - t0
+        token.check()
+        report({"event": "variation", "index": current, "seed": seed + current, "seconds": round(seconds, 4),
+                "done": (current + 1) * (steps + 1), "total": total,
+                "png": base64.b64encode(_png(out, img)).decode("ascii")})
     return {"event": "done", "samples": samples, "seconds": round(time.perf_counter() - start, 4)}
