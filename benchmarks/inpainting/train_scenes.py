@@ -13,6 +13,8 @@ beside it. Usage, from the repository root::
     .venv/bin/python benchmarks/inpainting/train_scenes.py eval CKPT --results /work/runs/issue20
     # ship: safetensors + model card (numbers from the eval json) into src/torchworks/inpainting/pretrained
     .venv/bin/python benchmarks/inpainting/train_scenes.py export CKPT --name lama_scenes128 --results ...
+    # training curves of the A/B runs (every model and seed) and of the long run, as one figure
+    .venv/bin/python benchmarks/inpainting/train_scenes.py curves --results /work/runs/issue20
 
 Nothing here is timed against a reference: CPU seconds are reported for the record (training cost per model).
 """
@@ -226,6 +228,59 @@ def export(args: argparse.Namespace) -> Path:
     return path
 
 
+LABELS = {"lama": "LaMa", "relama": "ReLaMa (CBAM)", "plainconv": "plain-conv"}
+COLOURS = {"lama": "tab:blue", "relama": "tab:red", "plainconv": "tab:green"}
+
+
+def _series(csv: Path, column: str, window: int) -> tuple[list[int], list[float]]:
+    """(steps, values) of one metrics column, as a trailing mean over ``window`` logged rows (train losses of a
+    GAN step are noisy: one row is one batch of 8)."""
+    from torchworks.engine.logging import read_csv
+
+    rows = [r for r in read_csv(csv)[0] if column in r]
+    steps, values = [int(r["step"]) for r in rows], [float(r[column]) for r in rows]
+    smooth = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+              for i in range(len(values))]
+    return steps, smooth
+
+
+def curves(results: Path, out: Path, column: str = "train/l1_hole", window: int = 4) -> Path:
+    """One figure: left, ``column`` of every A/B run (a line per seed, one colour per model); right, the long run
+    (its first 1000 steps are the A/B seed-0 run it continued). Returns the PNG path."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.8))
+    ab, long = fig.subplots(1, 2)
+    drawn = 0
+    for model in SCENES128.generators:
+        for seed in SCENES128.seeds:
+            csv = run_dir(results, SCENES128, run_id("scenes", model, seed)) / "metrics.csv"
+            if csv.exists():
+                x, y = _series(csv, column, window)
+                ab.plot(x, y, color=COLOURS.get(model), alpha=0.8, linewidth=1.0,
+                        label=f"{LABELS.get(model, model)}" if seed == SCENES128.seeds[0] else None)
+                drawn += 1
+    ab.set_title(f"seed A/B: {column}, mean of {window} logged steps")
+    for model in SCENES128.generators:
+        csv = run_dir(results, long_preset(model, 1), run_id("scenes", model, 0)) / "metrics.csv"
+        if csv.exists():
+            x, y = _series(csv, column, 4 * window)
+            long.plot(x, y, color=COLOURS.get(model), linewidth=1.0, label=f"{LABELS.get(model, model)}, seed 0")
+            drawn += 1
+    long.set_title(f"long run: {column}, mean of {4 * window} logged steps")
+    if not drawn:
+        raise SystemExit(f"error: no metrics.csv of the A/B or the long run under {results}")
+    for ax in (ab, long):
+        ax.set_xlabel("step (batch 8, 128 px crops)")
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -243,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--n-train", type=int, default=392)
     x.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests only
     x.add_argument("--ab-cpu-seconds", type=float, default=0.0, help="CPU seconds of the A/B run it continued")
-    for s in (t, e, x):
+    c = sub.add_parser("curves", help="training curves of the A/B runs and the long run, one PNG")
+    c.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "inpainting" / "scenes128_curves.png")
+    for s in (t, e, x, c):
         s.add_argument("--results", type=Path, default=HERE / "results")
         s.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -251,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     elif args.cmd == "export":
         export(args)
+    elif args.cmd == "curves":
+        print(curves(args.results, args.out))
     else:
         out = args.results / "runs" / "scenes128long" / f"eval_{args.label}"
         res = evaluate_checkpoint(args.ckpt, args.label, out, args.threads, args.limit)
