@@ -152,8 +152,10 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def train_run(p: Preset, job: dict[str, Any], out: Path, threads: int) -> dict[str, Any]:
-    """Trains (or resumes) one run through the engine; returns its checkpoint, steps and timing."""
+def train_run(p: Preset, job: dict[str, Any], out: Path, threads: int,
+              trainer_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Trains (or resumes) one run through the engine; returns its checkpoint, steps and timing.
+    ``trainer_overrides``: trainer settings that change no result (e.g. ``log_every``)."""
     import torchworks.inpainting  # noqa: F401  (registers masks and inpainters)
     import torchworks.inpainting.nets  # noqa: F401
     import torchworks.inpainting.task  # noqa: F401  (registers the tasks)
@@ -163,6 +165,7 @@ def train_run(p: Preset, job: dict[str, Any], out: Path, threads: int) -> dict[s
     last = out / "checkpoints" / "last.ckpt"
     resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
     cfg = train_config(p, job["dataset"], job["model"], job["seed"], out, threads)
+    cfg["trainer"].update(trainer_overrides or {})
     t0, c0 = time.perf_counter(), time.process_time()
     res = train(cfg, resume=last if last.exists() else None, overwrite=not last.exists())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
