@@ -272,9 +272,10 @@ def test_upsampler_started_from_a_lama_checkpoint_computes_what_the_lama_did(tmp
         assert torch.equal(up.discriminator.state_dict()[key], value)
     # the exported generator alone starts the generator the same way
     save_model(tmp_path / "lama_gen.safetensors", lama.generator)
-    gen_only = InpaintGANTask(InpaintTaskConfig(generator="ict_upsampler_tiny", discriminator="lama_discriminator_tiny",
-                                                prior=str(tmp_path / "prior.safetensors"), perceptual=0.0,
-                                                crop=32, load_size=40, init_from=str(tmp_path / "lama_gen.safetensors")))
+    gen_only = InpaintGANTask(InpaintTaskConfig(
+        generator="ict_upsampler_tiny", discriminator="lama_discriminator_tiny",
+        prior=str(tmp_path / "prior.safetensors"), perceptual=0.0, crop=32, load_size=40,
+        init_from=str(tmp_path / "lama_gen.safetensors")))
     gen_only.eval()
     with torch.no_grad():
         torch.testing.assert_close(gen_only(image, mask), want, rtol=0, atol=1e-6)
