@@ -123,6 +123,18 @@ def test_data_verify(argv, fragments, files, tmp_path, capsys):
     check(argv, fragments, files, tmp_path, capsys)
 
 
+def test_data_verify_of_an_empty_data_dir_when_no_copy_exists_anywhere(files, tmp_path, capsys, monkeypatch):
+    # a clone without ../shared: the empty --data-dir is the only folder searched that exists; still "no copy"
+    # (exit 2), not four "missing" rows of a verification that failed (exit 1)
+    import torchworks.data.locate as locate
+
+    monkeypatch.setattr(locate, "shared_data_dirs", lambda: [])
+    monkeypatch.setenv("TORCHWORKS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHWORKS_DATA", raising=False)
+    check(["data", "verify", "fashion_mnist", "--data-dir", "{empty_dir}"],
+          ("no copy of 'fashion_mnist' in --data-dir",), files, tmp_path, capsys)
+
+
 @rows(
     ("missing-config", ["distill", "--config", "{missing}.yaml", "-o", "{out}"], ("config file not found",)),
     ("png-as-yaml", ["distill", "--config", "{photo}", "-o", "{out}"], ("PNG image", "YAML")),

@@ -28,11 +28,13 @@ def run(args: argparse.Namespace) -> int:
             from torchworks.core.errors import DataNotFoundError
 
             root = Path(args.data_dir).expanduser().absolute()  # not resolve(): a symlinked copy counts as there
-            if rows and not Path(rows[0].path).absolute().is_relative_to(root):
+            elsewhere = rows and not Path(rows[0].path).absolute().is_relative_to(root)
+            if elsewhere or all(not r.ok and r.detail == "missing" for r in rows):  # found elsewhere, or nothing here
                 raise DataNotFoundError(f"no copy of {args.name!r} in --data-dir {args.data_dir} (searched "
                                         f"{args.data_dir}/{data.get_spec(args.name).folder}, {args.data_dir}/"
-                                        f"{args.name} and {args.data_dir}); drop --data-dir to verify the copy at "
-                                        f"{Path(rows[0].path).parent}")
+                                        f"{args.name} and {args.data_dir})" + (
+                                            f"; drop --data-dir to verify the copy at {Path(rows[0].path).parent}"
+                                            if elsewhere else ""))
         bad = 0
         for path, ok, detail in rows:
             bad += not ok
