@@ -254,11 +254,17 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
              "hole L1). Means per run, size and mask family: "
              f"`{_shown(summary_csv(results, p))}` (per-image rows and image grids of the last seed's models next to "
              "the classical fills stay in the run folders, not committed: research-only image licences). "
-             f"Produced by `python benchmarks/inpainting/experiment.py{' --tiny' if p.name == 'tiny' else ''}`.")
+             f"Produced by `python benchmarks/inpainting/experiment.py{_preset_flag(p)}`.")
     status = (f"Status ({datetime.date.today()}): {n_done} of {len(queue)} queued jobs finished; {left}. "
               f"Plan `{p.name}` (hash {state.hash}).")
-    return {"title": "Experiment: LaMa vs ReLaMa vs plain-conv at equal parameter budget", "status": status,
-            "intro": intro, "train_size": p.crop, "labels": LABELS}
+    title = "Experiment: LaMa vs ReLaMa vs plain-conv at equal parameter budget"
+    if p.name == "scenes128":
+        title = "Experiment on general scenes (issue 20): LaMa vs ReLaMa vs plain-conv, 4.8 M parameters, 128 px"
+    return {"title": title, "status": status, "intro": intro, "train_size": p.crop, "labels": LABELS}
+
+
+def _preset_flag(p: Preset) -> str:
+    return {"tiny": " --tiny", "cpu64": ""}.get(p.name, f" --preset {p.name} --workers 2")
 
 
 def _n_train(spec: Any) -> int:
@@ -299,10 +305,16 @@ def write_csv(recs: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def section_name(p: Preset) -> str:
+    """The results section a preset's report owns: ``experiment`` (the face/scene 64 px study and the test plans),
+    ``experiment-scenes128`` for issue 20's general-scene A/B, which sits beside it in the same document."""
+    return "experiment-scenes128" if p.name == "scenes128" else "experiment"
+
+
 def write_report(p: Preset, state: State, queue: list[dict[str, Any]], results: Path, doc: Path) -> None:
     recs = records(state, p.families)
     write_csv(recs, summary_csv(results, p))
-    write_section(doc, "experiment", render(recs, report_meta(p, state, queue, results)), heading=None)
+    write_section(doc, section_name(p), render(recs, report_meta(p, state, queue, results)), heading=None)
     print(f"wrote the experiment section of {doc} and {summary_csv(results, p)}")
 
 

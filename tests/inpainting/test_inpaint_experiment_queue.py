@@ -154,3 +154,17 @@ def test_tiny_run_resumes_an_interrupted_training_from_its_checkpoint(tmp_path):
     assert exp.run_queue(TINY, state, queue, tmp_path, threads=1) == ["grid/faces"]
     assert state.result("grid/faces")["retrained"] == ["faces-lama-s0"]
     assert load_checkpoint(tmp_path / train_res["checkpoint"])["step"] == TINY.steps
+
+
+def test_the_general_scene_ab_reports_beside_the_64px_study_not_over_it(tmp_path):
+    # both reports go to docs/results/inpainting.md: each preset owns its own marked section
+    assert exp.section_name(experiment_plan.CPU64) == "experiment"
+    assert exp.section_name(experiment_plan.TINY) == "experiment"  # the test plan writes where the tests read
+    assert exp.section_name(experiment_plan.SCENES128) == "experiment-scenes128"
+    from _common import write_section
+
+    doc = tmp_path / "doc.md"
+    write_section(doc, exp.section_name(experiment_plan.CPU64), "64 px study", heading=None)
+    write_section(doc, exp.section_name(experiment_plan.SCENES128), "scenes A/B", heading=None)
+    text = doc.read_text()
+    assert "64 px study" in text and "scenes A/B" in text
