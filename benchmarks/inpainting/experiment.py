@@ -238,15 +238,22 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
     left = (f"about {sum(e for e in remaining if e) / 3600:.0f} h of single-core CPU time left by the estimate "
             "from step times measured on this machine (`--dry-run`)" if remaining else "complete")
     data = "; ".join(f"{d}: `{s.name}` {'/'.join(s.subdirs)} ({_n_train(s)} training photos)"
+                     + (f" from {', '.join(s.train_sources)}" if s.train_sources else "")
                      + (f", test = the last {s.holdout} photos (never trained on)" if s.holdout else "")
                      + (f", test = `{'/'.join(s.test_subdirs)}` first {s.test_limit}" if s.test_subdirs else "")
+                     + (f", test = {' + '.join(s.test_sources)} (never trained on)" if s.test_sources else "")
                      for d, s in p.datasets.items())
-    intro = (f"Generators (the first three at an equal parameter budget, the Context Encoder as a baseline): "
-             f"{params}; discriminators "
+    weight = p.task.get("perceptual", 0.0)  # LAMA_RECIPE has none
+    perceptual = (f"perceptual term x{weight:g} on EfficientNet-Lite0 ImageNet features" if weight
+                  else "no perceptual term")
+    ce = "ce" in p.generators
+    intro = ("Generators (the first three at an equal parameter budget"
+             f"{', the Context Encoder as a baseline' if ce else ''}): {params}; discriminators "
              f"{', '.join(sorted({d for d, _ in p.discriminators.values()}))}. Data: {data}. Training: "
              f"{p.steps} steps, batch {p.batch}, {p.crop} px crops, seeds {', '.join(map(str, p.seeds))}, LaMa's "
-             "large training masks and loss stack (hole L1 x10, no perceptual term; the Context Encoder keeps its "
-             "L2 + adversarial objective). Evaluation: the final checkpoint of each run on the test images with "
+             f"large training masks and loss stack (hole L1 x10, {perceptual}"
+             f"{'; the Context Encoder keeps its L2 + adversarial objective' if ce else ''}). "
+             "Evaluation: the final checkpoint of each run on the test images with "
              "the harness's fixed mask streams (families " + ", ".join(p.families) + "; below 256 px LaMa's masks "
              "are drawn at 256 px and area-resized), at the training size and, for resolution transfer, "
              "larger, where the model runs at the full size; no "
