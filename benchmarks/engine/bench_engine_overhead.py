@@ -101,9 +101,8 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/engine/bench_engine_overhead.py --steps {args.steps} --repeats {args.repeats}`",
         "",
-        f"Machine: {machine.describe()}. "
-        + ("Shared machine (load above its cores): " if machine.busy else "")
-        + "read the CPU-time ratio, not the seconds.",
+        f"Machine: {machine.describe()}."
+        + (" Shared machine (load above its cores): read the CPU-time ratio, not the seconds." if machine.busy else ""),
         "",
         f"Recipe: fashion_mlp (784-256-128-10), AdamW lr 2e-3 cosine, batch 128, {args.steps} steps, "
         "55k training images; test accuracy on the 10k test set. The Trainer's wall time includes Fabric set-up, "
