@@ -216,9 +216,9 @@ def write(args, machine, commit, gap, runs, scale, scale_cached) -> None:
         "",
         f"Command: `python {shlex.join(['benchmarks/transformer/bench_generate.py', *sys.argv[1:]])}`",
         "",
-        f"Machine: {machine.describe()}. Every process ran with one thread (`OMP_NUM_THREADS=1`); "
-        + ("the machine was shared with other jobs (load above the core count), so wall times are inflated: compare "
-           "CPU seconds. " if machine.busy else "")
+        f"Machine: {machine.describe()}. Every process ran with one thread (`OMP_NUM_THREADS=1`)"
+        + ("; the machine was shared with other jobs (load above the core count), so wall times are inflated: "
+           "compare CPU seconds. " if machine.busy else ". ")
         + f"Medians of {n_runs} samples per sampler, the three samplers alternating in {args.rounds} rounds.",
         "",
         "Same model for both: a 0.80M-parameter checkpoint written by nanoGPT's `model.py` (the CPU recipe's size: 4 "
