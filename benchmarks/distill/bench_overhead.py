@@ -155,15 +155,18 @@ def main() -> None:
     fast += bench_batched([(64, 32, 32), (128, 16, 16), (256, 8, 8)], 8, 2)
     cpu_of = {m: c for m, c, _ in rows}
     base, kd = cpu_of.get("none"), cpu_of.get("kd")
+    load = os.getloadavg()[0]
     lines = [
         f"# Distillation: per-step cost of each method ({args.teacher} -> {args.student})", "",
         "Command: `OMP_NUM_THREADS=1 nice -n 10 python benchmarks/distill/bench_overhead.py "
         f"--steps {args.steps} --warmup {args.warmup}` (method rows cached in `benchmarks/distill/overhead_rows.json`; "
         "`--reuse` re-renders them and re-measures only NST/FSP)  ",
         f"Machine: {_cpu_name()}, torch {torch.__version__}, 1 thread, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared with other jobs); "
-        f"took {time.time() - t0:.0f} s" + (" (NST/FSP only; the cached method rows were measured at a load "
-                                            "average of ~12 over about 25 minutes)." if reused else "."), "",
+        f"load average {load:.1f} on {os.cpu_count()} cores"
+        + (" (shared with other jobs: wall times are inflated, CPU times much less)" if load > (os.cpu_count() or 1)
+           else "")
+        + f"; took {time.time() - t0:.0f} s" + (" (NST/FSP only; the method rows are reused from the earlier run "
+                                                "in `--reuse`)." if reused else "."), "",
         f"One step = training_step + backward + SGD, batch {args.batch} CIFAR-10 images, float32, channels-last. "
         "Medians over the timed steps. CPU = process CPU time (the reliable figure under contention); "
         "overhead = CPU time / CPU time of `none` (plain student step: CE only, teacher not run). "
