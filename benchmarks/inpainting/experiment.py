@@ -267,6 +267,9 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
     title = "Experiment: LaMa vs ReLaMa vs plain-conv at equal parameter budget"
     if p.name == "scenes128":
         title = "Experiment on general scenes (issue 20): LaMa vs ReLaMa vs plain-conv, 4.8 M parameters, 128 px"
+        intro += ("\n\nTraining curves of every run (hole L1 of the training batches; `python "
+                  "benchmarks/inpainting/train_scenes.py curves`):\n\n"
+                  "![training curves](inpainting/scenes128_curves.png)")
     return {"title": title, "status": status, "intro": intro, "train_size": p.crop, "labels": LABELS}
 
 
