@@ -270,7 +270,8 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
         intro += ("\n\nTraining curves of every run (hole L1 of the training batches; `python "
                   "benchmarks/inpainting/train_scenes.py curves`):\n\n"
                   "![training curves](inpainting/scenes128_curves.png)")
-    return {"title": title, "status": status, "intro": intro, "train_size": p.crop, "labels": LABELS}
+    return {"title": title, "status": status, "intro": intro, "train_size": p.crop, "labels": LABELS,
+            "families": tuple(p.families)}
 
 
 def _preset_flag(p: Preset) -> str:

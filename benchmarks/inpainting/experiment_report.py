@@ -32,16 +32,20 @@ CASES = {"scratches": ("thin",), "region": ("medium", "box"), "large": ("thick",
 """The seed project's three cases as mask families (the same as ``torchworks.inpainting.evaluate.PRESETS``)."""
 
 
-def case_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def case_records(records: list[dict[str, Any]], planned: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Per (data set, method, seed, size): one record per seed case, the mean of its families' values (area and
-    metrics); a case is left out where one of its families is missing."""
+    metrics); a case is left out where one of its families is missing. ``planned``: the mask families the plan
+    evaluates; a case then stands for its members among them (the scenes128 plan has no ``box`` / ``center``: its
+    region case is ``medium`` alone, its large case ``thick`` alone)."""
+    cases = CASES if planned is None else {c: tuple(f for f in m if f in set(planned)) for c, m in CASES.items()}
+    cases = {c: m for c, m in cases.items() if m}
     keys = ["area", *(k for k, _, _ in METRICS)]
     groups: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["dataset"], r["method"], r["seed"], r["size"]), {})[r["family"]] = r
     out = []
     for (ds, method, seed, size), fams in groups.items():
-        for case, members in CASES.items():
+        for case, members in cases.items():
             if all(f in fams for f in members):
                 out.append({"dataset": ds, "method": method, "seed": seed, "size": size, "family": case,
                             **{k: sum(fams[f][k] for f in members) / len(members) for k in keys}})
@@ -210,12 +214,14 @@ def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                         va, vb = vals(ds, size, fam, a, key), vals(ds, size, fam, b, key)
                         if va and vb:
                             verdicts.append((ds, size, fam, f"{a} - {b}", key, compare(va, vb, a in det, b in det)))
-    cases = case_records(records)
+    planned = meta.get("families")
+    cases = case_records(records, planned)
+    case_map = CASES if planned is None else {c: tuple(f for f in m if f in planned) for c, m in CASES.items()}
     case_verdicts: list[tuple[str, int, str, str, str, dict[str, Any]]] = []
     if cases:
         out += ["", "### The seed project's three cases", "",
                 "Each run's value for a case is the mean over its mask families (" + "; ".join(
-                    f"{c} = {' + '.join(f)}" for c, f in CASES.items()) + "), then mean ± std over seeds.", "",
+                    f"{c} = {' + '.join(f)}" for c, f in case_map.items() if f) + "), then mean ± std over seeds.", "",
                 "| data | px | case | method | seeds | " + " | ".join(t for _, t, _ in METRICS) + " |",
                 "|---|---|---|---|---|" + "---:|" * len(METRICS)]
 

@@ -85,7 +85,8 @@ def test_no_benchmark_hard_codes_the_core_count():
     assert hard == []
 
 
-SECTIONS = {"inpainting.md": ["classical", "metric-weights", "masks", "large-photos", "photos", "speed", "experiment"],
+SECTIONS = {"inpainting.md": ["classical", "metric-weights", "masks", "large-photos", "photos", "speed", "experiment",
+                              "experiment-scenes128"],
             "sequence.md": ["bench_lstm", "bench_forecast"],
             "transformer.md": ["gpt", "translation", "bert", "vit", "bert_long", "precision", "parity"]}
 

@@ -129,3 +129,18 @@ def test_resolution_transfer_pairs_each_seed_with_itself():
     assert "| scenes | scratches | telea | -0.75 |" in md
     assert ("LaMa vs plain: the difference of the transfer changes exceeds the seed spread in 1 of 1 cells (1 in "
             "favour of LaMa): scenes scratches at 256 px (+2.17 dB, spread 0.72)") in md
+
+
+def test_a_plan_without_box_and_centre_holes_keeps_all_three_cases():
+    # the scenes128 plan evaluates thin, medium and thick only: region = medium, large = thick (not left out)
+    rows = [{"dataset": "scenes", "method": "lama", "seed": s, "size": 256, "family": fam, "area": 0.2,
+             "psnr_hole": v + s, "ssim": 0.8, "l1_hole": 0.1}
+            for s in (0, 1) for fam, v in (("thin", 19.0), ("medium", 17.0), ("thick", 15.0))]
+    assert {r["family"] for r in case_records(rows)} == {"scratches"}  # without the plan: whole cases only
+    cases = {(r["seed"], r["family"]): r["psnr_hole"] for r in case_records(rows, ("thin", "medium", "thick"))}
+    assert cases == {(0, "scratches"): 19.0, (0, "region"): 17.0, (0, "large"): 15.0,
+                     (1, "scratches"): 20.0, (1, "region"): 18.0, (1, "large"): 16.0}
+    md = render(rows, {"title": "T", "train_size": 128, "labels": {"lama": "LaMa"},
+                       "families": ("thin", "medium", "thick")})
+    assert "(scratches = thin; region = medium; large = thick)" in md
+    assert "| scenes | 256 | large | LaMa | 2 | 15.50 ± 0.71 |" in md
