@@ -187,8 +187,10 @@ torchworks inpaint-eval --images ../shared/data/bsds500_images/test ../shared/da
 def export(args: argparse.Namespace) -> Path:
     """Writes ``pretrained/<name>.safetensors`` and its card, evaluated through the registered name exactly as
     the card's Reproduce command does."""
+    from experiment import recalibrated_generator
+
     import torchworks.inpainting.nets  # noqa: F401  (registers the generators)
-    from torchworks.core.checkpoint import load_checkpoint, load_model, save_model
+    from torchworks.core.checkpoint import load_checkpoint, save_model
     from torchworks.inpainting import learned
 
     if args.name not in learned.SHIPPED:
@@ -198,7 +200,7 @@ def export(args: argparse.Namespace) -> Path:
     gen_name = ((state.get("config") or {}).get("task") or {}).get("generator")
     if gen_name != entry["model"]:
         raise SystemExit(f"error: {args.ckpt} trains {gen_name!r}, {args.name} ships {entry['model']!r}")
-    gen = load_model(args.ckpt, expect=gen_name).eval()
+    gen = recalibrated_generator(args.ckpt)  # precise BN: the running averages lag behind a GAN run's weights
     root = Path(os.environ.get("TORCHWORKS_PRETRAINED_DIR", learned.PRETRAINED_DIR))
     path = save_model(root / entry["file"], gen, spec={"name": gen_name, "kwargs": {}})
     learned._register()

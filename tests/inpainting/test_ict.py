@@ -282,3 +282,46 @@ def test_upsampler_started_from_a_lama_checkpoint_computes_what_the_lama_did(tmp
     with pytest.raises(CheckpointError, match="does not fit"):
         InpaintGANTask(InpaintTaskConfig(generator="lama_small", discriminator="lama_discriminator_tiny",
                                          perceptual=0.0, crop=32, load_size=40, init_from=str(ckpt)))
+
+
+def test_generator_recalibration_repairs_stale_batchnorm_statistics(tmp_path):
+    # A task whose generator's running statistics are stale (as after a short GAN run): eval-mode fills drift far
+    # from the train-mode ones; recalibrate_generator recomputes the statistics on the training stream and the two
+    # agree again. The weights do not move, and the task's mode is restored.
+    from PIL import Image
+
+    from torchworks.inpainting.task import InpaintGANTask, InpaintTaskConfig
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    torch.manual_seed(0)
+    task = InpaintGANTask(InpaintTaskConfig(generator="lama_tiny", discriminator="lama_discriminator_tiny",
+                                            perceptual=0.0, data=str(folder), holdout=0, crop=32, load_size=40,
+                                            repeat=20, train_masks="medium_256"))
+    bns = [m for m in task.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.running_mean.fill_(3.0), m.running_var.fill_(0.05)
+    data = task.train_dataset()
+    img = torch.stack([data[i][0] for i in range(4)])
+    mask = torch.stack([data[i][1] for i in range(4)])
+
+    def gap() -> float:
+        with torch.no_grad():
+            task.eval()
+            ev = task(img, mask)
+            task.generator.train()
+            tr = task(img, mask)
+        return float((ev - tr).abs().mean())
+
+    weights = [p.clone() for p in task.generator.parameters()]
+    stale = gap()
+    task.train()
+    assert task.recalibrate_generator(batches=6, batch_size=8) == len(bns)
+    assert task.training and all(torch.equal(a, b) for a, b in zip(weights, task.generator.parameters(), strict=True))
+    fixed = gap()
+    assert fixed < 0.25 * stale, (stale, fixed)
+    with pytest.raises(ValueError, match="need 8000 samples"):
+        task.recalibrate_generator(batches=1000, batch_size=8)

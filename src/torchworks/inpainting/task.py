@@ -367,6 +367,31 @@ class InpaintGANTask(Task):
             tokens = torch.where(flip, self.prior_neighbours[tokens, pick], tokens)
         return prior_image(tokens, self.prior_palette, self.prior_size, tuple(image.shape[-2:]))
 
+    def recalibrate_generator(self, batches: int = 60, batch_size: int = 8) -> int:
+        """Recomputes the generator's batch-norm statistics for its current weights (precise BN, see
+        :mod:`torchworks.nn.batchnorm`) on ``batches`` training batches: crops and masks of the training stream at
+        its last indices (deterministic, like every sample). Evaluation and export call this first: the running
+        averages of a short GAN run lag behind its weights. Returns the number of layers recalibrated."""
+        from torchworks.nn.batchnorm import recalibrate_batchnorm
+
+        data = self.train_dataset()
+        start = len(data) - batches * batch_size
+        if start < 0:
+            raise ValueError(f"{batches} batches of {batch_size} need {batches * batch_size} samples; the training "
+                             f"stream has {len(data)}")
+
+        def batch(b: int) -> tuple[torch.Tensor, torch.Tensor]:
+            items = [data[start + b * batch_size + j] for j in range(batch_size)]
+            return torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
+
+        was_training = self.training
+        self.eval()  # the task's own training-time randomness (the prior's noise) stays off
+        try:
+            return recalibrate_batchnorm(self.generator, (batch(b) for b in range(batches)),
+                                         forward=lambda _, xb: self(*xb))
+        finally:
+            self.train(was_training)
+
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Raw generator prediction (B, 3, H, W) for images (B, 3, H, W) in [0, 1] and masks (B, 1, H, W)."""
         parts = [image * (1.0 - mask), mask]
