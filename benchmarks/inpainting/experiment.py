@@ -80,6 +80,11 @@ RUN_TOKEN = os.environ.setdefault("TW_EXPERIMENT_RUN", uuid.uuid4().hex[:12])
 RESULTS = HERE / "results"
 
 
+RECALIBRATED_PLANS = {"scenes128"}
+"""Plans whose evaluations recompute the generators' batch-norm statistics first (see :func:`learned_inpainter`);
+the others were published without it, and their numbers stay reproducible as published."""
+
+
 def learned_inpainter(ckpt: Path, label: str, recalibrate: bool = True) -> Any:
     """An inpainter around a checkpoint's generator: no dilation or feathering (every method fills the same hole),
     full resolution for the fully convolutional models, resizing to its input size for the Context Encoder.
@@ -161,7 +166,7 @@ def run_job(job: dict[str, Any], p: Preset, state: State, results: Path, threads
         res = train_run(p, job, out, threads)
         return {**res, "checkpoint": _relative(Path(res["checkpoint"]), results)}
     ckpt = results / state.result(f"train/{rid}")["checkpoint"]
-    inp = learned_inpainter(ckpt, job["model"])
+    inp = learned_inpainter(ckpt, job["model"], recalibrate=p.name in RECALIBRATED_PLANS)
     per_size = evaluate_methods([inp], test_images(spec), p, out, p.eval_sizes)
     return {size: by_method[job["model"]] for size, by_method in per_size.items()}
 
@@ -216,7 +221,7 @@ def make_grid(job: dict[str, Any], p: Preset, state: State, results: Path, threa
             run = {"dataset": job["dataset"], "model": m, "seed": job["seed"]}
             ckpt = Path(train_run(p, run, run_dir(results, p, rid), threads)["checkpoint"])
             retrained.append(rid)
-        methods.append(learned_inpainter(ckpt, m))
+        methods.append(learned_inpainter(ckpt, m, recalibrate=p.name in RECALIBRATED_PLANS))
     images = test_images(p.datasets[job["dataset"]])[: p.grid_images]
     ev = evaluate(methods, images, list(p.families), size=p.eval_sizes[0], seed=0, grid_images=p.grid_images)
     out = results / "runs" / p.name / f"grid_{job['dataset']}"
@@ -275,7 +280,10 @@ def report_meta(p: Preset, state: State, queue: list[dict[str, Any]], results: P
              f"{p.steps} steps, batch {p.batch}, {p.crop} px crops, seeds {', '.join(map(str, p.seeds))}, LaMa's "
              f"large training masks and loss stack (hole L1 x10, {perceptual}"
              f"{'; the Context Encoder keeps its L2 + adversarial objective' if ce else ''}). "
-             "Evaluation: the final checkpoint of each run on the test images with "
+             "Evaluation: the final checkpoint of each run"
+             + (" (its batch-norm statistics first recomputed for its final weights on 60 training batches: precise "
+                "BN, since the running averages of these short GAN runs lag behind the weights)"
+                if p.name in RECALIBRATED_PLANS else "") + " on the test images with "
              "the harness's fixed mask streams (families " + ", ".join(p.families) + "; below 256 px LaMa's masks "
              "are drawn at 256 px and area-resized), at the training size and, for resolution transfer, "
              "larger, where the model runs at the full size; no "
