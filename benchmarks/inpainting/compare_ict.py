@@ -61,7 +61,10 @@ def learned_methods(args: argparse.Namespace) -> list[Any]:
 
     from torchworks.inpainting.learned import load_ict
 
-    out = [learned_inpainter(Path(p), name) for name, p in (("lama", args.lama), ("relama", args.relama)) if p]
+    # A training checkpoint (its run's config.yaml beside checkpoints/) gets precise BN as the A/B evaluations do;
+    # an exported model file was recalibrated when it was exported.
+    out = [learned_inpainter(Path(p), name, recalibrate=(Path(p).parent.parent / "config.yaml").is_file())
+           for name, p in (("lama", args.lama), ("relama", args.relama)) if p]
     out.append(_same_hole(load_ict(args.ict_prior, args.ict_upsampler, seed=0, device="cpu", name="ict")))
     return out
 
