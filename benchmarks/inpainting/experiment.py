@@ -119,7 +119,7 @@ def recalibrated_generator(ckpt: Path) -> Any:
     task = engine_run.build_task(run_cfg, task_cfg)
     task.load_state_dict(load_checkpoint(ckpt)["task"])
     task.recalibrate_generator()
-    return task.generator.eval()
+    return task.inference_generator.eval()  # the weight average when the run keeps one
 
 
 def summarise(rows: list[Any]) -> dict[str, dict[str, float]]:
@@ -180,9 +180,11 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def train_run(p: Preset, job: dict[str, Any], out: Path, threads: int,
-              trainer_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+              trainer_overrides: dict[str, Any] | None = None,
+              task_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Trains (or resumes) one run through the engine; returns its checkpoint, steps and timing.
-    ``trainer_overrides``: trainer settings that change no result (e.g. ``log_every``)."""
+    ``trainer_overrides``: trainer settings that change no result (e.g. ``log_every``); ``task_overrides``:
+    recipe changes on top of the preset (the long run's weight average), which the caller must report."""
     import torchworks.inpainting  # noqa: F401  (registers masks and inpainters)
     import torchworks.inpainting.nets  # noqa: F401
     import torchworks.inpainting.task  # noqa: F401  (registers the tasks)
@@ -193,6 +195,7 @@ def train_run(p: Preset, job: dict[str, Any], out: Path, threads: int,
     resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
     cfg = train_config(p, job["dataset"], job["model"], job["seed"], out, threads)
     cfg["trainer"].update(trainer_overrides or {})
+    cfg["task"].update(task_overrides or {})
     t0, c0 = time.perf_counter(), time.process_time()
     res = train(cfg, resume=last if last.exists() else None, overwrite=not last.exists())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

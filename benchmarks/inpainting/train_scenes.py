@@ -75,9 +75,10 @@ def train(args: argparse.Namespace) -> Path:
         print(f"continuing the A/B run {ab} (same recipe and seed)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "COMMITS", "a") as f:  # the code each session of the run used
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {_commit()}\n")
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {_commit()}" + (f" ema={args.ema}" if args.ema else "") + "\n")
     # log every 50 steps as the A/B runs did (the preset's steps // 20 would be 600 here): curves, not results
-    res = train_run(p, {"dataset": "scenes", "model": args.model, "seed": 0}, out, args.threads, {"log_every": 50})
+    res = train_run(p, {"dataset": "scenes", "model": args.model, "seed": 0}, out, args.threads, {"log_every": 50},
+                    {"ema": args.ema} if args.ema else None)
     with open(out / "sessions.jsonl", "a") as f:
         f.write(json.dumps(res) + "\n")
     print(json.dumps(res, indent=1))
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train or resume the long run")
     t.add_argument("--model", default="lama")
     t.add_argument("--steps", type=int, default=12000)
+    t.add_argument("--ema", type=float, default=0.0,
+                   help="decay of a weight average of the generator (0: off, the A/B recipe); a run resumed with it "
+                        "starts the average from its checkpoint (recorded in COMMITS)")
     e = sub.add_parser("eval", help="held-out evaluation of a checkpoint against the classical methods")
     e.add_argument("ckpt", type=Path)
     e.add_argument("--label", default="lama_scenes128")

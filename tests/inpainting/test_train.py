@@ -87,3 +87,95 @@ def test_config_errors_name_the_value(tmp_path):
     raw["task"]["holdout"] = 5
     with pytest.raises(ValueError, match="holdout=5"):
         train(raw, out_dir=tmp_path / "x")
+
+
+def _tiny_task(**kw):
+    from torchworks.inpainting.task import InpaintGANTask
+
+    torch.manual_seed(0)
+    return InpaintGANTask(InpaintTaskConfig(generator="lama_tiny", discriminator="lama_discriminator_tiny",
+                                            discriminator_args={"n_layers": 2}, perceptual=0.0,
+                                            data="samples/photos", holdout=1, crop=32, load_size=32, repeat=4,
+                                            train_masks="medium_256", lr_g=0.01, **kw))
+
+
+class _Stepper:
+    def __init__(self, opts):
+        self.opts = opts
+
+    def step(self, i, loss):
+        self.opts[i].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opts[i].step()
+
+
+def _batch(task, n=2):
+    data = task.train_dataset()
+    return torch.stack([data[i][0] for i in range(n)]), torch.stack([data[i][1] for i in range(n)])
+
+
+def test_generator_weight_average_follows_the_warmed_up_decay():
+    # ema = 0.9: after the first update the decay is min(0.9, 1 / 10) = 0.1, after the second min(0.9, 2 / 11).
+    task = _tiny_task(ema=0.9)
+    assert torch.equal(next(task.generator_ema.parameters()), next(task.generator.parameters()))
+    assert not any(p.requires_grad for p in task.generator_ema.parameters())
+    stepper, batch = _Stepper(task.configure_optimizers()), _batch(task)
+    want = [p.detach().clone() for p in task.generator.parameters()]
+    for decay in (0.1, 2 / 11):
+        task.training_step(batch, stepper)
+        want = [decay * w + (1 - decay) * p.detach() for w, p in zip(want, task.generator.parameters(), strict=True)]
+    for w, a in zip(want, task.generator_ema.parameters(), strict=True):
+        torch.testing.assert_close(a, w, rtol=1e-6, atol=1e-7)
+    assert int(task.ema_updates) == 2
+    moved = [not torch.equal(a, p) for a, p in zip(task.generator_ema.parameters(), task.generator.parameters(),
+                                                    strict=True)]
+    assert any(moved)  # the average lags behind the live weights
+    for a, b in zip(task.generator_ema.buffers(), task.generator.buffers(), strict=True):
+        assert torch.equal(a, b)  # batch-norm statistics are copied, not averaged
+    # Export, validation and recalibration use the average; the live generator is left alone.
+    assert task.export_model()[0] is task.generator_ema and task.inference_generator is task.generator_ema
+    live = [b.clone() for b in task.generator.buffers()]
+    task.recalibrate_generator(batches=1, batch_size=2)
+    assert all(torch.equal(a, b) for a, b in zip(live, task.generator.buffers(), strict=True))
+    ema_means = [b for n, b in task.generator_ema.named_buffers() if n.endswith("running_mean")]
+    live_means = [b for n, b in task.generator.named_buffers() if n.endswith("running_mean")]
+    assert ema_means and not all(torch.equal(a, b) for a, b in zip(ema_means, live_means, strict=True))
+
+
+def test_weight_average_saved_resumed_and_started_from_an_older_checkpoint():
+    task = _tiny_task(ema=0.99)
+    stepper, batch = _Stepper(task.configure_optimizers()), _batch(task)
+    for _ in range(3):
+        task.training_step(batch, stepper)
+    state = task.state_dict()
+    assert "ema_updates" in state and any(k.startswith("generator_ema.") for k in state)
+    again = _tiny_task(ema=0.99)
+    again.load_state_dict(state)
+    for a, b in zip(again.state_dict().values(), state.values(), strict=True):
+        assert torch.equal(a, b)
+    # A checkpoint written without the average (the run turned ema on when it resumed): it starts from the
+    # checkpoint's generator, with its warm-up counter at zero.
+    plain = _tiny_task()
+    assert plain.generator_ema is None and plain.export_model()[0] is plain.generator
+    old = {k: v for k, v in state.items() if not k.startswith("generator_ema.") and k != "ema_updates"}
+    resumed = _tiny_task(ema=0.99)
+    resumed.load_state_dict(old)
+    for a, b in zip(resumed.generator_ema.state_dict().values(), resumed.generator.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    assert int(resumed.ema_updates) == 0
+    with pytest.raises(ValueError, match=r"ema must be in \[0, 1\).*got 1.0"):
+        InpaintTaskConfig(ema=1.0)
+
+
+def test_a_run_resumed_with_ema_on_averages_from_there_and_exports_the_average(tmp_path):
+    sets = ["trainer.checkpoint_every=2", "trainer.eval_every=0"]
+    part = train(TINY, overrides=[*sets, "trainer.max_steps=2"], out_dir=tmp_path)
+    resumed = train(TINY, overrides=[*sets, "trainer.max_steps=4", "task.ema=0.9"], out_dir=tmp_path,
+                    resume=part["last_checkpoint"])
+    task = resumed["task"]
+    assert int(task.ema_updates) == 2  # steps 3 and 4
+    gen = load_model(resumed["last_checkpoint"], expect="lama_tiny")  # the exported model is the average
+    for a, b in zip(gen.state_dict().values(), task.generator_ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(gen.parameters(), task.generator.parameters(), strict=True))

@@ -119,7 +119,8 @@ def restore(state: Mapping[str, Any], task: nn.Module, optimizers: Sequence[Any]
     Raises:
         CheckpointError: the checkpoint was written for another task, model size or optimiser setup.
     """
-    load_weights(task, state["task"], source=source)
+    upgrade = getattr(task, "upgrade_state_dict", None)
+    load_weights(task, upgrade(state["task"]) if upgrade else state["task"], source=source)
     for kind, objs, saved in (("optimizer", optimizers, state["optimizers"]),
                               ("scheduler", schedulers, state["schedulers"])):
         if len(saved) != len(objs):

@@ -83,3 +83,9 @@ class Task(nn.Module):
     def export_model(self) -> tuple[nn.Module, dict[str, Any]] | None:
         """The deployable model and its ``{"name", "kwargs"}`` registry spec, saved with every checkpoint."""
         return None
+
+    def upgrade_state_dict(self, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A checkpoint's task weights as this task expects them, before they are loaded on resume: a task whose
+        config adds state that an older checkpoint lacks (e.g. a weight average turned on mid-run) fills it in
+        here. Default: unchanged."""
+        return state

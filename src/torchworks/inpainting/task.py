@@ -20,6 +20,8 @@ References:
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -288,6 +290,13 @@ class InpaintTaskConfig(PhotoDataConfig):
             channels here (an ICT upsampler started from a LaMa generator: 7 inputs instead of 4) keep the trained
             ones for the first channels and start at zero for the others, so the started model computes exactly
             what the trained one did until it learns to use the new inputs. A resumed run ignores it.
+        ema: decay of an exponential moving average of the generator's weights, updated after every generator
+            step (0: off). Validation, evaluation and export then use the average (``generator_ema``), with its
+            batch-norm statistics recomputed (:meth:`InpaintGANTask.recalibrate_generator`). The decay warms up
+            as min(ema, (1 + n) / (10 + n)) after n updates, so an average started late in a run (a resumed
+            checkpoint without one starts it from the current weights) follows them at first. With batch 8 and
+            LaMa's learning rate the weights wander between checkpoints: on 32 held-out photos the mean of the
+            LaMa's weights at steps 1600, 2000 and 2200 scored 0.3-0.4 dB above the best of the three alone.
     """
 
     objective: Literal["lama", "context_encoder"] = "lama"
@@ -308,11 +317,14 @@ class InpaintTaskConfig(PhotoDataConfig):
     prior: str | None = None
     prior_noise: float = 0.1
     init_from: str | None = None
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.lr_g <= 0 or self.lr_d <= 0:
             raise ValueError(f"learning rates must be positive, got {self.lr_g}, {self.lr_d}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if not 0.0 <= self.prior_noise <= 1.0:
             raise ValueError(f"prior_noise must be in [0, 1], got {self.prior_noise}")
         self.betas = tuple(self.betas)
@@ -344,6 +356,48 @@ class InpaintGANTask(Task):
             self.prior_neighbours = d2.topk(min(5, len(d2)), largest=False).indices[:, 1:]  # (K, <=4) not itself
         if cfg.init_from is not None:
             warm_start(self.generator, self.discriminator, cfg.init_from)
+        # The weight average (cfg.ema): a frozen copy, saved with the task; the generator itself is held in a list
+        # as well, because during a training step the engine puts its Fabric wrapper in its place.
+        self._raw_generator = [self.generator]
+        self.generator_ema: torch.nn.Module | None = None
+        if cfg.ema > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    @property
+    def inference_generator(self) -> torch.nn.Module:
+        """The generator that validation, evaluation and export use: the weight average when ``ema`` is on."""
+        return self.generator_ema if self.generator_ema is not None else self._raw_generator[0]
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """One step of the weight average (after a generator step); buffers (batch-norm statistics) are copied."""
+        if self.generator_ema is None:
+            return
+        n = int(self.ema_updates)
+        decay = min(self.cfg.ema, (1 + n) / (10 + n))
+        live = self._raw_generator[0]
+        for avg, cur in zip(self.generator_ema.parameters(), live.parameters(), strict=True):
+            avg.lerp_(cur, 1.0 - decay)
+        for avg, cur in zip(self.generator_ema.buffers(), live.buffers(), strict=True):
+            avg.copy_(cur)
+        self.ema_updates += 1
+
+    def upgrade_state_dict(self, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A checkpoint saved without the weight average (a run that turns ``ema`` on when it resumes) starts the
+        average from its generator, with the warm-up counter at zero."""
+        if self.generator_ema is None or any(k.startswith("generator_ema.") for k in state):
+            return state
+        state = dict(state)
+        for key, value in list(state.items()):
+            if key.startswith("generator."):
+                state["generator_ema." + key[len("generator."):]] = value
+        state.setdefault("ema_updates", torch.zeros((), dtype=torch.long))
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As :meth:`torch.nn.Module.load_state_dict`, through :meth:`upgrade_state_dict`."""
+        return super().load_state_dict(self.upgrade_state_dict(state_dict), strict=strict, assign=assign)
 
     def train_dataset(self) -> Dataset:
         return self.photos.train()
@@ -387,17 +441,22 @@ class InpaintGANTask(Task):
         was_training = self.training
         self.eval()  # the task's own training-time randomness (the prior's noise) stays off
         try:
-            return recalibrate_batchnorm(self.generator, (batch(b) for b in range(batches)),
-                                         forward=lambda _, xb: self(*xb))
+            gen = self.inference_generator
+            return recalibrate_batchnorm(gen, (batch(b) for b in range(batches)),
+                                         forward=lambda _, xb: gen(self.generator_input(*xb)))
         finally:
             self.train(was_training)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Raw generator prediction (B, 3, H, W) for images (B, 3, H, W) in [0, 1] and masks (B, 1, H, W)."""
+    def generator_input(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The generator's input: the masked image, the mask and (with a prior) the palette image."""
         parts = [image * (1.0 - mask), mask]
         if self.prior_palette is not None:
             parts.append(self._prior(image, mask))
-        return self.generator(torch.cat(parts, dim=1))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Raw generator prediction (B, 3, H, W) for images (B, 3, H, W) in [0, 1] and masks (B, 1, H, W)."""
+        return self.generator(self.generator_input(image, mask))
 
     def training_step(self, batch, opt=None):
         image, mask = batch
@@ -423,6 +482,7 @@ class InpaintGANTask(Task):
             out["adv_g"] = L.ns_generator_loss(fake_logits, 1.0 - c.rec)
         g_loss = sum(out.values())
         opt.step(0, g_loss)
+        self.update_ema()
         self.discriminator.requires_grad_(True)
 
         real = image.detach().requires_grad_(c.objective == "lama" and c.r1 > 0)
@@ -441,7 +501,8 @@ class InpaintGANTask(Task):
     @torch.no_grad()
     def validation_step(self, batch):
         image, mask = batch
-        comp = mask * self(image, mask).clamp(0, 1) + (1.0 - mask) * image
+        pred = self.inference_generator(self.generator_input(image, mask))
+        comp = mask * pred.clamp(0, 1) + (1.0 - mask) * image
         out = {"l1_hole": metrics.l1(comp, image, mask).mean(), "psnr_hole": metrics.psnr(comp, image, mask).mean()}
         if min(image.shape[-2:]) >= 11:
             out["ssim"] = metrics.ssim(comp, image).mean()
@@ -456,7 +517,7 @@ class InpaintGANTask(Task):
         return [self.generator, self.discriminator]
 
     def export_model(self):
-        return self.generator, {"name": self.cfg.generator, "kwargs": self.cfg.generator_args}
+        return self.inference_generator, {"name": self.cfg.generator, "kwargs": self.cfg.generator_args}
 
 
 @TASKS.register("inpaint_gan", config=InpaintTaskConfig)
