@@ -179,3 +179,20 @@ def test_a_run_resumed_with_ema_on_averages_from_there_and_exports_the_average(t
     for a, b in zip(gen.state_dict().values(), task.generator_ema.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert not all(torch.equal(a, b) for a, b in zip(gen.parameters(), task.generator.parameters(), strict=True))
+
+
+def test_init_from_a_run_with_a_weight_average_takes_the_average(tmp_path):
+    from torchworks.core.checkpoint import save_checkpoint
+    from torchworks.inpainting.task import warm_start
+
+    task = _tiny_task(ema=0.9)
+    stepper, batch = _Stepper(task.configure_optimizers()), _batch(task)
+    for _ in range(2):
+        task.training_step(batch, stepper)
+    save_checkpoint(tmp_path / "run.ckpt", {"task": task.state_dict()})
+    fresh = _tiny_task()
+    warm_start(fresh.generator, fresh.discriminator, tmp_path / "run.ckpt")
+    for a, b in zip(fresh.generator.state_dict().values(), task.generator_ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(fresh.discriminator.state_dict().values(), task.discriminator.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -233,7 +233,8 @@ class PhotoSplit:
 
 def warm_start(generator: torch.nn.Module, discriminator: torch.nn.Module | None, path: str | Path) -> None:
     """Loads trained weights into ``generator`` (and ``discriminator``, when ``path`` is an ``inpaint_gan`` training
-    checkpoint) in place; see ``InpaintTaskConfig.init_from``.
+    checkpoint) in place; see ``InpaintTaskConfig.init_from``. From a run with a weight average (``ema``) the
+    generator gets the average.
 
     Raises:
         FileNotFoundError, CheckpointError: no such file, not a torchworks checkpoint, or weights that do not fit
@@ -247,6 +248,9 @@ def warm_start(generator: torch.nn.Module, discriminator: torch.nn.Module | None
     if isinstance(task, dict) and any(k.startswith("generator.") for k in task):
         parts = {name: {k[len(name) + 1:]: v for k, v in task.items() if k.startswith(name + ".")}
                  for name in ("generator", "discriminator")}
+        ema = {k[len("generator_ema."):]: v for k, v in task.items() if k.startswith("generator_ema.")}
+        if ema:  # a run that kept a weight average: that is the generator it evaluates and exports
+            parts["generator"] = ema
     elif isinstance(state.get("model"), dict):
         parts = {"generator": state["model"], "discriminator": {}}
     else:
